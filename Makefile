@@ -1,0 +1,50 @@
+# The README's two commands are `make demo` and `make test`; everything else supports them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON ?= 3.11
+export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export CHECKPOINT_DISABLE := 1
+
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= .demo
+
+.PHONY: help install uv lint typecheck test demo bench-etl clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+$(BIN)/clientml: $(UV) uv.lock pyproject.toml modules/*/pyproject.toml
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+install: $(BIN)/clientml  ## Create .venv with every module and the clientml CLI
+
+lint: install  ## ruff (lint and format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install  ## mypy over every module
+	$(BIN)/mypy src modules/de/src modules/mle/src modules/ds/src
+
+test: install lint typecheck  ## The whole suite (lint, types, every test tier)
+	$(BIN)/pytest
+
+demo: install  ## Generate data and run the main job end to end on the embedded warehouse
+	rm -rf $(DEMO_DIR)
+	$(BIN)/clientml generate --out $(DEMO_DIR)/data --clients 20000 --seed 7 --bad-rows 0.01
+	$(BIN)/clientml pipeline --clients $(DEMO_DIR)/data/clients.csv --sales $(DEMO_DIR)/data/sales.csv \
+		--warehouse duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
+
+bench-etl: install  ## ETL benchmark: 100k and 1M clients on DuckDB and PostgreSQL vs a pandas reference
+	$(BIN)/python -m clientml_de.bench $(BENCH_ARGS)
+
+clean:  ## Remove generated state (keeps .venv)
+	rm -rf $(DEMO_DIR) .clientml .pytest_cache .mypy_cache .ruff_cache

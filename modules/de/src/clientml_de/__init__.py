@@ -1,0 +1,1 @@
+"""clientml de module."""

@@ -1,0 +1,1 @@
+"""clientml ds module."""

@@ -1,0 +1,1 @@
+"""clientml mle module."""

@@ -1,0 +1,1 @@
+"""clientml: command-line entry point of the client classification system."""

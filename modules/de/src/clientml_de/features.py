@@ -1,0 +1,231 @@
+"""The feature definition: one Ibis expression that DuckDB, PostgreSQL and Spark all execute.
+
+``feature_store`` has one row per client and as-of date. A client's as-of date is its
+``observation_date``, else the dataset's as-of date (from the dataset config, else the day after the
+latest sale). Activity features only use sales dated strictly before the as-of date.
+The columns are documented in ``modules/de/README.md`` ("feature_store columns").
+
+Money is summed as DECIMAL so that every engine, in any aggregation order, gives the same value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+
+from clientml_de.config import DatasetConfig
+from clientml_de.contract import ColumnType
+from clientml_de.warehouse import Warehouse
+
+FEATURE_STORE = "feature_store"
+KEY_COLUMNS = ("client_id", "as_of_date")
+BOOKKEEPING_COLUMNS = ("feature_set_version", "created_at")
+LABEL_COLUMN = "label"
+PROFILE_CATEGORIES = ("gender", "region", "segment", "acquisition_channel")
+# Bump when the meaning of a feature changes; the version also covers the dataset's feature knobs.
+FEATURE_CODE_VERSION = 1
+_MONEY = "decimal(38, 6)"
+
+
+class FeatureBuildError(Exception):
+    """The inputs do not allow a feature_store to be built (e.g. no as-of date can be determined)."""
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """Data-dependent choices of one build (which categories get share columns, the as-of default)."""
+
+    default_as_of: date | None
+    categories: tuple[str, ...]
+    channels: tuple[str, ...]
+    config: DatasetConfig
+
+    @property
+    def version(self) -> str:
+        spec = {
+            "code": FEATURE_CODE_VERSION,
+            "features": self.config.features.model_dump(mode="json"),
+            "extras": [c.model_dump(mode="json") for c in self.config.extra_columns],
+            "categories": self.categories,
+            "channels": self.channels,
+        }
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+        return f"fs{FEATURE_CODE_VERSION}-{digest}"
+
+
+def slug(value: str) -> str:
+    """A column-name-safe form of a category value."""
+    return re.sub(r"[^a-z0-9]+", "_", value.lower()).strip("_")[:40] or "blank"
+
+
+def _top_values(sales: ir.Table, column: str, limit: int) -> tuple[str, ...]:
+    if limit == 0:
+        return ()
+    present = sales.filter(sales[column].notnull())
+    counts = (
+        present.group_by(column)
+        .aggregate(n=present.count())
+        .order_by([ibis.desc("n"), column])
+        .limit(limit)
+    )
+    values = counts.to_pyarrow()[column].to_pylist()
+    seen: set[str] = set()
+    unique = []
+    for value in values:
+        if slug(value) not in seen:  # two values with the same slug would collide as column names
+            seen.add(slug(value))
+            unique.append(value)
+    return tuple(unique)
+
+
+def plan(warehouse: Warehouse, config: DatasetConfig) -> FeaturePlan:
+    """Decide the data-dependent parts of the feature set from the loaded tables."""
+    clients, sales = warehouse.table("clients"), warehouse.table("sales")
+    default_as_of = config.as_of_date
+    if default_as_of is None:
+        latest = sales.sale_date.max().to_pyarrow().as_py()
+        if latest is not None:
+            default_as_of = (latest.date() if isinstance(latest, datetime) else latest) + timedelta(days=1)
+    if default_as_of is None and clients.observation_date.isnull().any().to_pyarrow().as_py():
+        raise FeatureBuildError(
+            "some clients have no observation_date, the dataset config sets no as_of_date and there are "
+            "no sales to derive one from: set as_of_date in the dataset config"
+        )
+    return FeaturePlan(
+        default_as_of=default_as_of,
+        categories=_top_values(sales, "product_category", config.features.top_categories),
+        channels=_top_values(sales, "sales_channel", config.features.top_channels),
+        config=config,
+    )
+
+
+def _ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
+    return numerator.cast("float64") / denominator.cast("float64").nullif(0.0)
+
+
+def _count_if(condition: ir.BooleanValue) -> ir.IntegerScalar:
+    # Portable: PostgreSQL cannot cast a boolean to an integer type directly.
+    return ibis.ifelse(condition, 1, 0).sum()
+
+
+def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created_at: datetime) -> ir.Table:
+    """The feature_store rows for the given clients and sales (see the module docstring)."""
+    windows = plan.config.features.windows_days
+    longest = windows[-1]
+    as_of = clients.observation_date
+    if plan.default_as_of is not None:
+        as_of = ibis.coalesce(as_of, ibis.literal(plan.default_as_of))
+    base = clients.mutate(as_of_date=as_of)
+
+    activity = sales.select(
+        "client_id",
+        "product_category",
+        "sales_channel",
+        "discount",
+        sale_day=sales.sale_date.date(),
+        amount=(sales.quantity.cast("float64") * sales.unit_price * (1 - sales.discount)).cast(_MONEY),
+    )
+    keyed = base.select("client_id", "as_of_date")
+    joined = activity.join(keyed, "client_id")
+    joined = joined.filter(joined.sale_day < joined.as_of_date)
+    days_before = joined.as_of_date.delta(joined.sale_day, unit="day")
+    in_longest = days_before <= longest
+
+    aggregates: dict[str, ir.Value] = {
+        "n_sales_total": joined.count(),
+        "spend_total": joined.amount.sum(),
+        "days_since_last_sale": days_before.min(),
+        "days_since_first_sale": days_before.max(),
+        f"distinct_categories_{longest}d": joined.product_category.nunique(where=in_longest),
+        f"_discounted_{longest}d": _count_if(in_longest & (joined.discount > 0)),
+        f"_discount_sum_{longest}d": ibis.ifelse(in_longest, joined.discount.cast(_MONEY), 0).sum(),
+    }
+    for w in windows:
+        in_window = days_before <= w
+        aggregates[f"n_sales_{w}d"] = _count_if(in_window)
+        aggregates[f"spend_{w}d"] = ibis.ifelse(in_window, joined.amount, 0).sum()
+    for value in plan.categories:
+        hit = in_longest & (joined.product_category == value)
+        aggregates[f"_cat_{slug(value)}"] = _count_if(hit)
+    for value in plan.channels:
+        hit = in_longest & (joined.sales_channel == value)
+        aggregates[f"_chan_{slug(value)}"] = _count_if(hit)
+    per_client = joined.group_by(["client_id", "as_of_date"]).aggregate(**aggregates)
+
+    table = base.left_join(per_client, ["client_id", "as_of_date"])
+    n_longest = ibis.coalesce(table[f"n_sales_{longest}d"], 0)
+    columns: dict[str, ir.Value] = {
+        "client_id": base.client_id,
+        "as_of_date": base.as_of_date,
+        LABEL_COLUMN: base.label,
+        "age_years": (base.as_of_date.delta(base.birth_date, unit="day").cast("float64") / 365.25),
+        "tenure_days": base.as_of_date.delta(base.signup_date, unit="day"),
+    }
+    for name in PROFILE_CATEGORIES:
+        columns[name] = base[name]
+    columns["annual_income"] = base.annual_income
+    for extra in plan.config.extra_columns:
+        column = base[extra.name]
+        if extra.type is ColumnType.DATE:
+            columns[f"days_since_{extra.name}"] = base.as_of_date.delta(column, unit="day")
+        elif extra.type is ColumnType.BOOLEAN:
+            columns[extra.name] = ibis.cases((column, 1), (~column, 0), else_=ibis.null("int64"))
+        else:
+            columns[extra.name] = column
+    columns["n_sales_total"] = ibis.coalesce(table.n_sales_total, 0)
+    columns["spend_total"] = ibis.coalesce(table.spend_total, 0).cast("float64")
+    for w in windows:
+        columns[f"n_sales_{w}d"] = ibis.coalesce(table[f"n_sales_{w}d"], 0)
+        columns[f"spend_{w}d"] = ibis.coalesce(table[f"spend_{w}d"], 0).cast("float64")
+    columns["days_since_last_sale"] = table.days_since_last_sale
+    columns["days_since_first_sale"] = table.days_since_first_sale
+    columns["avg_sale_value"] = _ratio(table.spend_total, table.n_sales_total)
+    for shorter, longer in zip(windows, windows[1:], strict=False):
+        # Rate in the recent window over the rate in the longer one: < 1 means slowing down.
+        columns[f"trend_{shorter}d_vs_{longer}d"] = _ratio(
+            table[f"n_sales_{shorter}d"].cast("float64") * longer,
+            table[f"n_sales_{longer}d"].cast("float64") * shorter,
+        )
+    columns[f"distinct_categories_{longest}d"] = ibis.coalesce(table[f"distinct_categories_{longest}d"], 0)
+    columns[f"discount_share_{longest}d"] = _ratio(table[f"_discounted_{longest}d"], n_longest)
+    columns[f"avg_discount_{longest}d"] = _ratio(table[f"_discount_sum_{longest}d"], n_longest)
+    for value in plan.categories:
+        columns[f"share_category_{slug(value)}_{longest}d"] = _ratio(table[f"_cat_{slug(value)}"], n_longest)
+    for value in plan.channels:
+        columns[f"share_channel_{slug(value)}_{longest}d"] = _ratio(table[f"_chan_{slug(value)}"], n_longest)
+    columns["feature_set_version"] = ibis.literal(plan.version)
+    columns["created_at"] = ibis.literal(created_at, type="timestamp")
+    return table.select(**columns)
+
+
+def keep_created_at(new: ir.Table, old: ir.Table) -> ir.Table:
+    """Rows whose content did not change keep their old ``created_at``, so a rebuild is a no-op."""
+    content = [c for c in new.columns if c not in BOOKKEEPING_COLUMNS[1:]]
+    if [c for c in old.columns if c != "created_at"] != content:
+        return new
+    compared = [c for c in content if c not in KEY_COLUMNS]
+    previous = old.select(
+        *KEY_COLUMNS, _created=old.created_at, **{f"_old_{c}": old[c] for c in compared}
+    )
+    joined = new.left_join(previous, list(KEY_COLUMNS))
+    unchanged = ibis.and_(*(joined[c].identical_to(joined[f"_old_{c}"]) for c in compared))
+    created = ibis.ifelse(unchanged, joined._created, joined.created_at)
+    return joined.select(*[joined[c] for c in content], created_at=created)
+
+
+def build_feature_store(warehouse: Warehouse, config: DatasetConfig, created_at: datetime | None = None) -> int:
+    """Build ``feature_store`` from ``clients`` and ``sales`` and replace it atomically; return its rows."""
+    feature_plan = plan(warehouse, config)
+    stamp = (created_at or datetime.now()).replace(microsecond=0)
+    new = feature_table(warehouse.table("clients"), warehouse.table("sales"), feature_plan, stamp)
+    if warehouse.has_table(FEATURE_STORE):
+        new = keep_created_at(new, warehouse.table(FEATURE_STORE))
+    warehouse.replace_table(FEATURE_STORE, new)
+    count = warehouse.table(FEATURE_STORE).count().to_pyarrow().as_py()
+    return int(count)

@@ -1,0 +1,315 @@
+"""Parse a source CSV and check every row against the contract, in DuckDB.
+
+DuckDB's native, parallel CSV reader parses the file in-process and the rules of
+:mod:`clientml_de.contract` become one generated SQL statement, so the same checks apply whatever the
+warehouse is. The result is three relations in the given DuckDB connection:
+
+- ``_valid_<table>``: typed rows that passed every rule (one per distinct source row);
+- ``_rejected_<table>``: the quarantined rows, whole and as read, with their line number and the reasons;
+- counts that reconcile: rows read = loaded + rejected + exact duplicates.
+
+Line numbers count records from the header (line 1). They equal physical line numbers unless a quoted
+field earlier in the file spans several lines or blank lines are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from clientml_de.contract import Column, ColumnType, TableSpec
+
+# DuckDB physical types of the typed warehouse columns.
+SQL_TYPES: dict[ColumnType, str] = {
+    ColumnType.STRING: "VARCHAR",
+    ColumnType.CATEGORY: "VARCHAR",
+    ColumnType.NUMBER: "DOUBLE",
+    ColumnType.INTEGER: "BIGINT",
+    ColumnType.DATE: "DATE",
+    ColumnType.TIMESTAMP: "TIMESTAMP",
+    ColumnType.BOOLEAN: "BOOLEAN",
+    ColumnType.LABEL: "INTEGER",
+}
+_TRUE = ("true", "t", "yes", "y", "1")
+_FALSE = ("false", "f", "no", "n", "0")
+_ISO_TIMESTAMP = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?"
+_SHOWN_VALUE_CHARS = 60
+
+
+class SourceError(Exception):
+    """A source file cannot be loaded at all (missing, unreadable, not CSV, required column absent)."""
+
+
+@dataclass(frozen=True)
+class ValidationCounts:
+    """How the rows of one file were accounted for."""
+
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    duplicates: int
+    ignored_columns: tuple[str, ...]
+
+
+def read_header(path: Path) -> list[str]:
+    """Return the header of a CSV file, or raise :class:`SourceError` naming the file and the problem."""
+    if not path.is_file():
+        raise SourceError(f"{path}: file not found")
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise SourceError(f"{path}: not a readable CSV file ({exc})") from None
+    if not header:
+        raise SourceError(f"{path}: empty file, expected a CSV header row")
+    names = [name.strip() for name in header]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise SourceError(f"{path}: column(s) appear more than once in the header: {', '.join(duplicated)}")
+    return names
+
+
+def check_columns(path: Path, header: list[str], spec: TableSpec) -> tuple[str, ...]:
+    """Fail when a required column is absent; return the undeclared columns that will be ignored."""
+    missing = [c for c in spec.required_columns if c not in header]
+    if missing:
+        raise SourceError(f"{path}: required column(s) missing: {', '.join(missing)}")
+    declared = {c.name for c in spec.columns}
+    return tuple(name for name in header if name not in declared)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _value(column: Column) -> str:
+    """The trimmed raw text of a column, NULL when empty."""
+    return f"nullif(trim({_quote(column.name)}), '')"
+
+
+def _shown(column: Column) -> str:
+    return f"'''' || left({_value(column)}, {_SHOWN_VALUE_CHARS}) || ''''"
+
+
+def _typed(column: Column) -> str:
+    """SQL turning the raw text of a column into its typed value (NULL when empty or invalid)."""
+    v = _value(column)
+    match column.type:
+        case ColumnType.STRING | ColumnType.CATEGORY:
+            return v
+        case ColumnType.NUMBER:
+            return f"try_cast({v} AS DOUBLE)"
+        case ColumnType.INTEGER:
+            return f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+') THEN try_cast({v} AS BIGINT) END"
+        case ColumnType.DATE:
+            return f"CASE WHEN regexp_full_match({v}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') THEN CAST(try_strptime({v}, '%Y-%m-%d') AS DATE) END"
+        case ColumnType.TIMESTAMP:
+            # Offsets are honoured and everything is stored in UTC (the session time zone is UTC).
+            return f"CASE WHEN regexp_full_match({v}, '{_ISO_TIMESTAMP}') THEN CAST(try_cast({v} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+        case ColumnType.BOOLEAN:
+            true_values = ", ".join(map(_literal, _TRUE))
+            false_values = ", ".join(map(_literal, _FALSE))
+            return (
+                f"CASE WHEN lower({v}) IN ({true_values}) THEN TRUE "
+                f"WHEN lower({v}) IN ({false_values}) THEN FALSE END"
+            )
+        case ColumnType.LABEL:
+            return f"CASE WHEN {v} IN ('0', '1') THEN CAST({v} AS INTEGER) END"
+    raise AssertionError(column.type)
+
+
+_TYPE_PROBLEM: dict[ColumnType, str] = {
+    ColumnType.NUMBER: "not a number",
+    ColumnType.INTEGER: "not a whole number",
+    ColumnType.DATE: "not a calendar date in YYYY-MM-DD form",
+    ColumnType.TIMESTAMP: "not an ISO 8601 date or timestamp",
+    ColumnType.BOOLEAN: "not a boolean (true/false, yes/no, 1/0)",
+    ColumnType.LABEL: "must be 0, 1 or empty",
+}
+
+
+def _problems(column: Column) -> list[str]:
+    """SQL expressions, one per rule of the column, each NULL or a reason naming the column."""
+    name, v, typed = column.name, _value(column), _typed(column)
+    checks: list[tuple[str, str]] = []
+    if column.required:
+        checks.append((f"{v} IS NULL", _literal(f"{name}: required value is empty")))
+    problem = _TYPE_PROBLEM.get(column.type)
+    if problem and column.type is not ColumnType.NUMBER:
+        checks.append(
+            (f"{v} IS NOT NULL AND {typed} IS NULL", f"{_literal(f'{name}: {problem}: ')} || {_shown(column)}")
+        )
+    if column.type is ColumnType.NUMBER:
+        checks.append(
+            (
+                f"{v} IS NOT NULL AND ({typed} IS NULL OR NOT isfinite({typed}))",
+                f"{_literal(f'{name}: not a finite number: ')} || {_shown(column)}",
+            )
+        )
+    if column.min_value is not None:
+        checks.append(
+            (f"{typed} < {column.min_value!r}", f"{_literal(f'{name}: must be >= {column.min_value:g}, got ')} || {_shown(column)}")
+        )
+    if column.max_value is not None:
+        checks.append(
+            (f"{typed} > {column.max_value!r}", f"{_literal(f'{name}: must be <= {column.max_value:g}, got ')} || {_shown(column)}")
+        )
+    return [f"CASE WHEN {condition} THEN {reason} END" for condition, reason in checks]
+
+
+def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], table: str) -> None:
+    """Read the file with DuckDB's CSV reader into ``_raw_<table>`` (all text) plus its structural rejects."""
+    columns = "{" + ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in header) + "}"
+    raw, rejects = f"_raw_{table}", f"_rejects_{table}"
+    con.execute(f"DROP TABLE IF EXISTS {rejects}")
+    con.execute(f"DROP TABLE IF EXISTS {raw}")
+    reader = (
+        f"read_csv({_literal(str(path))}, columns={columns}, header=true, auto_detect=false, delim=',', "
+        f"quote='\"', escape='\"', store_rejects=true, rejects_table='{rejects}', rejects_scan='{rejects}_scan')"
+    )
+    try:
+        con.execute(f"CREATE TEMP TABLE {raw} AS SELECT row_number() OVER () AS _ordinal, * FROM {reader}")
+    except duckdb.Error as exc:
+        raise SourceError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    # DuckDB numbers the physical lines of rows it could not split into the header's fields; the
+    # accepted rows are numbered by position. Interleave the two to give every accepted row its line.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {rejects}_lines AS
+        SELECT DISTINCT line AS _line, csv_line,
+               'row has ' || CASE error_type WHEN 'TOO MANY COLUMNS' THEN 'more' ELSE 'fewer' END
+               || ' fields than the header (' || {len(header)} || ')' AS reason
+        FROM {rejects}
+        """
+    )
+    has_rejects = con.execute(f"SELECT count(*) FROM {rejects}_lines").fetchone() != (0,)
+    if not has_rejects:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT * EXCLUDE (_ordinal), _ordinal + 1 AS _line FROM {raw}")
+        return
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {raw} AS
+        WITH gaps AS (
+            SELECT _line - 1 - row_number() OVER (ORDER BY _line) AS accepted_before,
+                   row_number() OVER (ORDER BY _line) AS rejects_so_far
+            FROM {rejects}_lines
+        )
+        SELECT r.* EXCLUDE (_ordinal), r._ordinal + 1 + coalesce(g.rejects_so_far, 0) AS _line
+        FROM {raw} r ASOF LEFT JOIN gaps g ON r._ordinal > g.accepted_before
+        """
+    )
+
+
+def validate(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    header: list[str],
+    source_file: str,
+    reference_sql: str | None = None,
+) -> ValidationCounts:
+    """Split the staged rows into ``_valid_<table>`` and ``_rejected_<table>``.
+
+    ``reference_sql`` is a query giving the allowed values of the column that has ``references``
+    (the client ids for sales).
+    """
+    table = spec.table
+    raw = f"_raw_{table}"
+    present = [c for c in spec.columns if c.name in header]
+    absent = [c for c in spec.columns if c.name not in header]
+    source_columns = ", ".join(_quote(name) for name in header)
+    record = ", ".join(f"{_quote(name)} := {_quote(name)}" for name in header)
+
+    problems = [p for column in present for p in _problems(column)]
+    joins = ""
+    for column in present:
+        if column.references and reference_sql is not None:
+            joins = f"LEFT JOIN ({reference_sql}) AS ref ON ref.value = {_value(column)}"
+            problems.append(
+                f"CASE WHEN {_value(column)} IS NOT NULL AND ref.value IS NULL THEN "
+                f"{_literal(f'{column.name}: unknown, not in {column.references}: ')} || {_shown(column)} END"
+            )
+    reason = f"concat_ws('; ', {', '.join(problems)})" if problems else "''"
+    typed = ", ".join(
+        [f"{_typed(c)} AS {_quote(c.name)}" for c in present]
+        + [f"CAST(NULL AS {SQL_TYPES[c.type]}) AS {_quote(c.name)}" for c in absent]
+    )
+    key = _value(spec.column(spec.key))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _checked_{table} AS
+        WITH distinct_rows AS (
+            SELECT *, row_number() OVER (PARTITION BY {source_columns} ORDER BY _line) AS _copy
+            FROM {raw}
+        ), checked AS (
+            SELECT d._line, CAST(to_json(struct_pack({record})) AS VARCHAR) AS raw_record,
+                   nullif({reason}, '') AS _reason, {key} AS _key, {typed}
+            FROM distinct_rows d {joins}
+            WHERE d._copy = 1
+        )
+        SELECT *, min(CASE WHEN _reason IS NULL THEN _line END) OVER (PARTITION BY _key) AS _first_valid
+        FROM checked
+        """
+    )
+    # Uniqueness is judged among rows that pass every other rule: the first of them keeps the key.
+    final_reason = (
+        f"coalesce(_reason, CASE WHEN _line <> _first_valid THEN "
+        f"{_literal(f'{spec.key}: duplicate value, first loaded from line ')} || _first_valid END)"
+    )
+    ordered = ", ".join(
+        f"coalesce({_quote(c.name)}, {c.default!r}) AS {_quote(c.name)}" if c.default is not None else _quote(c.name)
+        for c in spec.columns
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _valid_{table} AS SELECT {ordered} FROM _checked_{table} "
+        f"WHERE {final_reason} IS NULL ORDER BY _line"
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _rejected_{table} AS
+        SELECT {_literal(table)} AS source_table, {_literal(source_file)} AS source_file,
+               _line AS line_number, raw_record, {final_reason} AS reason
+        FROM _checked_{table} WHERE {final_reason} IS NOT NULL
+        UNION ALL
+        SELECT {_literal(table)}, {_literal(source_file)}, _line, csv_line, reason FROM _rejects_{table}_lines
+        ORDER BY line_number
+        """
+    )
+    read = _count(con, raw)
+    duplicates = read - _count(con, f"_checked_{table}")
+    structural = _count(con, f"_rejects_{table}_lines")
+    return ValidationCounts(
+        rows_read=read + structural,
+        rows_loaded=_count(con, f"_valid_{table}"),
+        rows_rejected=_count(con, f"_rejected_{table}"),
+        duplicates=duplicates,
+        ignored_columns=tuple(n for n in header if n not in {c.name for c in spec.columns}),
+    )
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def typed_schema(spec: TableSpec) -> list[tuple[str, str]]:
+    """(column, DuckDB type) of the typed warehouse table for a spec."""
+    return [(c.name, SQL_TYPES[c.type]) for c in spec.columns]
+
+
+_SAFE_TABLE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def assert_safe_table_name(name: str) -> str:
+    if not _SAFE_TABLE.match(name):
+        raise ValueError(f"table name {name!r} is not a plain lower-case identifier")
+    return name

@@ -1,0 +1,389 @@
+"""The warehouse is a URL; this module turns it into an Ibis connection plus atomic, bulk writes.
+
+- ``duckdb:///path/to/file.duckdb``: the embedded default;
+- ``postgresql://user:password@host:port/db``: the full system (loads use ``COPY``);
+- ``spark:///path/to/dir``: Apache Spark with a Hive metastore kept in that directory (master from
+  ``CLIENTML_SPARK_MASTER``, ``local[*]`` by default; a cluster URL for users who outgrow one machine).
+
+Every write replaces a whole table at once: readers see the old table or the new one, never a partial one.
+DuckDB and PostgreSQL do it in one transaction; Spark writes a new physical table and then repoints a
+view, which the metastore does in one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import duckdb
+import ibis
+
+from clientml_de.contract import TableSpec
+from clientml_de.validate import typed_schema
+
+REJECTED_ROWS = "rejected_rows"
+LOAD_RUNS = "load_runs"
+_COPY_CHUNK = 1 << 20
+
+# Bookkeeping tables, in DuckDB types (mapped for the other engines).
+_BOOKKEEPING: dict[str, list[tuple[str, str]]] = {
+    REJECTED_ROWS: [
+        ("source_table", "VARCHAR"),
+        ("source_file", "VARCHAR"),
+        ("line_number", "BIGINT"),
+        ("raw_record", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("loaded_at", "TIMESTAMP"),
+    ],
+    LOAD_RUNS: [
+        ("run_id", "VARCHAR"),
+        ("source_table", "VARCHAR"),
+        ("source_file", "VARCHAR"),
+        ("rows_read", "BIGINT"),
+        ("rows_loaded", "BIGINT"),
+        ("rows_rejected", "BIGINT"),
+        ("duplicates", "BIGINT"),
+        ("ignored_columns", "VARCHAR"),
+        ("loaded_at", "TIMESTAMP"),
+    ],
+}
+_PG_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION"}
+_SPARK_TYPES = {"VARCHAR": "STRING"}
+
+
+class WarehouseError(Exception):
+    """The warehouse URL is wrong or the warehouse cannot be reached."""
+
+
+@dataclass(frozen=True)
+class LoadRecord:
+    """One load's accounting, as written to ``load_runs``."""
+
+    run_id: str
+    source_table: str
+    source_file: str
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    duplicates: int
+    ignored_columns: tuple[str, ...]
+
+    def values_sql(self) -> str:
+        def lit(text: str) -> str:
+            return "'" + text.replace("'", "''") + "'"
+
+        return (
+            f"({lit(self.run_id)}, {lit(self.source_table)}, {lit(self.source_file)}, {self.rows_read}, "
+            f"{self.rows_loaded}, {self.rows_rejected}, {self.duplicates}, "
+            f"{lit(','.join(self.ignored_columns))}, CAST(now() AS TIMESTAMP))"
+        )
+
+
+def _ddl(columns: list[tuple[str, str]], types: dict[str, str]) -> str:
+    return ", ".join(f'"{name}" {types.get(sql_type, sql_type)}' for name, sql_type in columns)
+
+
+class Warehouse(ABC):
+    """A warehouse: Ibis for reads and transformations, plus atomic bulk writes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @property
+    @abstractmethod
+    def con(self) -> Any:
+        """The Ibis backend."""
+
+    @abstractmethod
+    def scratch(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection where source files are parsed and validated."""
+
+    @abstractmethod
+    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadRecord) -> None:
+        """Atomically replace ``spec.table`` and its rejected rows with the validated result, and log it."""
+
+    @abstractmethod
+    def replace_table(self, name: str, expr: ibis.Table) -> None:
+        """Atomically replace table ``name`` with the result of ``expr``."""
+
+    def has_table(self, name: str) -> bool:
+        return name in self.con.list_tables()
+
+    def table(self, name: str) -> ibis.Table:
+        if not self.has_table(name):
+            raise WarehouseError(f"table {name!r} does not exist in warehouse {self.redacted_url}")
+        return self.con.table(name)
+
+    def reference_sql(self, scratch: duckdb.DuckDBPyConnection, table: str, column: str) -> str:
+        """A query, in ``scratch``, giving the distinct values of ``table.column`` as ``value``."""
+        values = self.table(table).select(value=self.table(table)[column]).distinct().to_pyarrow()
+        scratch.register("_reference_values", values)
+        return "SELECT value FROM _reference_values"
+
+    @property
+    def redacted_url(self) -> str:
+        parsed = urlparse(self.url)
+        if parsed.password:
+            return self.url.replace(f":{parsed.password}@", ":***@")
+        return self.url
+
+    def close(self) -> None:
+        """Release connections (the default backends need nothing)."""
+
+
+class DuckDBWarehouse(Warehouse):
+    """Embedded DuckDB file: validation runs inside the warehouse itself, no copy needed."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        path = url.removeprefix("duckdb://")
+        if not path or path == "/":
+            raise WarehouseError(f"warehouse URL {url!r} has no file path (expected duckdb:///path/file.duckdb)")
+        self.path = Path(path) if path == ":memory:" else Path(path).expanduser()
+        if path != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def con(self) -> Any:
+        con = ibis.duckdb.connect(str(self.path))
+        con.raw_sql("SET TimeZone = 'UTC'")
+        return con
+
+    def scratch(self) -> duckdb.DuckDBPyConnection:
+        raw: duckdb.DuckDBPyConnection = self.con.con
+        return raw
+
+    def reference_sql(self, scratch: duckdb.DuckDBPyConnection, table: str, column: str) -> str:
+        if not self.has_table(table):
+            raise WarehouseError(f"table {table!r} does not exist in warehouse {self.redacted_url}")
+        return f'SELECT DISTINCT "{column}" AS value FROM "{table}"'
+
+    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadRecord) -> None:
+        with self._transaction() as raw:
+            raw.execute(f'CREATE OR REPLACE TABLE "{spec.table}" AS SELECT * FROM _valid_{spec.table}')
+            for name, columns in _BOOKKEEPING.items():
+                raw.execute(f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(columns, {})})")
+            raw.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = ?", [spec.table])
+            raw.execute(
+                f"INSERT INTO {REJECTED_ROWS} SELECT *, CAST(now() AS TIMESTAMP) FROM _rejected_{spec.table}"
+            )
+            raw.execute(f"INSERT INTO {LOAD_RUNS} VALUES {record.values_sql()}")
+
+    def replace_table(self, name: str, expr: ibis.Table) -> None:
+        sql = self.con.compile(expr)
+        with self._transaction() as raw:
+            raw.execute(f'CREATE OR REPLACE TABLE "{name}" AS {sql}')
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        raw = self.scratch()
+        raw.execute("BEGIN TRANSACTION")
+        try:
+            yield raw
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        raw.execute("COMMIT")
+
+    def close(self) -> None:
+        if "con" in self.__dict__:
+            self.con.disconnect()
+            del self.__dict__["con"]
+
+
+class PostgresWarehouse(Warehouse):
+    """PostgreSQL: files are validated in an in-process DuckDB, then streamed in with ``COPY``."""
+
+    @cached_property
+    def con(self) -> Any:
+        parsed = urlparse(self.url)
+        try:
+            return ibis.postgres.connect(
+                host=parsed.hostname or "localhost",
+                port=parsed.port or 5432,
+                user=parsed.username,
+                password=parsed.password,
+                database=(parsed.path or "/").lstrip("/") or None,
+            )
+        except Exception as exc:
+            raise WarehouseError(f"cannot connect to warehouse {self.redacted_url}: {exc}") from exc
+
+    @cached_property
+    def _scratch(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def scratch(self) -> duckdb.DuckDBPyConnection:
+        return self._scratch
+
+    def _psycopg(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.url.replace("postgresql+psycopg://", "postgresql://"))
+
+    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadRecord) -> None:
+        columns = typed_schema(spec)
+        with tempfile.TemporaryDirectory(prefix="clientml-copy-") as tmp:
+            valid_csv, rejected_csv = Path(tmp) / "valid.csv", Path(tmp) / "rejected.csv"
+            scratch.execute(f"COPY _valid_{spec.table} TO '{valid_csv}' (FORMAT csv, HEADER false)")
+            scratch.execute(
+                f"COPY (SELECT *, CAST(now() AS TIMESTAMP) FROM _rejected_{spec.table}) "
+                f"TO '{rejected_csv}' (FORMAT csv, HEADER false)"
+            )
+            staging = f"{spec.table}__loading"
+            with self._psycopg() as conn, conn.transaction(), conn.cursor() as cur:
+                cur.execute(f'DROP TABLE IF EXISTS "{staging}"')
+                cur.execute(f'CREATE TABLE "{staging}" ({_ddl(columns, _PG_TYPES)})')
+                _copy_file(cur, f'COPY "{staging}" FROM STDIN (FORMAT csv)', valid_csv)
+                cur.execute(f'DROP TABLE IF EXISTS "{spec.table}"')
+                cur.execute(f'ALTER TABLE "{staging}" RENAME TO "{spec.table}"')
+                for name, bookkeeping in _BOOKKEEPING.items():
+                    cur.execute(f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(bookkeeping, _PG_TYPES)})")
+                cur.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = %s", [spec.table])
+                _copy_file(cur, f"COPY {REJECTED_ROWS} FROM STDIN (FORMAT csv)", rejected_csv)
+                cur.execute(f"INSERT INTO {LOAD_RUNS} VALUES {record.values_sql()}")
+
+    def replace_table(self, name: str, expr: ibis.Table) -> None:
+        sql = self.con.compile(expr)
+        staging = f"{name}__building"
+        with self._psycopg() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(f'DROP TABLE IF EXISTS "{staging}"')
+            cur.execute(f'CREATE TABLE "{staging}" AS {sql}')
+            cur.execute(f'DROP TABLE IF EXISTS "{name}"')
+            cur.execute(f'ALTER TABLE "{staging}" RENAME TO "{name}"')
+
+    def close(self) -> None:
+        if "con" in self.__dict__:
+            self.con.disconnect()
+            del self.__dict__["con"]
+        if "_scratch" in self.__dict__:
+            self._scratch.close()
+            del self.__dict__["_scratch"]
+
+
+def _copy_file(cur: Any, statement: str, path: Path) -> None:
+    with cur.copy(statement) as copy, path.open("rb") as handle:
+        while chunk := handle.read(_COPY_CHUNK):
+            copy.write(chunk)
+
+
+class SparkWarehouse(Warehouse):
+    """Apache Spark with a persistent Hive metastore; each table is a view over its newest version."""
+
+    def __init__(self, url: str, master: str = "local[*]") -> None:
+        super().__init__(url)
+        path = urlparse(url).path
+        if not path or path == "/":
+            raise WarehouseError(f"warehouse URL {url!r} has no directory (expected spark:///path/to/dir)")
+        self.path = Path(path)
+        self.master = master
+
+    @cached_property
+    def session(self) -> Any:
+        from pyspark.sql import SparkSession
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        metastore = self.path / "metastore_db"
+        return (
+            SparkSession.builder.master(self.master)
+            .appName("clientml")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", "8")
+            .config("spark.sql.warehouse.dir", str(self.path / "tables"))
+            .config("spark.sql.catalogImplementation", "hive")
+            .config("spark.hadoop.javax.jdo.option.ConnectionURL", f"jdbc:derby:;databaseName={metastore};create=true")
+            .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={self.path}")
+            .getOrCreate()
+        )
+
+    @cached_property
+    def con(self) -> Any:
+        return ibis.pyspark.connect(self.session)
+
+    @cached_property
+    def _scratch(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def scratch(self) -> duckdb.DuckDBPyConnection:
+        return self._scratch
+
+    def has_table(self, name: str) -> bool:
+        return bool(self.session.catalog.tableExists(name))
+
+    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadRecord) -> None:
+        staging = self.path / "staging" / uuid.uuid4().hex
+        staging.mkdir(parents=True)
+        try:
+            scratch.execute(f"COPY _valid_{spec.table} TO '{staging / 'valid.parquet'}' (FORMAT parquet)")
+            scratch.execute(
+                f"COPY (SELECT *, CAST(now() AS TIMESTAMP) AS loaded_at FROM _rejected_{spec.table}) "
+                f"TO '{staging / 'rejected.parquet'}' (FORMAT parquet)"
+            )
+            self._swap(spec.table, self._read_parquet(staging / "valid.parquet"))
+            rejected = self._read_parquet(staging / "rejected.parquet")
+            if self.has_table(REJECTED_ROWS):
+                kept = self.session.table(REJECTED_ROWS).where(f"source_table <> '{spec.table}'")
+                rejected = kept.unionByName(rejected)
+            self._swap(REJECTED_ROWS, rejected)
+            runs = self.session.sql(f"SELECT * FROM VALUES {record.values_sql()}")
+            runs = runs.toDF(*(name for name, _ in _BOOKKEEPING[LOAD_RUNS]))
+            if self.has_table(LOAD_RUNS):
+                runs = self.session.table(LOAD_RUNS).unionByName(runs)
+            self._swap(LOAD_RUNS, runs)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _read_parquet(self, path: Path) -> Any:
+        from pyspark.sql import functions as F
+
+        frame = self.session.read.parquet(str(path))
+        # DuckDB writes zone-less timestamps; store them as Spark's (UTC session) TIMESTAMP.
+        for field in frame.schema.fields:
+            if field.dataType.typeName() == "timestamp_ntz":
+                frame = frame.withColumn(field.name, F.col(field.name).cast("timestamp"))
+        return frame
+
+    def replace_table(self, name: str, expr: ibis.Table) -> None:
+        self._swap(name, self.con._session.sql(self.con.compile(expr)))
+
+    def _swap(self, name: str, frame: Any) -> None:
+        version = f"{name}__v{time.time_ns()}"
+        frame.write.format("parquet").saveAsTable(version)
+        previous = [t.name for t in self.session.catalog.listTables() if t.name.startswith(f"{name}__v")]
+        self.session.sql(f"CREATE OR REPLACE VIEW `{name}` AS SELECT * FROM `{version}`")
+        for old in previous:
+            if old != version:
+                self.session.sql(f"DROP TABLE IF EXISTS `{old}`")
+
+    def close(self) -> None:
+        if "_scratch" in self.__dict__:
+            self._scratch.close()
+            del self.__dict__["_scratch"]
+
+
+def connect(url: str, spark_master: str = "local[*]") -> Warehouse:
+    """Open the warehouse a URL names; the error names the URL when the scheme is unknown."""
+    scheme = urlparse(url).scheme
+    if scheme == "duckdb":
+        return DuckDBWarehouse(url)
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return PostgresWarehouse(url)
+    if scheme == "spark":
+        return SparkWarehouse(url, master=spark_master)
+    raise WarehouseError(
+        f"warehouse URL {url!r}: unknown scheme {scheme!r} (use duckdb:///file, postgresql://..., spark:///dir)"
+    )

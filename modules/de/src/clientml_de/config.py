@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     sales_source: str | None = None
     dataset_config: Path | None = None
     spark_master: str = "local[*]"
+    # Retries of the DAG tasks; the embedded pipeline sets 0 since retrying a local file cannot help.
+    task_retries: int = 2
 
 
 class ExtraColumn(BaseModel):

@@ -1,0 +1,1 @@
+"""Airflow DAG files: thin wrappers around :mod:`clientml_de.tasks` (point dags_folder here)."""

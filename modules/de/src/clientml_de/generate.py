@@ -55,7 +55,7 @@ import datetime as dt
 import os
 import secrets
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, Self, TypeVar, cast
@@ -75,6 +75,7 @@ __all__ = [
     "SALES_COLUMNS",
     "SALES_CORRUPTIONS",
     "GenerationSummary",
+    "LabelFeatures",
     "generate",
     "label_logit",
 ]
@@ -472,7 +473,7 @@ def _generate_chunk(
     if chunk == 0:
         sales = _pin_latest_sale(sales)
 
-    features = compute_features(clients, sales)
+    features = _compute_features(clients, sales)
     p_true = 1.0 / (1.0 + np.exp(-label_logit(features, clients.segment, clients.channel)))
     label = (label_rng.random(size) < p_true).astype(np.int64)
     label[label_rng.random(size) < UNLABELED_SHARE] = MISSING
@@ -654,7 +655,7 @@ class LabelFeatures:
     discount_share_365d: FloatArray  # 0 without sales in the window
 
 
-def compute_features(clients: _Clients, sales: _Sales) -> LabelFeatures:
+def _compute_features(clients: _Clients, sales: _Sales) -> LabelFeatures:
     """Features at AS_OF from the chunk's clean, client-sorted sales; windows are [AS_OF - N, AS_OF)."""
     n = len(clients)
     local = sales.client - clients.number[0]
@@ -749,10 +750,9 @@ class _Injected(Generic[F]):
 
     rows: F  # merged, in file order
     overrides: dict[str, tuple[IntArray, pa.Array]]  # column -> (positions, text values)
-    n_extra: int = 0
 
-    def apply(self, render: Any) -> dict[str, pa.Array]:
-        columns: dict[str, pa.Array] = render(self.rows)
+    def apply(self, render: Callable[[F], dict[str, pa.Array]]) -> dict[str, pa.Array]:
+        columns = render(self.rows)
         for column, (positions, values) in self.overrides.items():
             order = np.argsort(positions, kind="stable")
             mask = np.zeros(len(self.rows), dtype=bool)
@@ -761,9 +761,10 @@ class _Injected(Generic[F]):
         return columns
 
 
-def _assign_kinds(rng: np.random.Generator, n: int, kinds: Sequence[str], chunk: int) -> npt.NDArray[Any]:
-    """Equal share per kind, rotating the first kind across chunks so small chunks still cover all kinds."""
-    codes = (np.arange(n) + chunk) % len(kinds)
+def _assign_kinds(rng: np.random.Generator, n: int, kinds: Sequence[str], offset: int) -> npt.NDArray[Any]:
+    """Equal share per kind; ``offset`` rotates the first kind across chunks so that small chunks together
+    still cover every kind."""
+    codes = (np.arange(n) + offset) % len(kinds)
     return np.asarray(kinds, dtype=object)[rng.permutation(codes)]
 
 
@@ -839,7 +840,7 @@ def _inject_clients(
     _count_kinds(kinds, counts)
     counts.duplicate_clients += int((kinds == EXACT_DUPLICATE).sum())
     counts.bad_clients += int((kinds != EXACT_DUPLICATE).sum())
-    return _Injected(merged, overrides, n)
+    return _Injected(merged, overrides)
 
 
 def _inject_sales(rng: np.random.Generator, clean: _Sales, n: int, counts: _Counts) -> _Injected[_Sales]:
@@ -884,7 +885,7 @@ def _inject_sales(rng: np.random.Generator, clean: _Sales, n: int, counts: _Coun
     _count_kinds(kinds, counts)
     counts.duplicate_sales += int((kinds == EXACT_DUPLICATE).sum())
     counts.bad_sales += int((kinds != EXACT_DUPLICATE).sum())
-    return _Injected(merged, overrides, n)
+    return _Injected(merged, overrides)
 
 
 def _count_kinds(kinds: npt.NDArray[Any], counts: _Counts) -> None:

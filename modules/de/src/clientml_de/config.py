@@ -120,9 +120,7 @@ class DatasetConfig(BaseModel):
 
     def clients_spec(self) -> TableSpec:
         """The clients contract extended with this dataset's declared columns."""
-        extras = tuple(
-            Column(c.name, c.type, min_value=c.min_value, max_value=c.max_value) for c in self.extra_columns
-        )
+        extras = tuple(Column(c.name, c.type, min_value=c.min_value, max_value=c.max_value) for c in self.extra_columns)
         return TableSpec(CLIENTS.table, CLIENTS.key, CLIENTS.columns + extras)
 
     def sales_spec(self) -> TableSpec:

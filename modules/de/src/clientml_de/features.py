@@ -11,6 +11,7 @@ Money is summed as DECIMAL so that every engine, in any aggregation order, gives
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -68,12 +69,7 @@ def _top_values(sales: ir.Table, column: str, limit: int) -> tuple[str, ...]:
     if limit == 0:
         return ()
     present = sales.filter(sales[column].notnull())
-    counts = (
-        present.group_by(column)
-        .aggregate(n=present.count())
-        .order_by([ibis.desc("n"), column])
-        .limit(limit)
-    )
+    counts = present.group_by(column).aggregate(n=present.count()).order_by([ibis.desc("n"), column]).limit(limit)
     values = counts.to_pyarrow()[column].to_pylist()
     seen: set[str] = set()
     unique = []
@@ -186,7 +182,7 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
     columns["days_since_last_sale"] = table.days_since_last_sale
     columns["days_since_first_sale"] = table.days_since_first_sale
     columns["avg_sale_value"] = _ratio(table.spend_total, table.n_sales_total)
-    for shorter, longer in zip(windows, windows[1:], strict=False):
+    for shorter, longer in itertools.pairwise(windows):
         # Rate in the recent window over the rate in the longer one: < 1 means slowing down.
         columns[f"trend_{shorter}d_vs_{longer}d"] = _ratio(
             table[f"n_sales_{shorter}d"].cast("float64") * longer,
@@ -210,9 +206,7 @@ def keep_created_at(new: ir.Table, old: ir.Table) -> ir.Table:
     if [c for c in old.columns if c != "created_at"] != content:
         return new
     compared = [c for c in content if c not in KEY_COLUMNS]
-    previous = old.select(
-        *KEY_COLUMNS, _created=old.created_at, **{f"_old_{c}": old[c] for c in compared}
-    )
+    previous = old.select(*KEY_COLUMNS, _created=old.created_at, **{f"_old_{c}": old[c] for c in compared})
     joined = new.left_join(previous, list(KEY_COLUMNS))
     unchanged = ibis.and_(*(joined[c].identical_to(joined[f"_old_{c}"]) for c in compared))
     created = ibis.ifelse(unchanged, joined._created, joined.created_at)

@@ -354,11 +354,7 @@ def _validate(n_clients: int, seed: int, bad_rows: float) -> None:
         raise ValueError(f"n_clients must be between {MIN_CLIENTS:,} and {MAX_CLIENTS:,}, got {n_clients:,}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if (
-        isinstance(bad_rows, bool)
-        or not isinstance(bad_rows, int | float)
-        or not 0 <= bad_rows <= MAX_BAD_ROWS
-    ):
+    if isinstance(bad_rows, bool) or not isinstance(bad_rows, int | float) or not 0 <= bad_rows <= MAX_BAD_ROWS:
         # `not 0 <= x <= y` is also True for NaN, which is what we want.
         raise ValueError(f"bad_rows must be a fraction between 0 and {MAX_BAD_ROWS}, got {bad_rows!r}")
 
@@ -379,9 +375,7 @@ class _Frame:
 
     def concat(self, other: Self) -> Self:
         theirs = other.columns()
-        return replace(
-            cast(Any, self), **{k: np.concatenate([v, theirs[k]]) for k, v in self.columns().items()}
-        )
+        return replace(cast(Any, self), **{k: np.concatenate([v, theirs[k]]) for k, v in self.columns().items()})
 
     def __len__(self) -> int:
         return len(next(iter(self.columns().values())))
@@ -482,9 +476,7 @@ def _generate_chunk(
     counts.positive += int((label == 1).sum())
     counts.sales += len(sales)
 
-    writers["ground_truth"].write(
-        {"client_id": _client_ids(clients.number), "p_true": _fixed_decimals(p_true, 6)}
-    )
+    writers["ground_truth"].write({"client_id": _client_ids(clients.number), "p_true": _fixed_decimals(p_true, 6)})
     client_extra = _inject_clients(
         bad_rng, clients, n_clients=n_clients, n=round(bad_rows * size), chunk=chunk, counts=counts
     )

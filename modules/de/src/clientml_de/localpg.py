@@ -18,7 +18,7 @@ from pathlib import Path
 _SERVICE_USER = "clientml-pg"
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailableError(RuntimeError):
     """The machine has no PostgreSQL binaries, or the server did not start."""
 
 
@@ -28,7 +28,7 @@ def _binary(name: str) -> str:
         return found
     for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
         return str(candidate)
-    raise PostgresUnavailable(f"{name} not found on PATH or under /usr/lib/postgresql")
+    raise PostgresUnavailableError(f"{name} not found on PATH or under /usr/lib/postgresql")
 
 
 def _free_port() -> int:
@@ -41,7 +41,7 @@ def _as_service_user() -> list[str]:
     """The command prefix that drops root privileges (empty when not root)."""
     if os.geteuid() != 0:
         return []
-    if subprocess.run(["id", "-u", _SERVICE_USER], capture_output=True).returncode != 0:
+    if subprocess.run(["id", "-u", _SERVICE_USER], capture_output=True, check=False).returncode != 0:
         subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _SERVICE_USER],
             check=True,
@@ -60,16 +60,20 @@ def throwaway_postgres() -> Iterator[str]:
     try:
         if prefix:
             shutil.chown(root, user=_SERVICE_USER)
-        run = {"check": True, "capture_output": True, "text": True}
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
         try:
-            subprocess.run([*prefix, initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"], **run)  # type: ignore[call-overload]
-            options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-            subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"], **run)  # type: ignore[call-overload]
+            for command in (
+                [initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"],
+                [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"],
+            ):
+                subprocess.run([*prefix, *command], check=True, capture_output=True, text=True)
         except subprocess.CalledProcessError as exc:
-            raise PostgresUnavailable(f"PostgreSQL did not start: {exc.stderr or exc.stdout}") from exc
+            raise PostgresUnavailableError(f"PostgreSQL did not start: {exc.stderr or exc.stdout}") from exc
         try:
             yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
         finally:
-            subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+            subprocess.run(
+                [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, check=False
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -42,7 +42,10 @@ class PipelineSummary:
         return {
             "warehouse": self.warehouse,
             "files": self.files,
-            "feature_store": {"rows": self.feature_store_rows, "feature_set_version": self.feature_set_version},
+            "feature_store": {
+                "rows": self.feature_store_rows,
+                "feature_set_version": self.feature_set_version,
+            },
             "dag_runs": self.dag_runs,
             "seconds": round(self.seconds, 2),
         }

@@ -112,16 +112,17 @@ def _typed(column: Column) -> str:
         case ColumnType.INTEGER:
             return f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+') THEN try_cast({v} AS BIGINT) END"
         case ColumnType.DATE:
-            return f"CASE WHEN regexp_full_match({v}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') THEN CAST(try_strptime({v}, '%Y-%m-%d') AS DATE) END"
+            date = f"CAST(try_strptime({v}, '%Y-%m-%d') AS DATE)"
+            return f"CASE WHEN regexp_full_match({v}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') THEN {date} END"
         case ColumnType.TIMESTAMP:
             # Offsets are honoured and everything is stored in UTC (the session time zone is UTC).
-            return f"CASE WHEN regexp_full_match({v}, '{_ISO_TIMESTAMP}') THEN CAST(try_cast({v} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+            stamp = f"CAST(try_cast({v} AS TIMESTAMPTZ) AS TIMESTAMP)"
+            return f"CASE WHEN regexp_full_match({v}, '{_ISO_TIMESTAMP}') THEN {stamp} END"
         case ColumnType.BOOLEAN:
             true_values = ", ".join(map(_literal, _TRUE))
             false_values = ", ".join(map(_literal, _FALSE))
             return (
-                f"CASE WHEN lower({v}) IN ({true_values}) THEN TRUE "
-                f"WHEN lower({v}) IN ({false_values}) THEN FALSE END"
+                f"CASE WHEN lower({v}) IN ({true_values}) THEN TRUE WHEN lower({v}) IN ({false_values}) THEN FALSE END"
             )
         case ColumnType.LABEL:
             return f"CASE WHEN {v} IN ('0', '1') THEN CAST({v} AS INTEGER) END"
@@ -147,7 +148,10 @@ def _problems(column: Column) -> list[str]:
     problem = _TYPE_PROBLEM.get(column.type)
     if problem and column.type is not ColumnType.NUMBER:
         checks.append(
-            (f"{v} IS NOT NULL AND {typed} IS NULL", f"{_literal(f'{name}: {problem}: ')} || {_shown(column)}")
+            (
+                f"{v} IS NOT NULL AND {typed} IS NULL",
+                f"{_literal(f'{name}: {problem}: ')} || {_shown(column)}",
+            )
         )
     if column.type is ColumnType.NUMBER:
         checks.append(
@@ -158,11 +162,17 @@ def _problems(column: Column) -> list[str]:
         )
     if column.min_value is not None:
         checks.append(
-            (f"{typed} < {column.min_value!r}", f"{_literal(f'{name}: must be >= {column.min_value:g}, got ')} || {_shown(column)}")
+            (
+                f"{typed} < {column.min_value!r}",
+                f"{_literal(f'{name}: must be >= {column.min_value:g}, got ')} || {_shown(column)}",
+            )
         )
     if column.max_value is not None:
         checks.append(
-            (f"{typed} > {column.max_value!r}", f"{_literal(f'{name}: must be <= {column.max_value:g}, got ')} || {_shown(column)}")
+            (
+                f"{typed} > {column.max_value!r}",
+                f"{_literal(f'{name}: must be <= {column.max_value:g}, got ')} || {_shown(column)}",
+            )
         )
     return [f"CASE WHEN {condition} THEN {reason} END" for condition, reason in checks]
 
@@ -186,7 +196,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], tab
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {rejects}_lines AS
-        SELECT DISTINCT line AS _line, csv_line,
+        SELECT DISTINCT line AS _line, trim(csv_line, chr(13) || chr(10)) AS csv_line,
                'row has ' || CASE error_type WHEN 'TOO MANY COLUMNS' THEN 'more' ELSE 'fewer' END
                || ' fields than the header (' || {len(header)} || ')' AS reason
         FROM {rejects}
@@ -194,7 +204,9 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], tab
     )
     has_rejects = con.execute(f"SELECT count(*) FROM {rejects}_lines").fetchone() != (0,)
     if not has_rejects:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT * EXCLUDE (_ordinal), _ordinal + 1 AS _line FROM {raw}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT * EXCLUDE (_ordinal), _ordinal + 1 AS _line FROM {raw}"
+        )
         return
     con.execute(
         f"""

@@ -137,8 +137,9 @@ class Warehouse(ABC):
             return self.url.replace(f":{parsed.password}@", ":***@")
         return self.url
 
+    @abstractmethod
     def close(self) -> None:
-        """Release connections (the default backends need nothing)."""
+        """Release the connections this object opened."""
 
 
 class DuckDBWarehouse(Warehouse):
@@ -174,9 +175,7 @@ class DuckDBWarehouse(Warehouse):
             for name, columns in _BOOKKEEPING.items():
                 raw.execute(f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(columns, {})})")
             raw.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = ?", [spec.table])
-            raw.execute(
-                f"INSERT INTO {REJECTED_ROWS} SELECT *, CAST(now() AS TIMESTAMP) FROM _rejected_{spec.table}"
-            )
+            raw.execute(f"INSERT INTO {REJECTED_ROWS} SELECT *, CAST(now() AS TIMESTAMP) FROM _rejected_{spec.table}")
             raw.execute(f"INSERT INTO {LOAD_RUNS} VALUES {record.values_sql()}")
 
     def replace_table(self, name: str, expr: ibis.Table) -> None:
@@ -303,7 +302,10 @@ class SparkWarehouse(Warehouse):
             .config("spark.sql.shuffle.partitions", "8")
             .config("spark.sql.warehouse.dir", str(self.path / "tables"))
             .config("spark.sql.catalogImplementation", "hive")
-            .config("spark.hadoop.javax.jdo.option.ConnectionURL", f"jdbc:derby:;databaseName={metastore};create=true")
+            .config(
+                "spark.hadoop.javax.jdo.option.ConnectionURL",
+                f"jdbc:derby:;databaseName={metastore};create=true",
+            )
             .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={self.path}")
             .getOrCreate()
         )
@@ -348,13 +350,13 @@ class SparkWarehouse(Warehouse):
             shutil.rmtree(staging, ignore_errors=True)
 
     def _read_parquet(self, path: Path) -> Any:
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions
 
         frame = self.session.read.parquet(str(path))
         # DuckDB writes zone-less timestamps; store them as Spark's (UTC session) TIMESTAMP.
         for field in frame.schema.fields:
             if field.dataType.typeName() == "timestamp_ntz":
-                frame = frame.withColumn(field.name, F.col(field.name).cast("timestamp"))
+                frame = frame.withColumn(field.name, functions.col(field.name).cast("timestamp"))
         return frame
 
     def replace_table(self, name: str, expr: ibis.Table) -> None:

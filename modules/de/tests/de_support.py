@@ -1,0 +1,36 @@
+"""Hand-written sources shared by the de tests."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+CLIENT_HEADER = [
+    "client_id", "signup_date", "birth_date", "gender", "region", "segment",
+    "acquisition_channel", "annual_income", "label", "observation_date",
+]  # fmt: skip
+SALES_HEADER = [
+    "sale_id", "client_id", "sale_date", "product_category", "quantity", "unit_price", "discount", "sales_channel",
+]  # fmt: skip
+
+GOOD_CLIENTS = [
+    ["c1", "2020-01-15", "1980-05-01", "F", "north", "consumer", "web", "52000", "1", ""],
+    ["c2", "2021-06-01", "", "M", "south", "corporate", "store", "", "0", "2023-06-01"],
+    ["c3", "2022-01-01", "1990-01-01", "", "north", "consumer", "web", "1000.5", "", ""],
+]
+GOOD_SALES = [
+    ["s1", "c1", "2023-12-01", "home", "2", "10.50", "0.1", "online"],
+    ["s2", "c1", "2023-12-20T10:00:00", "grocery", "1", "3.33", "", "store"],
+    ["s3", "c2", "2023-05-01", "home", "1", "100", "", "online"],
+    ["s4", "c2", "2023-07-01", "home", "1", "100", "", "online"],  # after c2's observation date
+    ["s5", "c1", "2023-02-01", "premium services", "3", "9.99", "0.5", "phone"],
+]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path

@@ -54,24 +54,55 @@ def _as_arrays(y_true: Any, proba: Any) -> tuple[npt.NDArray[np.int64], FloatArr
     return y, p
 
 
-def bootstrap_ci(
-    y_true: Any, proba: Any, metric: Any, *, n_boot: int = N_BOOTSTRAP, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``metric(y, p)`` (resamples with a single class are skipped)."""
+def _ranked_metrics(pos: FloatArray, neg: FloatArray) -> tuple[float, float]:
+    """ROC-AUC and average precision from positive/negative weights per distinct score (ascending).
+
+    Exactly sklearn's ``roc_auc_score`` and ``average_precision_score`` for the weighted sample.
+    """
+    total_pos, total_neg = pos.sum(), neg.sum()
+    below = np.cumsum(neg) - neg
+    auc = float((pos * (below + 0.5 * neg)).sum() / (total_pos * total_neg))
+    # Average precision: thresholds from the highest score down.
+    tp = np.cumsum(pos[::-1])
+    fp = np.cumsum(neg[::-1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+    ap = float((pos[::-1] * precision).sum() / total_pos)
+    return auc, ap
+
+
+def bootstrap_auc_ap(
+    y_true: Any, proba: Any, *, n_boot: int = N_BOOTSTRAP, seed: int = 0, level: float = 0.95
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of ROC-AUC and PR-AUC (average precision).
+
+    Resamples rows with replacement ``n_boot`` times (resamples with a single class are skipped). Each
+    resample is scored from per-score weights, in O(n), with the exact sklearn definitions.
+    """
     y, p = _as_arrays(y_true, proba)
+    _, group = np.unique(p, return_inverse=True)
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    positive = y.astype(np.float64)
     rng = np.random.default_rng(seed)
-    values = []
+    aucs, aps = [], []
     for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        sample = y[idx]
-        if sample.min() == sample.max():
+        weights = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(np.float64)
+        pos = np.bincount(group, weights=weights * positive, minlength=n_groups)
+        neg = np.bincount(group, weights=weights * (1 - positive), minlength=n_groups)
+        if pos.sum() == 0 or neg.sum() == 0:
             continue
-        values.append(metric(sample, p[idx]))
-    if not values:
-        return float("nan"), float("nan")
+        auc, ap = _ranked_metrics(pos, neg)
+        aucs.append(auc)
+        aps.append(ap)
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
+
+    def interval(values: list[float]) -> tuple[float, float]:
+        if not values:
+            return float("nan"), float("nan")
+        low, high = np.percentile(values, [tail, 100 - tail])
+        return float(low), float(high)
+
+    return {"roc_auc": interval(aucs), "pr_auc": interval(aps)}
 
 
 def choose_threshold(y_true: Any, proba: Any, rule: str | float = "max_f1") -> float:
@@ -156,8 +187,8 @@ def evaluate(y_true: Any, proba: Any, threshold: float, *, n_boot: int = N_BOOTS
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    roc_low, roc_high = bootstrap_ci(y, p, roc_auc_score, n_boot=n_boot, seed=seed)
-    pr_low, pr_high = bootstrap_ci(y, p, average_precision_score, n_boot=n_boot, seed=seed)
+    intervals = bootstrap_auc_ap(y, p, n_boot=n_boot, seed=seed)
+    (roc_low, roc_high), (pr_low, pr_high) = intervals["roc_auc"], intervals["pr_auc"]
     lift = lift_table(y, p)
     return {
         "n_rows": len(y),

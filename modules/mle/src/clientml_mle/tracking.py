@@ -1,0 +1,334 @@
+"""MLflow tracking and model registry, and the champion gate.
+
+Every training run logs its parameters, scalar metrics and the whole bundle directory (artifact path
+``bundle``), logs the model in the ``mlflow.sklearn`` flavour (stored with skops, with a signature built
+from the feature schema, ``predict_proba`` as the pyfunc method, so ``mlflow models serve`` serves it)
+and registers it as a new version of the registered model. Registry stages are not used (deprecated):
+the alias ``champion`` marks the model to serve.
+
+Champion rule
+-------------
+The alias moves to the new version only when it is clearly better on the same evaluation rows::
+
+    lower bound of the new model's bootstrap 95% CI of ROC-AUC  >=  champion's ROC-AUC
+
+where the champion's ROC-AUC is computed by re-scoring the champion's own bundle (downloaded from its run
+and verified) on the new run's test rows. If the champion's feature schema is not compatible with those
+rows (a feature missing, or categorical where the rows are numeric, or the reverse) or its bundle cannot
+be loaded, the models cannot be compared: the new version is promoted only when ``force=True``. With no
+champion yet, the new version is promoted. ``force=True`` always promotes (and says so in the reason).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import json
+import logging
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
+
+from clientml_mle.bundle import TRUSTED_TYPES, Bundle, library_versions, load_bundle
+from clientml_mle.config import Settings
+from clientml_mle.schema import FeatureSpec, infer_feature_specs
+
+log = logging.getLogger(__name__)
+
+CHAMPION_ALIAS = "champion"
+BUNDLE_ARTIFACT_PATH = "bundle"
+MODEL_ARTIFACT_NAME = "model"
+_PIP_PACKAGES = ("scikit-learn", "lightgbm", "skops", "numpy", "pandas", "scipy")
+
+
+@dataclass(frozen=True)
+class ChampionDecision:
+    """Whether a new registered version became the champion, and why."""
+
+    promoted: bool
+    reason: str
+    new_version: str | None
+    previous_champion: str | None
+    new_roc_auc: float | None = None
+    new_roc_auc_ci95_low: float | None = None
+    champion_roc_auc: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrackingRecord:
+    """What one training run left in MLflow."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    registered_version: str
+    decision: ChampionDecision
+
+    def to_dict(self) -> dict[str, Any]:
+        payload = asdict(self)
+        payload["decision"] = self.decision.to_dict()
+        return payload
+
+
+def _scalar_params(params: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in params.items():
+        if value is None or isinstance(value, str | int | float | bool):
+            out[str(key)[:250]] = str(value)[:500]
+    return out
+
+
+def _kind(type_name: str) -> str:
+    return "category" if type_name == "category" else "numeric"
+
+
+def schema_problem(champion: Sequence[FeatureSpec], frame: pd.DataFrame) -> str | None:
+    """Why the champion cannot score ``frame`` (a raw feature frame), or ``None`` when it can."""
+    missing = [f.name for f in champion if f.name not in frame.columns]
+    if missing:
+        return f"the evaluation rows lack the champion's features {missing}"
+    seen = {s.name: s for s in infer_feature_specs(frame, [f.name for f in champion])}
+    clashes = [
+        f"{f.name} ({f.type} vs {seen[f.name].type})" for f in champion if _kind(f.type) != _kind(seen[f.name].type)
+    ]
+    if clashes:
+        return f"feature types differ between the champion and the evaluation rows: {clashes}"
+    return None
+
+
+def decide(
+    *,
+    new_roc_auc: float,
+    new_roc_auc_ci95_low: float,
+    champion_version: str | None,
+    champion_roc_auc: float | None,
+    incompatibility: str | None,
+    new_version: str | None,
+    force: bool = False,
+) -> ChampionDecision:
+    """Apply the champion rule (see the module docstring)."""
+    promoted, reason = _rule(
+        new_roc_auc,
+        new_roc_auc_ci95_low,
+        champion=champion_version,
+        champion_auc=champion_roc_auc,
+        incompatibility=incompatibility,
+        force=force,
+    )
+    return ChampionDecision(
+        promoted=promoted,
+        reason=reason,
+        new_version=new_version,
+        previous_champion=champion_version,
+        new_roc_auc=new_roc_auc,
+        new_roc_auc_ci95_low=new_roc_auc_ci95_low,
+        champion_roc_auc=champion_roc_auc,
+    )
+
+
+def _rule(
+    new_auc: float,
+    new_low: float,
+    *,
+    champion: str | None,
+    champion_auc: float | None,
+    incompatibility: str | None,
+    force: bool,
+) -> tuple[bool, str]:
+    if champion is None:
+        return True, "no champion yet: the first version becomes champion"
+    if force:
+        return True, f"forced promotion over champion version {champion}"
+    if incompatibility is not None or champion_auc is None:
+        why = incompatibility or "the champion could not be scored"
+        return False, f"not comparable with champion version {champion}: {why}; use force to promote"
+
+    def comparison(op: str) -> str:
+        return (
+            f"ROC-AUC 95% lower bound {new_low:.4f} {op} champion version {champion}'s ROC-AUC "
+            f"{champion_auc:.4f} on the same evaluation rows (new ROC-AUC {new_auc:.4f})"
+        )
+
+    if np.isfinite(new_low) and new_low >= champion_auc:
+        return True, comparison(">=")
+    return False, comparison("<")
+
+
+def model_signature(features: Sequence[FeatureSpec]) -> Any:
+    """The MLflow signature: one optional column per feature, output = ``predict_proba`` (n x 2)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    inputs = Schema([ColSpec("string" if f.type == "category" else "double", f.name, required=False) for f in features])
+    outputs = Schema([TensorSpec(np.dtype(np.float64), (-1, 2))])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+class MlflowTracker:
+    """Logs training runs to MLflow, registers each model, and moves the ``champion`` alias by the rule."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        model_name: str = "clientml-classifier",
+        experiment: str = "clientml",
+        artifact_location: Path | str | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.experiment = experiment
+        self.artifact_location = artifact_location
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> MlflowTracker:
+        settings = settings or Settings()
+        return cls(
+            tracking_uri=settings.mlflow_tracking_uri,
+            model_name=settings.model_name,
+            experiment=settings.mlflow_experiment,
+            artifact_location=settings.mlflow_artifacts_dir,
+        )
+
+    @property
+    def client(self) -> Any:
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self) -> str:
+        client = self.client
+        found = client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return str(found.experiment_id)
+        location = None
+        if self.artifact_location is not None:
+            location = str(self.artifact_location)
+            if "://" not in location:
+                Path(location).mkdir(parents=True, exist_ok=True)
+                location = Path(location).resolve().as_uri()
+        try:
+            return str(client.create_experiment(self.experiment, artifact_location=location))
+        except Exception:  # created concurrently by another run
+            found = client.get_experiment_by_name(self.experiment)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    def champion_version(self) -> Any | None:
+        """The registered version holding the ``champion`` alias, or ``None``."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(self.model_name, CHAMPION_ALIAS)
+        except MlflowException:
+            return None
+
+    def load_champion_bundle(self, version: Any, dst: Path) -> Bundle:
+        """Download the champion's bundle from its run's artifacts and load it (hashes verified)."""
+        path = self.client.download_artifacts(version.run_id, BUNDLE_ARTIFACT_PATH, str(dst))
+        return load_bundle(path, trusted_types=TRUSTED_TYPES)
+
+    def _score_champion(
+        self, eval_frame: pd.DataFrame, eval_labels: np.ndarray
+    ) -> tuple[str | None, float | None, str | None]:
+        champion = self.champion_version()
+        if champion is None:
+            return None, None, None
+        with tempfile.TemporaryDirectory(prefix="clientml-champion-") as tmp:
+            try:
+                bundle = self.load_champion_bundle(champion, Path(tmp))
+            except Exception as exc:
+                return str(champion.version), None, f"its bundle could not be loaded ({exc})"
+            problem = schema_problem(bundle.manifest.features, eval_frame)
+            if problem is not None:
+                return str(champion.version), None, problem
+            proba = bundle.predict_proba(eval_frame)
+        return str(champion.version), float(roc_auc_score(eval_labels, proba)), None
+
+    def record(
+        self,
+        *,
+        bundle_dir: Path,
+        model: Pipeline,
+        features: Sequence[FeatureSpec],
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        eval_frame: pd.DataFrame,
+        eval_labels: Any,
+        new_roc_auc: float,
+        new_roc_auc_ci95_low: float,
+        force: bool = False,
+        tags: Mapping[str, str] | None = None,
+    ) -> TrackingRecord:
+        """Log a run with the bundle and the model, register it, apply the champion rule.
+
+        ``eval_frame`` holds the raw test rows (every feature-store column, so an older champion that
+        used other features can still be scored) and ``eval_labels`` their labels.
+        """
+        import mlflow
+        import mlflow.sklearn
+
+        labels = np.asarray(eval_labels).astype(np.int64)
+        champion, champion_auc, problem = self._score_champion(eval_frame, labels)
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        experiment_id = self.experiment_id()
+        versions = library_versions()
+        pip = [f"{p}=={versions[p]}" for p in _PIP_PACKAGES if p in versions]
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.set_tags({"bundle_version": bundle_dir.name, **dict(tags or {})})
+            mlflow.log_params(_scalar_params(params))
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+            mlflow.log_artifacts(str(bundle_dir), artifact_path=BUNDLE_ARTIFACT_PATH)
+            info = mlflow.sklearn.log_model(
+                model,
+                name=MODEL_ARTIFACT_NAME,
+                signature=model_signature(features),
+                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+                skops_trusted_types=sorted(TRUSTED_TYPES),
+                pyfunc_predict_fn="predict_proba",
+                pip_requirements=pip,
+                registered_model_name=self.model_name,
+            )
+            new_version = str(info.registered_model_version)
+            decision = decide(
+                new_roc_auc=new_roc_auc,
+                new_roc_auc_ci95_low=new_roc_auc_ci95_low,
+                champion_version=champion,
+                champion_roc_auc=champion_auc,
+                incompatibility=problem,
+                new_version=new_version,
+                force=force,
+            )
+            mlflow.log_dict(decision.to_dict(), "champion_decision.json")
+            mlflow.set_tags({"champion_promoted": str(decision.promoted).lower()})
+        client = self.client
+        client.set_model_version_tag(self.model_name, new_version, "bundle_version", bundle_dir.name)
+        client.set_model_version_tag(self.model_name, new_version, "champion_decision", decision.reason[:5000])
+        if decision.promoted:
+            client.set_registered_model_alias(self.model_name, CHAMPION_ALIAS, new_version)
+        log.info("model %s version %s: %s", self.model_name, new_version, decision.reason)
+        return TrackingRecord(
+            run_id=run.info.run_id,
+            experiment_id=experiment_id,
+            model_uri=str(info.model_uri),
+            registered_version=new_version,
+            decision=decision,
+        )
+
+
+def decision_json(record: TrackingRecord) -> str:
+    return json.dumps(record.to_dict(), indent=2, default=str)

@@ -87,8 +87,8 @@ def bootstrap_auc_ap(
     aucs, aps = [], []
     for _ in range(n_boot):
         weights = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(np.float64)
-        pos = np.bincount(group, weights=weights * positive, minlength=n_groups)
-        neg = np.bincount(group, weights=weights * (1 - positive), minlength=n_groups)
+        pos = np.bincount(group, weights=weights * positive, minlength=n_groups).astype(np.float64)
+        neg = np.bincount(group, weights=weights * (1 - positive), minlength=n_groups).astype(np.float64)
         if pos.sum() == 0 or neg.sum() == 0:
             continue
         auc, ap = _ranked_metrics(pos, neg)

@@ -167,9 +167,7 @@ def test_output_dir_is_created_and_holds_only_the_three_files(tmp_path: Path) ->
     assert d["clients_path"] == str(out / "clients.csv")
 
 
-def test_a_failed_run_leaves_previous_files_and_no_temp_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_run_leaves_previous_files_and_no_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "clients.csv").write_text("previous\n")
 
     def boom(*args: object, **kwargs: object) -> None:
@@ -196,9 +194,7 @@ def test_progress_bar_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixtu
 # --------------------------------------------------------------------------------------------------
 
 
-def test_clean_clients_are_all_valid(
-    clean: GenerationSummary, clean_frames: tuple[pd.DataFrame, ...]
-) -> None:
+def test_clean_clients_are_all_valid(clean: GenerationSummary, clean_frames: tuple[pd.DataFrame, ...]) -> None:
     clients, _, truth = clean_frames
     assert len(clients) == clean.n_clients == 10_000
     problems = client_problems(clients)
@@ -239,9 +235,7 @@ def test_clean_sales_are_all_valid(clean: GenerationSummary, clean_frames: tuple
     assert set(sales.sales_channel) - {""} == {"online", "store", "phone"}
 
 
-def test_clean_sales_have_a_realistic_shape(
-    clean: GenerationSummary, clean_frames: tuple[pd.DataFrame, ...]
-) -> None:
+def test_clean_sales_have_a_realistic_shape(clean: GenerationSummary, clean_frames: tuple[pd.DataFrame, ...]) -> None:
     clients, sales, _ = clean_frames
     assert 20 <= len(sales) / len(clients) <= 40
     per_client = sales.client_id.value_counts().reindex(clients.client_id, fill_value=0)
@@ -269,9 +263,7 @@ def features_from_files(clients: pd.DataFrame, sales: pd.DataFrame) -> gen.Label
         {
             "client_id": sales.client_id,
             "days_ago": (as_of - day).dt.days,
-            "amount": number(sales.quantity)
-            * number(sales.unit_price)
-            * (1 - number(sales.discount).fillna(0.0)),
+            "amount": number(sales.quantity) * number(sales.unit_price) * (1 - number(sales.discount).fillna(0.0)),
             "premium": sales.product_category == "premium_services",
             "discounted": number(sales.discount).fillna(0.0) > 0,
         }
@@ -317,9 +309,7 @@ def test_ground_truth_is_a_function_of_the_files_as_written(clean_frames: tuple[
     assert truth.p_true.str.fullmatch(r"[01]\.\d{6}").all()
 
 
-def test_label_shares_and_separability(
-    clean: GenerationSummary, clean_frames: tuple[pd.DataFrame, ...]
-) -> None:
+def test_label_shares_and_separability(clean: GenerationSummary, clean_frames: tuple[pd.DataFrame, ...]) -> None:
     clients, _, truth = clean_frames
     unlabeled = (clients.label == "").mean()
     assert 0.12 < unlabeled < 0.18
@@ -344,10 +334,7 @@ def test_label_depends_on_activity_and_profile(clean_frames: tuple[pd.DataFrame,
     # Profile, among recently active clients only (so it is not activity in disguise).
     active = labeled[~inactive]
     tenure = (as_of - pd.to_datetime(active.signup_date)).dt.days
-    assert (
-        active.y[tenure < tenure.quantile(0.25)].mean()
-        > active.y[tenure > tenure.quantile(0.75)].mean() + 0.04
-    )
+    assert active.y[tenure < tenure.quantile(0.25)].mean() > active.y[tenure > tenure.quantile(0.75)].mean() + 0.04
     by_channel = active.groupby("acquisition_channel").y.mean()
     assert by_channel["partner"] > by_channel["referral"] + 0.04
 

@@ -105,11 +105,6 @@ def _ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.Float
     return numerator.cast("float64") / denominator.cast("float64").nullif(0.0)
 
 
-def _count_if(condition: ir.BooleanValue) -> ir.IntegerScalar:
-    # Portable: PostgreSQL cannot cast a boolean to an integer type directly.
-    return ibis.ifelse(condition, 1, 0).sum()
-
-
 def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created_at: datetime) -> ir.Table:
     """The feature_store rows for the given clients and sales (see the module docstring)."""
     windows = plan.config.features.windows_days
@@ -139,19 +134,20 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
         "days_since_last_sale": days_before.min(),
         "days_since_first_sale": days_before.max(),
         f"distinct_categories_{longest}d": joined.product_category.nunique(where=in_longest),
-        f"_discounted_{longest}d": _count_if(in_longest & (joined.discount > 0)),
+        f"_discounted_{longest}d": joined.count(where=in_longest & (joined.discount > 0)),
         f"_discount_sum_{longest}d": ibis.ifelse(in_longest, joined.discount.cast(_MONEY), 0).sum(),
     }
     for w in windows:
         in_window = days_before <= w
-        aggregates[f"n_sales_{w}d"] = _count_if(in_window)
+        aggregates[f"n_sales_{w}d"] = joined.count(where=in_window)
         aggregates[f"spend_{w}d"] = ibis.ifelse(in_window, joined.amount, 0).sum()
     for value in plan.categories:
-        hit = in_longest & (joined.product_category == value)
-        aggregates[f"_cat_{slug(value)}"] = _count_if(hit)
+        hit = in_longest & (joined.product_category == value).fill_null(False)
+        aggregates[f"_cat_{slug(value)}"] = joined.count(where=hit)
     for value in plan.channels:
-        hit = in_longest & (joined.sales_channel == value)
-        aggregates[f"_chan_{slug(value)}"] = _count_if(hit)
+        # A NULL condition counts differently across engines: make it FALSE.
+        hit = in_longest & (joined.sales_channel == value).fill_null(False)
+        aggregates[f"_chan_{slug(value)}"] = joined.count(where=hit)
     per_client = joined.group_by(["client_id", "as_of_date"]).aggregate(**aggregates)
 
     table = base.left_join(per_client, ["client_id", "as_of_date"])
@@ -161,7 +157,7 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
         "as_of_date": base.as_of_date,
         LABEL_COLUMN: base.label,
         "age_years": (base.as_of_date.delta(base.birth_date, unit="day").cast("float64") / 365.25),
-        "tenure_days": base.as_of_date.delta(base.signup_date, unit="day"),
+        "tenure_days": base.as_of_date.delta(base.signup_date, unit="day").cast("int64"),
     }
     for name in PROFILE_CATEGORIES:
         columns[name] = base[name]
@@ -174,13 +170,13 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
             columns[extra.name] = ibis.cases((column, 1), (~column, 0), else_=ibis.null("int64"))
         else:
             columns[extra.name] = column
-    columns["n_sales_total"] = ibis.coalesce(table.n_sales_total, 0)
+    columns["n_sales_total"] = ibis.coalesce(table.n_sales_total, 0).cast("int64")
     columns["spend_total"] = ibis.coalesce(table.spend_total, 0).cast("float64")
     for w in windows:
-        columns[f"n_sales_{w}d"] = ibis.coalesce(table[f"n_sales_{w}d"], 0)
+        columns[f"n_sales_{w}d"] = ibis.coalesce(table[f"n_sales_{w}d"], 0).cast("int64")
         columns[f"spend_{w}d"] = ibis.coalesce(table[f"spend_{w}d"], 0).cast("float64")
-    columns["days_since_last_sale"] = table.days_since_last_sale
-    columns["days_since_first_sale"] = table.days_since_first_sale
+    columns["days_since_last_sale"] = table.days_since_last_sale.cast("int64")
+    columns["days_since_first_sale"] = table.days_since_first_sale.cast("int64")
     columns["avg_sale_value"] = _ratio(table.spend_total, table.n_sales_total)
     for shorter, longer in itertools.pairwise(windows):
         # Rate in the recent window over the rate in the longer one: < 1 means slowing down.
@@ -188,7 +184,9 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
             table[f"n_sales_{shorter}d"].cast("float64") * longer,
             table[f"n_sales_{longer}d"].cast("float64") * shorter,
         )
-    columns[f"distinct_categories_{longest}d"] = ibis.coalesce(table[f"distinct_categories_{longest}d"], 0)
+    columns[f"distinct_categories_{longest}d"] = ibis.coalesce(table[f"distinct_categories_{longest}d"], 0).cast(
+        "int64"
+    )
     columns[f"discount_share_{longest}d"] = _ratio(table[f"_discounted_{longest}d"], n_longest)
     columns[f"avg_discount_{longest}d"] = _ratio(table[f"_discount_sum_{longest}d"], n_longest)
     for value in plan.categories:

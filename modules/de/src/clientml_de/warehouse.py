@@ -285,7 +285,7 @@ class SparkWarehouse(Warehouse):
         path = urlparse(url).path
         if not path or path == "/":
             raise WarehouseError(f"warehouse URL {url!r} has no directory (expected spark:///path/to/dir)")
-        self.path = Path(path)
+        self.path = Path("/" + path.lstrip("/"))  # spark:////abs and spark:///abs name the same directory
         self.master = master
 
     @cached_property

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from de_support import CLIENT_HEADER, SALES_HEADER, write_csv
-
 from clientml_de.config import DatasetConfig
 from clientml_de.features import FEATURE_STORE, build_feature_store
 from clientml_de.load import load_source
 from clientml_de.warehouse import Warehouse, connect
+from de_support import CLIENT_HEADER, SALES_HEADER, write_csv
 
 CONFIG = DatasetConfig()
 

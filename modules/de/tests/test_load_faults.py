@@ -11,13 +11,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from de_support import CLIENT_HEADER, GOOD_CLIENTS, GOOD_SALES, SALES_HEADER, write_csv
-
 from clientml_de import warehouse as warehouse_module
 from clientml_de.config import DatasetConfig
 from clientml_de.load import load_source
 from clientml_de.validate import SourceError
 from clientml_de.warehouse import Warehouse, connect
+from de_support import CLIENT_HEADER, SALES_HEADER, write_csv
 
 CONFIG = DatasetConfig()
 
@@ -37,6 +36,11 @@ def _load_good(warehouse: Warehouse, sources: tuple[Path, Path]) -> None:
     load_source(str(sources[1]), CONFIG.sales_spec(), warehouse)
 
 
+def _empty(path: Path) -> Path:
+    path.write_text("")
+    return path
+
+
 def _not_csv(path: Path) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00")
     return path
@@ -44,7 +48,7 @@ def _not_csv(path: Path) -> Path:
 
 BAD_FILES = [
     ("missing file", lambda p: p / "absent.csv", "file not found"),
-    ("empty file", lambda p: (p / "empty.csv").write_text("") and p / "empty.csv" or p / "empty.csv", "empty file"),
+    ("empty file", lambda p: _empty(p / "empty.csv"), "empty file"),
     ("binary file", lambda p: _not_csv(p / "image.csv"), "not a UTF-8 text file"),
     (
         "missing required column",

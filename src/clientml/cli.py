@@ -65,5 +65,10 @@ def pipeline(
     _print_json(summary.to_dict())
 
 
+from clientml_mle.cli import register as _register_mle  # noqa: E402 - after the commands above
+
+_register_mle(app)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())

@@ -1,0 +1,147 @@
+"""``clientml train | score | serve``: the mle commands, added to the main ``clientml`` app by :func:`register`.
+
+Every command imports what it needs only when it runs (MLflow, LightGBM and the API are heavy).
+Options default to the ``CLIENTML_*`` settings (:class:`clientml_mle.config.Settings`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+_WAREHOUSE_HELP = "duckdb:///file.duckdb, postgresql://..., spark:///dir (default: CLIENTML_WAREHOUSE_URL)"
+_MODELS_HELP = "Directory of model bundles and the LATEST pointer (default: CLIENTML_MODELS_DIR)"
+
+
+def _print_json(payload: dict[str, Any]) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code=1)
+
+
+def _log_to_stderr() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("clientml_mle").setLevel(logging.INFO)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train``, ``score`` and ``serve`` commands to ``app``."""
+
+    @app.command("train")
+    def train_command(
+        *,
+        warehouse: Annotated[str | None, typer.Option(help=_WAREHOUSE_HELP)] = None,
+        models_dir: Annotated[Path | None, typer.Option(help=_MODELS_HELP)] = None,
+        seed: Annotated[int | None, typer.Option(help="Random seed; same seed and data, same model")] = None,
+        wait_timeout: Annotated[
+            float | None, typer.Option(help="Seconds to wait for the feature_store table to appear")
+        ] = None,
+        tracking_uri: Annotated[
+            str | None, typer.Option(help="MLflow tracking URI (default: CLIENTML_MLFLOW_TRACKING_URI)")
+        ] = None,
+        model_name: Annotated[str | None, typer.Option(help="Registered model name")] = None,
+        tracking: Annotated[bool, typer.Option(help="Log to MLflow and apply the champion rule")] = True,
+        force_promote: Annotated[bool, typer.Option(help="Make the new version champion regardless")] = False,
+    ) -> None:
+        """Wait for feature_store, train the default model, save a bundle, track it; print a JSON summary."""
+        _log_to_stderr()
+        from clientml_de.warehouse import WarehouseError
+
+        from clientml_mle.bundle import BundleIntegrityError
+        from clientml_mle.config import Settings
+        from clientml_mle.features import training_frame, wait_for_table
+        from clientml_mle.tracking import MlflowTracker
+        from clientml_mle.train import default_estimator, train
+
+        settings = Settings()
+        url = warehouse or settings.warehouse_url
+        timeout = settings.wait_timeout_s if wait_timeout is None else wait_timeout
+        tracker = None
+        if tracking:
+            tracker = MlflowTracker.from_settings(settings)
+            tracker.tracking_uri = tracking_uri or tracker.tracking_uri
+            tracker.model_name = model_name or tracker.model_name
+        try:
+            wait_for_table(url, timeout_s=timeout, poll_s=settings.wait_poll_s)
+            frame = training_frame(url)
+            result = train(
+                default_estimator,
+                frame,
+                seed=settings.seed if seed is None else seed,
+                test_size=settings.test_size,
+                models_dir=models_dir or settings.models_dir,
+                tracking=tracker,
+                name=model_name or settings.model_name,
+                force_promote=force_promote,
+            )
+        except (TimeoutError, WarehouseError, BundleIntegrityError, ValueError) as exc:
+            _fail(str(exc))
+        _print_json(result.summary())
+
+    @app.command("score")
+    def score_command(
+        out: Annotated[Path, typer.Option(help="CSV file to write: client_id,probability,label")],
+        warehouse: Annotated[str | None, typer.Option(help=_WAREHOUSE_HELP)] = None,
+        models_dir: Annotated[Path | None, typer.Option(help=_MODELS_HELP)] = None,
+    ) -> None:
+        """Score every unlabeled client with the newest bundle; print a JSON summary."""
+        _log_to_stderr()
+        from clientml_de.warehouse import WarehouseError
+
+        from clientml_mle.bundle import BundleIntegrityError, read_latest
+        from clientml_mle.config import Settings
+        from clientml_mle.score import score
+
+        settings = Settings()
+        directory = models_dir or settings.models_dir
+        try:
+            rows = score(warehouse or settings.warehouse_url, directory, out)
+            version = read_latest(directory) if (directory / "LATEST").exists() else directory.name
+        except (WarehouseError, BundleIntegrityError, FileNotFoundError, ValueError) as exc:
+            _fail(str(exc))
+        _print_json({"out": str(out), "rows": rows, "bundle_version": version})
+
+    @app.command("serve")
+    def serve_command(
+        *,
+        models_dir: Annotated[Path | None, typer.Option(help=_MODELS_HELP)] = None,
+        warehouse: Annotated[str | None, typer.Option(help="Warehouse for predictions by client_id (optional)")] = None,
+        host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
+        port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+        workers: Annotated[int | None, typer.Option(help="Worker processes (default 1)")] = None,
+        api_key_env: Annotated[
+            str | None,
+            typer.Option(help="Name of the environment variable holding the API key (default CLIENTML_API_KEY)"),
+        ] = None,
+    ) -> None:
+        """Serve the newest bundle over HTTP (the prediction API)."""
+        _log_to_stderr()
+        from clientml_mle.config import Settings
+
+        if api_key_env:
+            key = os.environ.get(api_key_env)
+            if not key:
+                _fail(f"environment variable {api_key_env} (--api-key-env) is not set or empty")
+            # The server (and its worker processes) read the key from the settings.
+            os.environ["CLIENTML_API_KEY"] = key
+        settings = Settings()
+        from clientml_mle.serve.server import run_server
+
+        run_server(
+            models_dir=models_dir or settings.models_dir,
+            warehouse_url=warehouse,
+            host=host or settings.host,
+            port=settings.port if port is None else port,
+            workers=workers or settings.workers,
+        )

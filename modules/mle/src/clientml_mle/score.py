@@ -1,0 +1,56 @@
+"""Batch scoring: every unlabeled client of ``feature_store`` with the newest bundle, to a CSV file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clientml_mle.bundle import load_bundle
+from clientml_mle.features import unlabeled_rows
+
+log = logging.getLogger(__name__)
+
+OUTPUT_COLUMNS = ("client_id", "probability", "label")
+
+
+def write_csv_atomically(frame: pd.DataFrame, out: Path) -> None:
+    """Write ``frame`` to ``out`` through a temporary file in the same directory and ``os.replace``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            frame.to_csv(fh, index=False, lineterminator="\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def score(warehouse_url: str, models_dir: Path | str, out: Path | str) -> int:
+    """Score each unlabeled client (its newest feature_store row) with the LATEST bundle of ``models_dir``.
+
+    Writes ``client_id,probability,label`` (label at the bundle's threshold) to ``out`` atomically and
+    returns the number of rows written. The bundle is verified before use.
+    """
+    bundle = load_bundle(models_dir)
+    rows = unlabeled_rows(warehouse_url)
+    proba = bundle.predict_proba(rows)
+    result = pd.DataFrame(
+        {
+            "client_id": rows["client_id"].astype(str).to_numpy(),
+            "probability": proba,
+            "label": (proba >= bundle.threshold).astype(np.int64),
+        },
+        columns=list(OUTPUT_COLUMNS),
+    )
+    write_csv_atomically(result, Path(out))
+    log.info("scored %d clients with bundle %s into %s", len(result), bundle.version, out)
+    return len(result)

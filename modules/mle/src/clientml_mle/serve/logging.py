@@ -1,0 +1,67 @@
+"""Structured JSON logs: one object per line, with the request fields as top-level keys.
+
+The access log (logger ``clientml_mle.serve.access``) writes one line per request::
+
+    {"ts": "...", "level": "INFO", "logger": "clientml_mle.serve.access", "msg": "request",
+     "request_id": "...", "method": "POST", "route": "/v1/predict", "status": 200,
+     "latency_ms": 0.41, "n_records": 1}
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+ACCESS_LOGGER = "clientml_mle.serve.access"
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object; ``extra=`` fields become top-level keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def log_config(level: str = "INFO") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` dict: uvicorn's and our loggers, JSON on stdout."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {"stdout": handler},
+        "loggers": {
+            "uvicorn": {"handlers": ["stdout"], "level": level, "propagate": False},
+            "uvicorn.error": {"level": level},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "clientml_mle": {"handlers": ["stdout"], "level": level, "propagate": False},
+        },
+    }
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Apply :func:`log_config` in this process (what the server's workers do)."""
+    import logging.config
+
+    logging.config.dictConfig(log_config(level))
+    logging.captureWarnings(True)
+
+
+def _stderr_fallback() -> None:  # pragma: no cover - debugging aid
+    logging.basicConfig(stream=sys.stderr)

@@ -1,0 +1,54 @@
+"""Prometheus metrics of the API (``GET /metrics``).
+
+- ``clientml_http_requests_total{method, route, status}``: requests;
+- ``clientml_http_request_duration_seconds{method, route, status}``: latency histogram;
+- ``clientml_predictions_total{label}``: predicted labels (0/1), both prediction routes;
+- ``clientml_prediction_batch_records``: records per prediction request (histogram).
+
+``route`` is the route template (``/v1/predict``), or ``unmatched`` for unknown paths, so the label set
+stays bounded. With several worker processes the server sets ``PROMETHEUS_MULTIPROC_DIR`` (prometheus
+multiprocess mode): any worker's ``/metrics`` then reports the sum over all workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000)
+
+REQUESTS = Counter("clientml_http_requests", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "clientml_http_request_duration_seconds",
+    "HTTP request latency (first byte in to last byte out)",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+PREDICTIONS = Counter("clientml_predictions", "Predictions served, by predicted label", ["label"])
+BATCH_RECORDS = Histogram("clientml_prediction_batch_records", "Records per prediction request", buckets=BATCH_BUCKETS)
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text (summed over workers in multiprocess mode) and its content type."""
+    if multiprocess():
+        from prometheus_client import multiprocess as mp
+
+        registry = CollectorRegistry()
+        mp.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def record_predictions(labels_one: int, total: int) -> None:
+    if labels_one:
+        PREDICTIONS.labels("1").inc(labels_one)
+    if total - labels_one:
+        PREDICTIONS.labels("0").inc(total - labels_one)
+    BATCH_RECORDS.observe(total)

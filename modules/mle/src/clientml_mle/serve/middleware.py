@@ -1,0 +1,110 @@
+"""One pure-ASGI middleware for every request: request id, API-key check, metrics and the access log.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) keeps the per-request overhead to a few microseconds.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clientml_mle.serve.logging import ACCESS_LOGGER
+from clientml_mle.serve.metrics import LATENCY, REQUESTS
+
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+REQUEST_ID_HEADER = b"x-request-id"
+API_KEY_HEADER = b"x-api-key"
+OPEN_PREFIX = "/health/"
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class ServingMiddleware:
+    """Wraps the FastAPI app (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None = None) -> None:
+        self.app = app
+        self.api_key = api_key.encode() if api_key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        given = _header(scope, REQUEST_ID_HEADER)
+        request_id = given.decode() if given is not None and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+        id_header = (b"x-request-id", request_id.encode())
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), id_header]
+            await send(message)
+
+        try:
+            if self.api_key is not None and not scope["path"].startswith(OPEN_PREFIX):
+                problem = self._auth_problem(scope)
+                if problem is not None:
+                    await _error(send_wrapper, problem[0], problem[1], request_id)
+                    return
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            code = str(status)
+            REQUESTS.labels(method, template, code).inc()
+            LATENCY.labels(method, template, code).observe(elapsed)
+            access_log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "route": template,
+                    "path": scope["path"],
+                    "status": status,
+                    "latency_ms": round(elapsed * 1000, 3),
+                    "n_records": state.get("n_records"),
+                },
+            )
+
+    def _auth_problem(self, scope: Scope) -> tuple[int, str] | None:
+        assert self.api_key is not None
+        given = _header(scope, API_KEY_HEADER)
+        if given is None:
+            return 401, "missing API key: send it in the X-API-Key header"
+        if not hmac.compare_digest(given, self.api_key):
+            return 403, "invalid API key"
+        return None
+
+
+async def _error(send: Send, status: int, message: str, request_id: str) -> None:
+    body = orjson.dumps({"error": message, "detail": None, "request_id": request_id})
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if status == 401:
+        headers.append((b"www-authenticate", b'ApiKey header="X-API-Key"'))
+    start: dict[str, Any] = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,34 @@
+"""``/health/live`` (the process answers) and ``/health/ready`` (the model is loaded and verified)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from clientml_mle.serve.deps import get_state
+from clientml_mle.serve.routers import json_response
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live", summary="Liveness: the process answers")
+async def live() -> Response:
+    return json_response({"status": "alive"})
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: the bundle is loaded, its hashes checked and the fast path verified",
+    responses={503: {"description": "Loading, or failed (the reason says why)"}},
+)
+async def ready(request: Request) -> Response:
+    state = get_state(request)
+    if state.ready and state.predictor is not None:
+        predictor = state.predictor
+        return json_response(
+            {
+                "status": "ready",
+                "model": {"name": predictor.name, "version": predictor.version},
+                "verified": predictor.verified,
+            }
+        )
+    return json_response({"status": state.status, "reason": state.reason}, status_code=503)

@@ -1,0 +1,53 @@
+"""``GET /v1/model``: what the served model is and what it expects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from clientml_mle.serve.deps import get_state, ready_predictor
+from clientml_mle.serve.routers import ERRORS, json_response
+from clientml_mle.serve.schemas import ModelInfo
+
+router = APIRouter(prefix="/v1", tags=["model"])
+
+
+def _jsonable(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if dump is not None else value
+
+
+def _jsonable_time(value: Any) -> Any:
+    iso = getattr(value, "isoformat", None)
+    return iso() if iso is not None else value
+
+
+@router.get("/model", summary="The served model", responses={200: {"model": ModelInfo}, **ERRORS})
+async def model_info(request: Request) -> Response:
+    state = get_state(request)
+    predictor = ready_predictor(state)
+    manifest = state.bundle.manifest if state.bundle is not None else None
+    created = getattr(manifest, "created_at", None)
+    training = getattr(manifest, "training_data", None)
+    return json_response(
+        {
+            "name": predictor.name,
+            "version": predictor.version,
+            "threshold": predictor.threshold,
+            "metrics": _jsonable(getattr(manifest, "metrics", {})),
+            "features": [
+                {
+                    "name": f.name,
+                    "type": f.type,
+                    "nullable": f.nullable,
+                    "categories": list(f.categories) if f.categories is not None else None,
+                }
+                for f in predictor.features
+            ],
+            "created_at": _jsonable_time(created),
+            "training_data": _jsonable(training),
+            "predictor": {"kind": "compiled-lightgbm", "verified": predictor.verified},
+            "max_records": state.max_records,
+        }
+    )

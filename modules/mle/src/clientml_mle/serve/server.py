@@ -1,0 +1,59 @@
+"""``run_server``: uvicorn with N worker processes, each building the app from the environment."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from clientml_mle.serve.app import SERVE_WAREHOUSE_ENV
+from clientml_mle.serve.logging import configure_logging, log_config
+from clientml_mle.serve.metrics import MULTIPROC_ENV
+
+log = logging.getLogger(__name__)
+
+APP_FACTORY = "clientml_mle.serve.app:create_app_from_env"
+
+
+def run_server(models_dir: Path, warehouse_url: str | None, host: str, port: int, workers: int) -> None:
+    """Serve the newest bundle of ``models_dir`` until interrupted.
+
+    The bundle's hashes are checked here first, so a missing or altered bundle stops the command at once;
+    each worker then loads it, verifies its fast path and turns ready. The API key and the record limit
+    come from ``CLIENTML_API_KEY`` / ``CLIENTML_MAX_RECORDS``. With ``workers > 1`` the Prometheus
+    metrics run in multiprocess mode (a temporary ``PROMETHEUS_MULTIPROC_DIR``, removed on exit) so that
+    ``/metrics`` sums all workers.
+    """
+    import uvicorn
+
+    from clientml_mle.bundle import verify_bundle
+
+    configure_logging(os.environ.get("CLIENTML_LOG_LEVEL", "INFO"))
+    manifest = verify_bundle(models_dir)
+    log.info(
+        "serving model %s %s on http://%s:%d with %d worker(s)", manifest.name, manifest.version, host, port, workers
+    )
+    os.environ["CLIENTML_MODELS_DIR"] = str(Path(models_dir).resolve())
+    os.environ[SERVE_WAREHOUSE_ENV] = warehouse_url or ""
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        metrics_dir = tempfile.mkdtemp(prefix="clientml-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=log_config(os.environ.get("CLIENTML_LOG_LEVEL", "INFO")),
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -75,8 +75,9 @@ def register(app: typer.Typer) -> None:
         try:
             wait_for_table(url, timeout_s=timeout, poll_s=settings.wait_poll_s)
             frame = training_frame(url)
+            n_jobs = settings.train_n_jobs
             result = train(
-                default_estimator,
+                lambda specs: default_estimator(specs, n_jobs=n_jobs),
                 frame,
                 seed=settings.seed if seed is None else seed,
                 test_size=settings.test_size,

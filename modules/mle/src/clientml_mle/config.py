@@ -53,6 +53,8 @@ class Settings(_DESettings):
     # Training.
     seed: int = 0
     test_size: float = Field(default=0.2, gt=0, lt=1)
+    # Threads of the default estimator (LightGBM); 1 is faster on small data or a busy machine.
+    train_n_jobs: int = Field(default=2, ge=1)
     wait_timeout_s: float = Field(default=600.0, ge=0)
     wait_poll_s: float = Field(default=5.0, gt=0)
     # Serving.

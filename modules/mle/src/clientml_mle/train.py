@@ -49,7 +49,7 @@ IntArray = npt.NDArray[np.int64]
 _MIN_PER_CLASS = 10
 
 
-def default_estimator(features: Sequence[FeatureSpec]) -> Pipeline:
+def default_estimator(features: Sequence[FeatureSpec], n_jobs: int = 2) -> Pipeline:
     """One-hot encoding of the categorical features (numbers passed through), then LightGBM.
 
     The encoder knows exactly the manifest's categories; unknown values and nulls encode as all zeros.
@@ -84,7 +84,7 @@ def default_estimator(features: Sequence[FeatureSpec]) -> Pipeline:
         subsample_freq=1,
         colsample_bytree=0.8,
         reg_lambda=1.0,
-        n_jobs=2,
+        n_jobs=n_jobs,
         verbose=-1,
         deterministic=True,
         force_col_wise=True,

@@ -7,6 +7,7 @@ real datasets are looked up at ``../shared/data/real`` (or ``CLIENTML_REAL_DATA`
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,13 @@ import pytest
 os.environ.setdefault("AIRFLOW__USAGE_DATA_COLLECTION__ENABLED", "False")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+
+# Airflow reads its configuration when first imported: point it at a throwaway home before any test
+# can import it, so the suite never touches ~/airflow.
+if "AIRFLOW_HOME" not in os.environ:
+    from clientml_de.pipeline import embedded_airflow_env
+
+    os.environ.update(embedded_airflow_env(Path(tempfile.mkdtemp(prefix="clientml-airflow-"))))
 
 REPO_ROOT = Path(__file__).resolve().parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -1,0 +1,130 @@
+"""MLflow tracking, the registry and the champion gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from clientml_mle.bundle import load_bundle
+from clientml_mle.schema import FeatureSpec
+from clientml_mle.tracking import CHAMPION_ALIAS, MlflowTracker, decide, model_signature
+from clientml_mle.train import EstimatorFactory, train
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
+from sklearn.pipeline import Pipeline
+
+
+def uninformative(specs: list[FeatureSpec]) -> Pipeline:
+    """A model that predicts the base rate for everyone (ROC-AUC 0.5)."""
+    numeric = [s.name for s in specs if s.type != "category"]
+    encoder = ColumnTransformer([("numeric", "passthrough", numeric)])
+    return Pipeline([("encoder", encoder), ("classifier", DummyClassifier(strategy="prior"))])
+
+
+def _champion(tracker: MlflowTracker) -> str:
+    return str(tracker.client.get_model_version_by_alias(tracker.model_name, CHAMPION_ALIAS).version)
+
+
+def test_rule() -> None:
+    common = {"new_roc_auc": 0.85, "incompatibility": None, "new_version": "2"}
+    first = decide(new_roc_auc_ci95_low=0.8, champion_version=None, champion_roc_auc=None, **common)
+    assert first.promoted and "no champion" in first.reason
+    better = decide(new_roc_auc_ci95_low=0.80, champion_version="1", champion_roc_auc=0.79, **common)
+    assert better.promoted and better.previous_champion == "1"
+    tie = decide(new_roc_auc_ci95_low=0.79, champion_version="1", champion_roc_auc=0.79, **common)
+    assert tie.promoted
+    worse = decide(new_roc_auc_ci95_low=0.78, champion_version="1", champion_roc_auc=0.79, **common)
+    assert not worse.promoted and "0.7800 < " in worse.reason
+    nan = decide(new_roc_auc_ci95_low=float("nan"), champion_version="1", champion_roc_auc=0.5, **common)
+    assert not nan.promoted
+    forced = decide(new_roc_auc_ci95_low=0.1, champion_version="1", champion_roc_auc=0.9, force=True, **common)
+    assert forced.promoted and "forced" in forced.reason
+    incompatible = {**common, "incompatibility": "the evaluation rows lack the champion's features ['x']"}
+    blocked = decide(new_roc_auc_ci95_low=0.8, champion_version="1", champion_roc_auc=None, **incompatible)
+    assert not blocked.promoted and "not comparable" in blocked.reason and "['x']" in blocked.reason
+
+
+def test_champion_gate_both_ways(
+    frame: pd.DataFrame, tracker: MlflowTracker, estimator: EstimatorFactory, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    weak = train(uninformative, frame, seed=0, models_dir=models, tracking=tracker)
+    assert weak.decision is not None and weak.decision.promoted
+    assert weak.decision.new_version == "1" and _champion(tracker) == "1"
+
+    strong = train(estimator, frame, seed=0, models_dir=models, tracking=tracker)
+    decision = strong.decision
+    assert decision is not None and decision.promoted, decision
+    assert decision.previous_champion == "1" and decision.new_version == "2"
+    assert decision.champion_roc_auc == pytest.approx(0.5)
+    assert decision.new_roc_auc_ci95_low is not None and decision.new_roc_auc_ci95_low > 0.7
+    assert _champion(tracker) == "2"
+
+    again = train(uninformative, frame, seed=0, models_dir=models, tracking=tracker)
+    decision = again.decision
+    assert decision is not None and not decision.promoted
+    assert decision.previous_champion == "2" and decision.new_version == "3"
+    # The champion was re-scored on the same test rows (same seed, same split) as when it was trained.
+    assert decision.champion_roc_auc == pytest.approx(strong.metrics["roc_auc"])
+    assert _champion(tracker) == "2"
+
+    # What the run left in MLflow.
+    assert strong.tracking is not None
+    client = tracker.client
+    run = client.get_run(strong.tracking.run_id)
+    assert run.data.metrics["roc_auc"] == pytest.approx(strong.metrics["roc_auc"])
+    assert run.data.params["seed"] == "0" and run.data.tags["bundle_version"] == strong.version
+    bundle_files = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "bundle")}
+    assert {"manifest.json", "model.skops", "encoder.skops", "evaluation.json"} <= bundle_files
+    decision_file = client.download_artifacts(run.info.run_id, "champion_decision.json", str(tmp_path))
+    assert json.loads(Path(decision_file).read_text())["promoted"] is True
+    version = client.get_model_version(tracker.model_name, "2")
+    assert version.tags["bundle_version"] == strong.version
+    assert ">=" in version.tags["champion_decision"]
+    assert not hasattr(version, "current_stage") or version.current_stage in (None, "None")
+
+    # The registered model serves through MLflow's pyfunc (what `mlflow models serve` runs).
+    mlflow.set_tracking_uri(tracker.tracking_uri)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{tracker.model_name}@{CHAMPION_ALIAS}")
+    bundle = load_bundle(strong.bundle_path)
+    x = bundle.feature_frame(frame.head(20).to_dict("records"))
+    proba = np.asarray(pyfunc.predict(x))
+    np.testing.assert_allclose(proba[:, 1], bundle.predict_proba(x))
+
+
+def test_incompatible_champion_needs_force(
+    frame: pd.DataFrame, tracker: MlflowTracker, estimator: EstimatorFactory, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    first = train(estimator, frame, seed=0, models_dir=models, tracking=tracker, n_boot=100)
+    assert first.decision is not None and first.decision.promoted
+
+    without_segment = frame.drop(columns=["segment"])
+    without_segment.attrs = dict(frame.attrs)
+    blocked = train(estimator, without_segment, seed=0, models_dir=models, tracking=tracker, n_boot=100)
+    assert blocked.decision is not None and not blocked.decision.promoted
+    assert "not comparable" in blocked.decision.reason and "segment" in blocked.decision.reason
+    assert _champion(tracker) == "1"
+
+    forced = train(
+        estimator, without_segment, seed=0, models_dir=models, tracking=tracker, n_boot=100, force_promote=True
+    )
+    assert forced.decision is not None and forced.decision.promoted and "forced" in forced.decision.reason
+    assert _champion(tracker) == "3"
+
+
+def test_signature_follows_the_feature_schema() -> None:
+    specs = [
+        FeatureSpec(name="segment", type="category", categories=["a"]),
+        FeatureSpec(name="tenure_days", type="integer", nullable=False),
+    ]
+    signature = model_signature(specs)
+    inputs = signature.inputs.to_dict()
+    assert [(c["name"], c["type"], c["required"]) for c in inputs] == [
+        ("segment", "string", False),
+        ("tenure_days", "double", False),
+    ]

@@ -1,70 +1,69 @@
-"""Fixtures of the serving tests: a small feature store and a bundle trained on it (in tmp dirs).
+"""Helpers and fixtures of the serving tests (``test_serve_*``).
 
-Imported by the ``test_serve_*`` modules (``from serve_fixtures import *`` style, via pytest's
-``pytest_plugins``-free approach: each test module imports the fixtures it uses).
+The bundle and the warehouse come from the mle suite's session fixtures (``conftest.py``: ``trained``,
+a default model trained on a generated 2,000-client feature_store, and ``warehouse_url``), so the model
+is trained once for the whole suite; everything lives in pytest's tmp directories.
+
+The test modules import this file by path (the suite runs with ``--import-mode=importlib``).
 """
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-
-N_CLIENTS = 2000
+from clientml_de.warehouse import connect
+from clientml_mle.bundle import Bundle, load_bundle
+from clientml_mle.features import latest_rows
 
 
 @dataclass(frozen=True)
 class ServeWorld:
-    """A warehouse with a feature_store, a models dir with one bundle, and the loaded bundle."""
+    """A warehouse with a feature_store, a models dir holding one bundle, and the loaded bundle."""
 
     warehouse_url: str
     models_dir: Path
-    bundle: Any
-    store: pd.DataFrame  # the whole feature_store, as clientml_mle.features reads it
+    bundle: Bundle
+    store: pd.DataFrame  # every client's latest feature_store row, as clientml_mle.features reads it
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.bundle.manifest.features]
 
-    def records(self, n: int | None = None) -> list[dict[str, Any]]:
-        """feature_store rows as JSON records (minus key, label and bookkeeping)."""
-        rows = self.store if n is None else self.store.head(n)
-        frame = rows[self.feature_names].astype(object).where(rows[self.feature_names].notna(), None)
-        return frame.to_dict(orient="records")
+    def records(self, n: int | None = None, start: int = 0) -> list[dict[str, Any]]:
+        """feature_store rows as JSON records: the features only (no key, label or bookkeeping)."""
+        rows = self.store.iloc[start : None if n is None else start + n][self.feature_names]
+        return rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+
+    def reference(self, records: list[dict[str, Any]]) -> Any:
+        """The bundle's own probabilities (sklearn Pipeline on a DataFrame)."""
+        return self.bundle.predict_proba(self.bundle.feature_frame(records))
 
 
-def build_world(root: Path, n_clients: int = N_CLIENTS, seed: int = 1) -> ServeWorld:
-    from clientml_de.config import DatasetConfig
-    from clientml_de.features import build_feature_store
-    from clientml_de.generate import generate
-    from clientml_de.load import load_source
-    from clientml_de.warehouse import connect
-    from clientml_mle.bundle import load_bundle
-    from clientml_mle.features import latest_rows, training_frame
-    from clientml_mle.train import default_estimator, train
-
-    data = root / "data"
-    generate(data, n_clients=n_clients, seed=seed)
-    url = f"duckdb:///{root / 'wh.duckdb'}"
-    warehouse = connect(url)
+def all_client_ids(warehouse_url: str) -> list[str]:
+    warehouse = connect(warehouse_url)
     try:
-        config = DatasetConfig()
-        load_source(str(data / "clients.csv"), config.clients_spec(), warehouse)
-        load_source(str(data / "sales.csv"), config.sales_spec(), warehouse)
-        build_feature_store(warehouse, config)
+        ids = warehouse.table("feature_store").select("client_id").distinct().to_pandas()["client_id"]
     finally:
         warehouse.close()
-    models_dir = root / "models"
-    train(default_estimator, training_frame(url), models_dir=models_dir, tracking=None, n_boot=20, seed=seed)
-    bundle = load_bundle(models_dir)
-    ids = [f"C{i:07d}" for i in range(n_clients * 2)]
-    store = latest_rows(url, ids)
-    return ServeWorld(url, models_dir, bundle, store)
+    return sorted(str(c) for c in ids)
+
+
+def make_world(bundle_path: Path, warehouse_url: str) -> ServeWorld:
+    store = latest_rows(warehouse_url, all_client_ids(warehouse_url))
+    return ServeWorld(warehouse_url, bundle_path.parent, load_bundle(bundle_path), store)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
-def serve_world(tmp_path_factory: pytest.TempPathFactory) -> ServeWorld:
-    return build_world(tmp_path_factory.mktemp("serve"))
+def serve_world(trained: Any, warehouse_url: str) -> ServeWorld:
+    return make_world(Path(trained.bundle_path), warehouse_url)

@@ -89,7 +89,8 @@ def create_app_from_env() -> FastAPI:
     """The app configured by the environment (``clientml_mle.config.Settings``, ``CLIENTML_*``).
 
     The feature store is ``CLIENTML_SERVE_WAREHOUSE_URL`` when set (``run_server`` sets it; empty means
-    none), else ``CLIENTML_WAREHOUSE_URL`` when set, else none.
+    none), else ``CLIENTML_WAREHOUSE_URL`` when that variable is set, else none (the settings' default
+    warehouse is not assumed to exist).
     """
     from clientml_mle.config import Settings
     from clientml_mle.serve.logging import configure_logging

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 ACCESS_LOGGER = "clientml_mle.serve.access"
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -15,10 +15,14 @@ from clientml_mle.serve.metrics import MULTIPROC_ENV
 log = logging.getLogger(__name__)
 
 APP_FACTORY = "clientml_mle.serve.app:create_app_from_env"
+WORKER_HEALTHCHECK_S = 60
 
 
 def run_server(models_dir: Path, warehouse_url: str | None, host: str, port: int, workers: int) -> None:
     """Serve the newest bundle of ``models_dir`` until interrupted.
+
+    ``warehouse_url`` is the feature store of ``/v1/predict/clients``; ``None`` means
+    ``CLIENTML_WAREHOUSE_URL`` when that variable is set, else no feature store (that route answers 503).
 
     The bundle's hashes are checked here first, so a missing or altered bundle stops the command at once;
     each worker then loads it, verifies its fast path and turns ready. The API key and the record limit
@@ -36,7 +40,10 @@ def run_server(models_dir: Path, warehouse_url: str | None, host: str, port: int
         "serving model %s %s on http://%s:%d with %d worker(s)", manifest.name, manifest.version, host, port, workers
     )
     os.environ["CLIENTML_MODELS_DIR"] = str(Path(models_dir).resolve())
-    os.environ[SERVE_WAREHOUSE_ENV] = warehouse_url or ""
+    if warehouse_url:
+        os.environ[SERVE_WAREHOUSE_ENV] = warehouse_url
+    else:  # the workers fall back to CLIENTML_WAREHOUSE_URL when it is set
+        os.environ.pop(SERVE_WAREHOUSE_ENV, None)
     metrics_dir = None
     if workers > 1 and not os.environ.get(MULTIPROC_ENV):
         metrics_dir = tempfile.mkdtemp(prefix="clientml-metrics-")
@@ -52,6 +59,9 @@ def run_server(models_dir: Path, warehouse_url: str | None, host: str, port: int
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=10,
+            # The supervisor kills a worker that does not answer its ping in time; importing the ML stack
+            # and verifying the model can take longer than uvicorn's default 5 s on a busy machine.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
         )
     finally:
         if metrics_dir is not None:

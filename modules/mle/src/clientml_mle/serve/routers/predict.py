@@ -34,7 +34,12 @@ from clientml_mle.serve.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
-EXPLAIN = Query(False, description="Add each prediction's 5 largest feature contributions (log-odds)")
+MAX_EXPLAIN_RECORDS = 1000
+EXPLAIN = Query(
+    False,
+    description=f"Add each prediction's 5 largest feature contributions (log-odds); at most "
+    f"{MAX_EXPLAIN_RECORDS} records per request",
+)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -65,7 +70,13 @@ def parse_json(body: bytes) -> Any:
         raise invalid([error_entry(["body"], "json_invalid", msg)]) from None
 
 
-def _predictions(
+def check_explain(n: int) -> None:
+    if n > MAX_EXPLAIN_RECORDS:
+        msg = f"explain=true is limited to {MAX_EXPLAIN_RECORDS} records per request (got {n})"
+        raise InvalidRequestError(413, msg, [error_entry(["records"], "too_long", msg)])
+
+
+async def _predictions(
     predictor: FastPredictor, matrix: np.ndarray, records: list[dict[str, Any]], explain: bool
 ) -> list[dict[str, Any]]:
     probabilities = predictor.predict_matrix(matrix)
@@ -73,7 +84,9 @@ def _predictions(
     record_predictions(int(labels.sum()), len(labels))
     out = [{"probability": p, "label": label} for p, label in zip(probabilities.tolist(), labels.tolist(), strict=True)]
     if explain:
-        for prediction, top in zip(out, predictor.top_contributions(matrix, records), strict=True):
+        # TreeSHAP costs about a millisecond per record: off the event loop (LightGBM releases the GIL).
+        tops = await run_in_threadpool(predictor.top_contributions, matrix, records)
+        for prediction, top in zip(out, tops, strict=True):
             prediction["contributions"] = top
     return out
 
@@ -101,14 +114,16 @@ async def predict(request: Request, explain: bool = EXPLAIN) -> Response:
     if type(records) is list:
         request.state.n_records = len(records)
     valid: ValidRecords = predictor.validator.validate_payload(payload)
-    matrix = predictor.encode(valid)
     assert records is not None
+    if explain:
+        check_explain(valid.n)
+    matrix = predictor.encode(valid)
     return json_response(
         {
             "model": _model_ref(predictor),
             "threshold": predictor.threshold,
             "request_id": request_id(request),
-            "predictions": _predictions(predictor, matrix, records, explain),
+            "predictions": await _predictions(predictor, matrix, records, explain),
         }
     )
 
@@ -133,6 +148,8 @@ async def predict_clients(body: ClientsRequest, request: Request, explain: bool 
     if len(ids) > state.max_records:
         msg = f"too many client_ids: {len(ids)} > limit {state.max_records} per request"
         raise InvalidRequestError(413, msg, [error_entry(["client_ids"], "too_long", msg)])
+    if explain:
+        check_explain(len(ids))
     if not state.warehouse_url:
         raise InvalidRequestError(
             503,
@@ -156,7 +173,7 @@ async def predict_clients(body: ClientsRequest, request: Request, explain: bool 
             raise InvalidRequestError(
                 503, f"feature store rows do not fit the model's schema: {exc.message}", exc.errors
             ) from None
-        rows = _predictions(predictor, predictor.encode(valid), records, explain)
+        rows = await _predictions(predictor, predictor.encode(valid), records, explain)
         by_id = {
             cid: {"client_id": cid, "as_of_date": date, **row}
             for cid, date, row in zip(found_ids, as_of, rows, strict=True)

@@ -1,0 +1,188 @@
+"""Property-based tests of the request schema (hypothesis): random valid records score, random invalid
+ones get a 4xx naming the field (never a 500), and the columnar hot path agrees with the pydantic model
+generated from the same feature specs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from clientml_mle.serve.app import create_app
+from clientml_mle.serve.schemas import InvalidRequestError, RecordValidator, RequestSchema
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+
+def _load_fixtures() -> Any:
+    """``serve_fixtures.py`` next to this file (the suite runs with ``--import-mode=importlib``)."""
+    if "serve_fixtures" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("serve_fixtures", Path(__file__).with_name("serve_fixtures.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["serve_fixtures"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["serve_fixtures"]
+
+
+serve_fixtures = _load_fixtures()
+ServeWorld = serve_fixtures.ServeWorld
+serve_world = serve_fixtures.serve_world
+
+PROPERTY_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+_SAFE_INT = 2**53
+
+
+# --- strategies from the feature specs -----------------------------------------------------------
+
+
+def valid_value(spec: Any) -> st.SearchStrategy[Any]:
+    if spec.type == "category":
+        known = st.sampled_from(spec.categories) if spec.categories else st.nothing()
+        strategy: st.SearchStrategy[Any] = known | st.text(max_size=12)
+    elif spec.type == "integer":
+        ints = st.integers(-_SAFE_INT, _SAFE_INT)
+        strategy = ints | ints.map(float)
+    elif spec.type == "boolean":
+        strategy = st.booleans() | st.sampled_from([0, 1, 0.0, 1.0])
+    else:
+        strategy = st.floats(allow_nan=False, allow_infinity=False, width=64) | st.integers(-_SAFE_INT, _SAFE_INT)
+    return strategy | st.none() if spec.nullable else strategy
+
+
+def invalid_value(spec: Any) -> st.SearchStrategy[Any]:
+    junk = st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+    if spec.type == "category":
+        strategy: st.SearchStrategy[Any] = st.integers() | st.floats(allow_nan=False) | st.booleans() | junk
+    elif spec.type == "integer":
+        fractional = st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not x.is_integer())
+        strategy = fractional | st.text(max_size=5) | st.booleans() | junk
+    elif spec.type == "boolean":
+        strategy = st.integers().filter(lambda x: x not in (0, 1)) | st.text(max_size=5) | junk
+    else:
+        strategy = st.text(max_size=5) | st.booleans() | junk
+    return strategy if spec.nullable else strategy | st.none()
+
+
+def valid_record(specs: list[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({spec.name: valid_value(spec) for spec in specs})
+
+
+@st.composite
+def invalid_records(draw: st.DrawFn, specs: list[Any]) -> tuple[list[Any], set[tuple[Any, ...]]]:
+    """A batch with at least one broken record, and the locations that must be reported."""
+    records: list[Any] = draw(st.lists(valid_record(specs), min_size=1, max_size=4))
+    broken: set[tuple[Any, ...]] = set()
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(records) - 1))
+        if not isinstance(records[i], dict):
+            continue
+        record = dict(records[i])
+        spec = draw(st.sampled_from(specs))
+        how = draw(st.sampled_from(["drop", "extra", "value", "not_object"]))
+        if how == "drop":
+            record.pop(spec.name, None)
+            broken.add(("records", i, spec.name))
+        elif how == "extra":
+            name = draw(st.text(min_size=1, max_size=8).filter(lambda n: n not in {s.name for s in specs}))
+            record[name] = draw(st.integers())
+            broken.add(("records", i, name))
+        elif how == "value":
+            record[spec.name] = draw(invalid_value(spec))
+            broken.add(("records", i, spec.name))
+        else:
+            records[i] = draw(st.sampled_from([[], "record", 3, None]))
+            broken = {loc for loc in broken if loc[1] != i} | {("records", i)}
+            continue
+        records[i] = record
+    return records, broken
+
+
+# --- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client(serve_world: ServeWorld) -> Iterator[TestClient]:
+    with TestClient(create_app(serve_world.bundle)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def specs(serve_world: ServeWorld) -> list[Any]:
+    return list(serve_world.bundle.manifest.features)
+
+
+# --- properties -------------------------------------------------------------------------------------
+
+
+def test_valid_records_score_like_the_bundle(client: TestClient, serve_world: ServeWorld, specs: list[Any]) -> None:
+    @PROPERTY_SETTINGS
+    @given(st.lists(valid_record(specs), min_size=1, max_size=5))
+    def check(records: list[dict[str, Any]]) -> None:
+        response = client.post("/v1/predict", json={"records": records})
+        assert response.status_code == 200, response.text
+        got = np.array([p["probability"] for p in response.json()["predictions"]])
+        assert np.all((got >= 0) & (got <= 1))
+        assert np.max(np.abs(got - serve_world.reference(records))) <= 1e-9
+
+    check()
+
+
+def test_invalid_records_get_422_naming_the_fields(client: TestClient, specs: list[Any]) -> None:
+    @PROPERTY_SETTINGS
+    @given(invalid_records(specs))
+    def check(case: tuple[list[Any], set[tuple[Any, ...]]]) -> None:
+        records, broken = case
+        response = client.post("/v1/predict", json={"records": records})
+        assert response.status_code == 422, response.text
+        body = response.json()
+        reported = {tuple(e["loc"]) for e in body["detail"]}
+        assert broken <= reported, (broken, reported)
+        assert all(e["field"] == ".".join(map(str, e["loc"])) for e in body["detail"])
+
+    check()
+
+
+def test_hot_path_agrees_with_the_generated_pydantic_model(specs: list[Any]) -> None:
+    validator = RecordValidator(specs, max_records=100)
+    adapter = RequestSchema(specs, max_records=100).request_adapter
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.one_of(st.lists(valid_record(specs), min_size=1, max_size=3), invalid_records(specs).map(lambda c: c[0])))
+    def check(records: list[Any]) -> None:
+        try:
+            adapter.validate_python({"records": records})
+            pydantic_locs: set[tuple[Any, ...]] = set()
+        except ValidationError as exc:
+            pydantic_locs = {tuple(e["loc"]) for e in exc.errors()}
+        try:
+            validator.validate_records(records)
+            ours: set[tuple[Any, ...]] = set()
+        except InvalidRequestError as exc:
+            ours = {tuple(e["loc"]) for e in exc.errors}
+        assert ours == pydantic_locs
+        # The columnar fast path and the exhaustive scan agree too.
+        assert (validator._fast(records) is None) == bool(validator.record_errors(records))
+
+    check()
+
+
+def test_arbitrary_bodies_never_500(client: TestClient) -> None:
+    @settings(max_examples=80, deadline=None)
+    @given(
+        st.binary(max_size=200) | st.text(max_size=100).map(str.encode) | st.from_type(dict).map(repr).map(str.encode)
+    )
+    def check(body: bytes) -> None:
+        response = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+        assert response.status_code in (413, 422), response.text
+        assert response.json()["detail"][0]["field"]
+
+    check()

@@ -1,0 +1,150 @@
+"""The API served for real: ``run_server`` (uvicorn, 2 worker processes) on 127.0.0.1, over HTTP."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+
+def _load_fixtures() -> Any:
+    """``serve_fixtures.py`` next to this file (the suite runs with ``--import-mode=importlib``)."""
+    if "serve_fixtures" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("serve_fixtures", Path(__file__).with_name("serve_fixtures.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["serve_fixtures"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["serve_fixtures"]
+
+
+serve_fixtures = _load_fixtures()
+ServeWorld = serve_fixtures.ServeWorld
+serve_world = serve_fixtures.serve_world
+
+API_KEY = "server-test-key"
+WORKERS = 2
+STARTUP_TIMEOUT_S = 90.0
+
+
+@pytest.fixture(scope="module")
+def server(serve_world: ServeWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    port = serve_fixtures.free_port()
+    log_file = tmp_path_factory.mktemp("server") / "server.log"
+    code = (
+        "import sys; from pathlib import Path; from clientml_mle.serve.server import run_server; "
+        "run_server(Path(sys.argv[1]), sys.argv[2], '127.0.0.1', int(sys.argv[3]), int(sys.argv[4]))"
+    )
+    env = {**os.environ, "CLIENTML_API_KEY": API_KEY, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    args = [sys.executable, "-c", code, str(serve_world.models_dir), serve_world.warehouse_url, str(port), str(WORKERS)]
+    with log_file.open("wb") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(base, process, log_file)
+        yield base, log_file
+    finally:
+        _stop(process)
+
+
+def _wait_until_ready(base: str, process: subprocess.Popen[bytes], log_file: Path) -> None:
+    """Every worker ready: 20 consecutive 200s from /health/ready (connections land on any worker)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    streak = 0
+    while streak < 20:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log_file.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the server was not ready within {STARTUP_TIMEOUT_S} s:\n{log_file.read_text()[-3000:]}")
+        try:
+            with httpx.Client(timeout=2) as fresh:  # a new connection each time
+                ok = fresh.get(f"{base}/health/ready").status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        streak = streak + 1 if ok else 0
+        if not ok:
+            time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def test_predict_over_http(server: tuple[str, Path], serve_world: ServeWorld) -> None:
+    base, _ = server
+    records = serve_world.records(50)
+    headers = {"X-API-Key": API_KEY, "X-Request-ID": "http-test-1"}
+    with httpx.Client(base_url=base, timeout=10) as client:
+        response = client.post("/v1/predict", json={"records": records}, headers=headers)
+        assert response.status_code == 200
+        assert response.headers["x-request-id"] == "http-test-1"
+        got = np.array([p["probability"] for p in response.json()["predictions"]])
+        assert np.max(np.abs(got - serve_world.reference(records))) <= 1e-9
+
+        assert client.post("/v1/predict", json={"records": records}).status_code == 401
+        assert client.get("/health/live").status_code == 200
+        bad = client.post("/v1/predict", content=b'{"records": [{"age_years": "x"}]}', headers=headers)
+        assert bad.status_code == 422
+        assert "records.0.age_years" in {e["field"] for e in bad.json()["detail"]}
+
+        ids = serve_world.store["client_id"].tolist()[:3]
+        by_id = client.post("/v1/predict/clients", json={"client_ids": [*ids, "nobody"]}, headers=headers)
+        assert by_id.status_code == 200
+        assert by_id.json()["not_found"] == ["nobody"]
+        assert len(by_id.json()["predictions"]) == 3
+
+
+def _counter(text: str, route: str, status: str) -> float:
+    pattern = rf'clientml_http_requests_total\{{method="POST",route="{re.escape(route)}",status="{status}"\}} (\S+)'
+    match = re.search(pattern, text)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_metrics_sum_all_workers(server: tuple[str, Path], serve_world: ServeWorld) -> None:
+    base, _ = server
+    headers = {"X-API-Key": API_KEY}
+    record = serve_world.records(1)
+    before = _counter(httpx.get(f"{base}/metrics", headers=headers).text, "/v1/predict", "200")
+    for _ in range(30):  # a new connection per request, so both workers serve some
+        assert httpx.post(f"{base}/v1/predict", json={"records": record}, headers=headers).status_code == 200
+    text = httpx.get(f"{base}/metrics", headers=headers).text
+    assert _counter(text, "/v1/predict", "200") - before == 30
+    assert "clientml_predictions_total" in text
+    assert "clientml_http_request_duration_seconds_bucket" in text
+
+
+def test_json_access_log(server: tuple[str, Path], serve_world: ServeWorld) -> None:
+    base, log_file = server
+    headers = {"X-API-Key": API_KEY, "X-Request-ID": "log-line-check"}
+    httpx.post(f"{base}/v1/predict", json={"records": serve_world.records(2)}, headers=headers)
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in log_file.read_bytes().splitlines() if b"log-line-check" in line]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(lines) == 1
+    entry = orjson.loads(lines[0])
+    assert entry["route"] == "/v1/predict"
+    assert entry["status"] == 200
+    assert entry["n_records"] == 2
+    assert entry["latency_ms"] > 0

@@ -169,3 +169,54 @@ def test_records_frame_accepts_nulls_and_coerces() -> None:
     with pytest.raises(ValueError, match="'n'"):
         records_frame([{"n": "seven"}], specs)
     assert coerce_frame(pd.DataFrame({"cat": [1]}), specs)["cat"].tolist() == ["1"]
+
+
+def _comparable(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.drop(columns=["created_at"]).copy()
+    out["as_of_date"] = pd.to_datetime(out["as_of_date"]).dt.date
+    return out.reset_index(drop=True)
+
+
+def _same_reads(url: str, reference_url: str) -> None:
+    for read in (training_frame, unlabeled_rows):
+        got, expected = read(url), read(reference_url)
+        assert got.attrs["feature_types"] == expected.attrs["feature_types"]
+        pd.testing.assert_frame_equal(_comparable(got), _comparable(expected), check_exact=False, rtol=1e-9)
+    ids = ["C0000003", "C0000016", "nobody"]
+    pd.testing.assert_frame_equal(
+        _comparable(latest_rows(url, ids)), _comparable(latest_rows(reference_url, ids)), rtol=1e-9
+    )
+
+
+@pytest.mark.postgres
+def test_reads_are_the_same_on_postgres(source_dir: Path, warehouse_url: str) -> None:
+    from clientml_de.localpg import throwaway_postgres
+
+    with throwaway_postgres() as url:
+        _load_into(url, source_dir)
+        wait_for_table(url, timeout_s=5, poll_s=0.5)
+        _same_reads(url, warehouse_url)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_reads_are_the_same_on_spark(source_dir: Path, warehouse_url: str, tmp_path: Path) -> None:
+    url = f"spark:///{tmp_path / 'spark'}"
+    _load_into(url, source_dir)
+    _same_reads(url, warehouse_url)
+
+
+def _load_into(url: str, source: Path) -> None:
+    from clientml_de.config import DatasetConfig
+    from clientml_de.features import build_feature_store
+    from clientml_de.load import load_source
+    from clientml_de.warehouse import connect
+
+    warehouse = connect(url)
+    try:
+        config = DatasetConfig()
+        load_source(str(source / "clients.csv"), config.clients_spec(), warehouse)
+        load_source(str(source / "sales.csv"), config.sales_spec(), warehouse)
+        build_feature_store(warehouse, config)
+    finally:
+        warehouse.close()

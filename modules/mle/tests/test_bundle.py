@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from clientml_mle.bundle import (
+    CHAMPION_FILE,
     ENCODER_FILE,
     LATEST_FILE,
     MANIFEST_FILE,
@@ -21,7 +22,9 @@ from clientml_mle.bundle import (
     list_versions,
     load_bundle,
     read_latest,
+    read_pointer,
     save_bundle,
+    set_pointer,
     verify_bundle,
 )
 from clientml_mle.schema import FeatureSpec
@@ -188,6 +191,25 @@ def test_latest_moves_atomically_to_the_newest(tmp_path: Path) -> None:
     leftovers = [p.name for p in models.iterdir() if p.name.startswith(".tmp")]
     assert leftovers == []
     assert (models / LATEST_FILE).read_text().strip() == second.name
+
+
+def test_champion_pointer(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    first = _save_tiny(models)
+    second = _save_tiny(models)
+    assert read_pointer(models, CHAMPION_FILE) is None
+    with pytest.raises(FileNotFoundError, match="CHAMPION pointer"):
+        load_bundle(models, pointer=CHAMPION_FILE)
+    assert set_pointer(models, first.name, CHAMPION_FILE)
+    assert not set_pointer(models, first.name, CHAMPION_FILE)
+    assert load_bundle(models, pointer=CHAMPION_FILE).version == first.name
+    assert load_bundle(models).version == second.name
+    # LATEST only ever moves forward through save_bundle; set_pointer can be told the same.
+    assert not set_pointer(models, first.name, LATEST_FILE, only_forward=True)
+    with pytest.raises(BundleIntegrityError, match="not a bundle there"):
+        set_pointer(models, "20990101T000000.000000Z-000000000000", CHAMPION_FILE)
+    with pytest.raises(ValueError, match="unknown pointer"):
+        set_pointer(models, first.name, "../LATEST")
 
 
 def test_dangling_or_bad_pointer_is_reported(tmp_path: Path) -> None:

@@ -58,6 +58,11 @@ def test_train_then_score(
     clients = pd.read_csv(source_dir / "clients.csv")
     assert scored["rows"] == int(clients["label"].isna().sum()) == len(pd.read_csv(out))
     assert scored["bundle_version"] == summary["version"]
+    result = runner.invoke(
+        app, ["score", "--warehouse", warehouse_url, "--models-dir", str(models), "--out", str(out), "--champion"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["pointer"] == "CHAMPION"
 
 
 def test_train_without_tracking_uses_the_settings(runner: CliRunner, warehouse_url: str, tmp_path: Path) -> None:

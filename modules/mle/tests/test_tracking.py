@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from clientml_mle.bundle import load_bundle
+from clientml_mle.bundle import CHAMPION_FILE, LATEST_FILE, load_bundle, read_pointer
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.tracking import CHAMPION_ALIAS, MlflowTracker, decide, model_signature
 from clientml_mle.train import EstimatorFactory, train
@@ -71,6 +71,11 @@ def test_champion_gate_both_ways(
     # The champion was re-scored on the same test rows (same seed, same split) as when it was trained.
     assert decision.champion_roc_auc == pytest.approx(strong.metrics["roc_auc"])
     assert _champion(tracker) == "2"
+
+    # LATEST is the newest bundle; CHAMPION the one the gate promoted.
+    assert read_pointer(models, LATEST_FILE) == again.version
+    assert read_pointer(models, CHAMPION_FILE) == strong.version
+    assert load_bundle(models, pointer=CHAMPION_FILE).version == strong.version
 
     # What the run left in MLflow.
     assert strong.tracking is not None

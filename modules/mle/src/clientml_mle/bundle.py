@@ -3,6 +3,7 @@
 Layout of ``models_dir``::
 
     LATEST                                   # text: the newest version, e.g. 20250101T120000.123456Z-3f2a9c1b7d4e
+    CHAMPION                                 # text: the version the champion gate last promoted
     20250101T120000.123456Z-3f2a9c1b7d4e/
         manifest.json                        # see Manifest
         model.skops                          # the fitted sklearn Pipeline (encoder + classifier)
@@ -18,6 +19,8 @@ and runs no arbitrary code; the bytes that are deserialised are the very bytes t
 
 Publication is atomic: a bundle is written to a temporary directory that is renamed into place, then
 ``LATEST`` is replaced with ``os.replace`` (under a lock, and only ever moved to a newer version).
+A second pointer, ``CHAMPION``, names the bundle that MLflow's champion gate last promoted (moved by the
+training harness): LATEST is the newest bundle (the contract's pointer), CHAMPION the one that won.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.skops"
 ENCODER_FILE = "encoder.skops"
 LATEST_FILE = "LATEST"
+# Moved by the training harness when MLflow's champion gate promotes a bundle (see tracking.py).
+CHAMPION_FILE = "CHAMPION"
+POINTERS = (LATEST_FILE, CHAMPION_FILE)
 _LOCK_FILE = ".lock"
 _TMP_PREFIX = ".tmp-"
 _VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{12}$")
@@ -217,16 +223,23 @@ def _new_version(created: datetime, digest: str) -> str:
     return f"{created:%Y%m%dT%H%M%S}.{created.microsecond:06d}Z-{digest[:_DIGEST_CHARS]}"
 
 
-def read_latest(models_dir: Path | str) -> str | None:
-    """The version ``models_dir/LATEST`` points to, or ``None`` when there is no pointer yet."""
-    pointer = Path(models_dir) / LATEST_FILE
+def read_pointer(models_dir: Path | str, pointer: str = LATEST_FILE) -> str | None:
+    """The version a pointer file (``LATEST`` or ``CHAMPION``) names, or ``None`` when there is none."""
+    if pointer not in POINTERS:
+        raise ValueError(f"unknown pointer {pointer!r} (use one of {POINTERS})")
+    path = Path(models_dir) / pointer
     try:
-        version = pointer.read_text(encoding="utf-8").strip()
+        version = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
     if not _VERSION.match(version):
-        raise BundleIntegrityError(f"{pointer}: {version!r} is not a bundle version")
+        raise BundleIntegrityError(f"{path}: {version!r} is not a bundle version")
     return version
+
+
+def read_latest(models_dir: Path | str) -> str | None:
+    """The version ``models_dir/LATEST`` points to, or ``None`` when there is no pointer yet."""
+    return read_pointer(models_dir, LATEST_FILE)
 
 
 def list_versions(models_dir: Path | str) -> list[str]:
@@ -237,16 +250,26 @@ def list_versions(models_dir: Path | str) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and _VERSION.match(p.name))
 
 
-def _point_latest(models_dir: Path, version: str) -> None:
-    with _locked(models_dir):
-        current = read_latest(models_dir)
-        if current is not None and current >= version:
-            log.info("LATEST stays on %s (newer than %s)", current, version)
-            return
-        tmp = models_dir / f"{_TMP_PREFIX}{LATEST_FILE}-{uuid.uuid4().hex}"
+def set_pointer(models_dir: Path | str, version: str, pointer: str, *, only_forward: bool = False) -> bool:
+    """Atomically point ``models_dir/<pointer>`` at ``version`` (``os.replace`` of a fsynced temp file).
+
+    With ``only_forward`` the pointer never moves to an older version. Returns whether it moved.
+    """
+    root = Path(models_dir)
+    if pointer not in POINTERS:
+        raise ValueError(f"unknown pointer {pointer!r} (use one of {POINTERS})")
+    if not _VERSION.match(version) or not (root / version / MANIFEST_FILE).is_file():
+        raise BundleIntegrityError(f"{root}: {version!r} is not a bundle there, cannot point {pointer} at it")
+    with _locked(root):
+        current = read_pointer(root, pointer)
+        if current == version or (only_forward and current is not None and current > version):
+            log.info("%s stays on %s (not moved to %s)", pointer, current, version)
+            return False
+        tmp = root / f"{_TMP_PREFIX}{pointer}-{uuid.uuid4().hex}"
         _write_bytes(tmp, f"{version}\n".encode())
-        tmp.replace(models_dir / LATEST_FILE)
-        _fsync_dir(models_dir)
+        tmp.replace(root / pointer)
+        _fsync_dir(root)
+    return True
 
 
 def save_bundle(  # noqa: PLR0917 - the documented positional API
@@ -318,7 +341,7 @@ def save_bundle(  # noqa: PLR0917 - the documented positional API
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _point_latest(root, version)
+    set_pointer(root, version, LATEST_FILE, only_forward=True)
     log.info("saved bundle %s", final)
     return final
 
@@ -326,21 +349,21 @@ def save_bundle(  # noqa: PLR0917 - the documented positional API
 # --- reading -------------------------------------------------------------------------------------------
 
 
-def resolve_bundle_dir(path: Path | str) -> Path:
-    """A bundle directory, or a models directory resolved through its ``LATEST`` pointer."""
+def resolve_bundle_dir(path: Path | str, pointer: str = LATEST_FILE) -> Path:
+    """A bundle directory, or a models directory resolved through a pointer (``LATEST`` by default)."""
     p = Path(path)
-    if (p / LATEST_FILE).is_file():
-        version = read_latest(p)
-        bundle = p / str(version)
-        if not (bundle / MANIFEST_FILE).is_file():
-            raise BundleIntegrityError(f"{p / LATEST_FILE}: points to {version}, which is not a bundle in {p}")
-        return bundle
     if (p / MANIFEST_FILE).is_file():
         return p
+    version = read_pointer(p, pointer)
+    if version is not None:
+        bundle = p / version
+        if not (bundle / MANIFEST_FILE).is_file():
+            raise BundleIntegrityError(f"{p / pointer}: points to {version}, which is not a bundle in {p}")
+        return bundle
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such models directory or bundle")
     raise FileNotFoundError(
-        f"{p}: neither a bundle (no {MANIFEST_FILE}) nor a models directory with a {LATEST_FILE} pointer "
+        f"{p}: neither a bundle (no {MANIFEST_FILE}) nor a models directory with a {pointer} pointer "
         "(train a model first)"
     )
 
@@ -462,13 +485,17 @@ class Bundle:
         return (self.predict_proba(df) >= self.threshold).astype(np.int64)
 
 
-def load_bundle(path: Path | str, *, trusted_types: Iterable[str] = TRUSTED_TYPES) -> Bundle:
-    """Load a bundle directory, or the newest bundle of a models directory (through ``LATEST``).
+def load_bundle(
+    path: Path | str, *, pointer: str = LATEST_FILE, trusted_types: Iterable[str] = TRUSTED_TYPES
+) -> Bundle:
+    """Load a bundle directory, or a models directory's bundle through ``pointer`` (the newest: LATEST).
+
+    ``pointer=CHAMPION_FILE`` gives the bundle MLflow's champion gate last promoted.
 
     Every file's SHA-256 is checked, and missing or unlisted files refused, before anything is
     deserialised; raises :class:`BundleIntegrityError` naming the file and the problem.
     """
-    bundle_dir = resolve_bundle_dir(path)
+    bundle_dir = resolve_bundle_dir(path, pointer)
     manifest = read_manifest(bundle_dir)
     contents = _verified_files(bundle_dir, manifest)
     trusted = frozenset(trusted_types)

@@ -95,23 +95,27 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="CSV file to write: client_id,probability,label")],
         warehouse: Annotated[str | None, typer.Option(help=_WAREHOUSE_HELP)] = None,
         models_dir: Annotated[Path | None, typer.Option(help=_MODELS_HELP)] = None,
+        champion: Annotated[
+            bool, typer.Option(help="Use the CHAMPION bundle (promoted by the gate) instead of LATEST")
+        ] = False,
     ) -> None:
         """Score every unlabeled client with the newest bundle; print a JSON summary."""
         _log_to_stderr()
         from clientml_de.warehouse import WarehouseError
 
-        from clientml_mle.bundle import BundleIntegrityError, read_latest
+        from clientml_mle.bundle import CHAMPION_FILE, LATEST_FILE, BundleIntegrityError, resolve_bundle_dir
         from clientml_mle.config import Settings
         from clientml_mle.score import score
 
         settings = Settings()
         directory = models_dir or settings.models_dir
+        pointer = CHAMPION_FILE if champion else LATEST_FILE
         try:
-            rows = score(warehouse or settings.warehouse_url, directory, out)
-            version = read_latest(directory) if (directory / "LATEST").exists() else directory.name
+            version = resolve_bundle_dir(directory, pointer).name
+            rows = score(warehouse or settings.warehouse_url, directory, out, pointer=pointer)
         except (WarehouseError, BundleIntegrityError, FileNotFoundError, ValueError) as exc:
             _fail(str(exc))
-        _print_json({"out": str(out), "rows": rows, "bundle_version": version})
+        _print_json({"out": str(out), "rows": rows, "bundle_version": version, "pointer": pointer})
 
     @app.command("serve")
     def serve_command(

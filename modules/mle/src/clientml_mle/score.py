@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clientml_mle.bundle import load_bundle
+from clientml_mle.bundle import LATEST_FILE, load_bundle
 from clientml_mle.features import unlabeled_rows
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,14 @@ def write_csv_atomically(frame: pd.DataFrame, out: Path) -> None:
         raise
 
 
-def score(warehouse_url: str, models_dir: Path | str, out: Path | str) -> int:
+def score(warehouse_url: str, models_dir: Path | str, out: Path | str, *, pointer: str = LATEST_FILE) -> int:
     """Score each unlabeled client (its newest feature_store row) with the LATEST bundle of ``models_dir``.
 
+    ``pointer="CHAMPION"`` uses the bundle the champion gate last promoted instead.
     Writes ``client_id,probability,label`` (label at the bundle's threshold) to ``out`` atomically and
     returns the number of rows written. The bundle is verified before use.
     """
-    bundle = load_bundle(models_dir)
+    bundle = load_bundle(models_dir, pointer=pointer)
     rows = unlabeled_rows(warehouse_url)
     proba = bundle.predict_proba(rows)
     result = pd.DataFrame(

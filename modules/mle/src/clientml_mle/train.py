@@ -12,7 +12,8 @@ Protocol (all random choices derive from ``seed``, so a seed gives the same spli
    is fitted on the rest and the threshold is chosen on it (``"max_f1"``, or a fixed number), never on
    the test rows;
 3. the model is refitted on all the training rows, evaluated on the test rows with that threshold, and
-   saved as a bundle; the run is tracked in MLflow and the champion rule applied (``tracking``).
+   saved as a bundle (``LATEST`` moves to it); the run is tracked in MLflow and the champion rule applied
+   (``tracking``); when the new version is promoted, ``models_dir/CHAMPION`` moves to its bundle too.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from clientml_mle.bundle import save_bundle
+from clientml_mle.bundle import CHAMPION_FILE, save_bundle, set_pointer
 from clientml_mle.evaluate import N_BOOTSTRAP, choose_threshold, evaluate, scalar_metrics
 from clientml_mle.features import feature_columns
 from clientml_mle.schema import FeatureSpec, coerce_frame, infer_feature_specs
@@ -302,6 +303,8 @@ def train(
             new_roc_auc_ci95_low=metrics["roc_auc_ci95_low"],
             force=force_promote,
         )
+        if record.decision.promoted:
+            set_pointer(models_dir, bundle_path.name, CHAMPION_FILE)
     return TrainResult(
         bundle_path=bundle_path,
         name=name,

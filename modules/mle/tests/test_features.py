@@ -220,3 +220,17 @@ def _load_into(url: str, source: Path) -> None:
         build_feature_store(warehouse, config)
     finally:
         warehouse.close()
+
+
+def test_wait_for_table_treats_an_unreachable_server_as_not_ready(caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://user:hunter2@127.0.0.1:{port}/db"
+    caplog.set_level(logging.INFO, logger="clientml_mle.features")
+    with pytest.raises(TimeoutError, match="not reachable yet") as info:
+        wait_for_table(url, timeout_s=0.5, poll_s=0.2)
+    assert "hunter2" not in str(info.value) and "***" in str(info.value)
+    assert "hunter2" not in caplog.text

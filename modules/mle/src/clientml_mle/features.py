@@ -27,7 +27,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 from clientml_de.features import BOOKKEEPING_COLUMNS, FEATURE_STORE, KEY_COLUMNS, LABEL_COLUMN
-from clientml_de.warehouse import Warehouse, WarehouseError, connect
+from clientml_de.warehouse import Warehouse, connect
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +66,18 @@ def wait_for_table(
     while True:
         problem = ""
         warehouse: Warehouse | None = None
-        try:
-            if _missing_duckdb_file(warehouse_url):
-                problem = " (the DuckDB file does not exist yet)"
-            elif (warehouse := connect(warehouse_url)).has_table(table):
-                if announced:
-                    log.info("table %r is now available in %s", table, shown)
-                return
-        except WarehouseError:
-            raise  # a malformed URL will not fix itself
-        except Exception as exc:  # the warehouse may be starting up
-            problem = f" (warehouse not reachable yet: {exc})"
-        finally:
-            if warehouse is not None:
+        if _missing_duckdb_file(warehouse_url):
+            problem = " (the DuckDB file does not exist yet)"
+        else:
+            warehouse = connect(warehouse_url)  # a malformed URL raises WarehouseError at once
+            try:
+                if warehouse.has_table(table):
+                    if announced:
+                        log.info("table %r is now available in %s", table, shown)
+                    return
+            except Exception as exc:  # the warehouse may be starting up
+                problem = f" (warehouse not reachable yet: {exc})"
+            finally:
                 warehouse.close()
         remaining = deadline - time.monotonic()
         if remaining <= 0:

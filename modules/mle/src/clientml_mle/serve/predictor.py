@@ -8,7 +8,8 @@ numerics, then an ``LGBMClassifier``) is compiled into:
   for each known category, for null and for an unseen value, all obtained by running the fitted
   transformer itself on probe records (so ``drop``, infrequent categories and missing-value handling
   are whatever the encoder does);
-- the LightGBM ``Booster``, called directly with one thread.
+- the trees, compiled (:mod:`clientml_mle.serve.forest`), or else the LightGBM ``Booster`` called
+  directly with one thread.
 
 ``FastPredictor.verify`` then checks, before the API reports ready, that on a few hundred probe records
 (split thresholds of every feature on both sides, nulls, every category, unseen categories) the compiled
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -27,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from clientml_mle.serve.forest import Forest, UnsupportedForestError
 from clientml_mle.serve.schemas import FeatureLike, RecordValidator, ValidRecords
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,7 @@ class FastPredictor:
     numeric_targets: np.ndarray  # output column of each validator.numeric_names entry (-1: unused)
     blocks: list[_CategoryBlock]
     column_feature: np.ndarray  # source feature index of every output column
+    forest: Forest | None = None  # the compiled trees; None: the booster scores
     verified: dict[str, Any] = field(default_factory=dict)
 
     # construction --------------------------------------------------------------------------------
@@ -126,8 +130,14 @@ class FastPredictor:
             matrix[:, block.start : block.stop] = block.table[index]
         return matrix
 
+    @property
+    def kind(self) -> str:
+        return "compiled-trees" if self.forest is not None else "lightgbm-booster"
+
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """P(label = 1) for every row of a model matrix."""
+        if self.forest is not None:
+            return self.forest.predict(matrix)
         return np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
 
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
@@ -171,12 +181,28 @@ class FastPredictor:
     # verification --------------------------------------------------------------------------------
 
     def verify(self, bundle: BundleLike, n: int = 400, seed: int = 0) -> dict[str, Any]:
-        """Compare with the bundle's own path on probe records; raise VerificationError."""
+        """Compare with the bundle's own path on probe records; raise VerificationError.
+
+        Should the compiled trees disagree, the booster is tried before giving up.
+        """
+        try:
+            return self._verify(bundle, n, seed)
+        except VerificationError as exc:
+            if self.forest is None:
+                raise
+            log.warning("compiled trees rejected (%s); scoring with the LightGBM booster", exc)
+            self.forest = None
+            return self._verify(bundle, n, seed)
+
+    def _verify(self, bundle: BundleLike, n: int, seed: int) -> dict[str, Any]:
         records = probe_records(self.features, self.booster, self.numeric_targets, self.validator, n, seed)
         frame = reference_frame(bundle, records, self.features)
         fast_matrix = self.encode(self.validator.validate_records(records))
         transformer = bundle.model.steps[0][1]
-        reference_matrix = _dense(transformer.transform(frame))
+        with warnings.catch_warnings():  # the probe records hold unseen categories on purpose
+            warnings.simplefilter("ignore", UserWarning)
+            reference_matrix = _dense(transformer.transform(frame))
+            reference = positive_probability(bundle.predict_proba(frame))
         if reference_matrix.shape != fast_matrix.shape or not np.array_equal(
             reference_matrix, fast_matrix, equal_nan=True
         ):
@@ -186,14 +212,18 @@ class FastPredictor:
                 f"(shapes {fast_matrix.shape} vs {reference_matrix.shape}; first differences {bad[:5].tolist()})"
             )
         fast = self.predict_matrix(fast_matrix)
-        reference = positive_probability(bundle.predict_proba(frame))
         diff = float(np.max(np.abs(fast - reference))) if len(fast) else 0.0
         if not diff <= VERIFY_TOLERANCE:
             raise VerificationError(
                 f"fast-path probabilities differ from bundle.predict_proba by up to {diff:.3g} "
                 f"(tolerance {VERIFY_TOLERANCE:g}) on {len(records)} probe records"
             )
-        self.verified = {"records": len(records), "max_abs_diff": diff, "tolerance": VERIFY_TOLERANCE}
+        self.verified = {
+            "records": len(records),
+            "max_abs_diff": diff,
+            "tolerance": VERIFY_TOLERANCE,
+            "scorer": self.kind,
+        }
         return self.verified
 
 
@@ -322,7 +352,13 @@ def _compile(bundle: BundleLike, features: list[FeatureLike], validator: RecordV
 
     blocks = _probe_tables(bundle, features, transformer, specs)
     targets = np.array([numeric_target[n] for n in validator.numeric_names], dtype=np.intp)
+    forest = None
+    try:
+        forest = Forest.from_booster(booster)
+    except (UnsupportedForestError, ImportError) as exc:
+        log.info("the booster scores (trees not compiled: %s)", exc)
     return {
+        "forest": forest,
         "booster": booster,
         "n_columns": n_columns,
         "numeric_targets": targets,
@@ -371,7 +407,9 @@ def _probe_tables(
         records.extend({**base, name: v} for v in [*known, None, UNSEEN_CATEGORY])
     if not records:
         return []
-    matrix = _dense(transformer.transform(reference_frame(bundle, records, features)))
+    with warnings.catch_warnings():  # "unknown categories ... encoded as all zeros": the point of the probe
+        warnings.simplefilter("ignore", UserWarning)
+        matrix = _dense(transformer.transform(reference_frame(bundle, records, features)))
     blocks = []
     first = 0
     for name, start, stop, known in specs:

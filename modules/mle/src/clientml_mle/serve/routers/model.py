@@ -47,7 +47,7 @@ async def model_info(request: Request) -> Response:
             ],
             "created_at": _jsonable_time(created),
             "training_data": _jsonable(training),
-            "predictor": {"kind": "compiled-lightgbm", "verified": predictor.verified},
+            "predictor": {"kind": predictor.kind, "verified": predictor.verified},
             "max_records": state.max_records,
         }
     )

@@ -1,0 +1,564 @@
+"""Serving benchmark: the clientml prediction API against ``mlflow models serve``, same model, same workers.
+
+    python modules/mle/bench/bench_serve.py [--workers 2] [--duration 10] [--max-requests 5000]
+
+1. Generates a feature store (``--clients``, DuckDB in a temporary directory), trains the default model
+   with MLflow tracking into a temporary SQLite store (so the sklearn flavor is logged by the project's
+   own tracking code and its model URI is used), and loads the bundle.
+2. In process: the fast predictor's single-record latency (validate + encode + booster, 2,000 calls), a
+   10,000-record batch, and the sklearn Pipeline's single-record latency for reference.
+3. Serves the model on 127.0.0.1 twice, one server at a time, with ``--workers`` processes each: our API
+   (``run_server``, what ``clientml serve`` runs) and ``mlflow models serve --env-manager local``.
+4. From a separate client process (asyncio, raw HTTP/1.1 keep-alive connections, one per concurrent
+   request stream) measures single-record throughput and p50/p99 latency at concurrency 1, 16 and 64
+   (each level bounded by ``--duration`` seconds and ``--max-requests`` requests, after a warm-up), and the
+   latency of a 10,000-record batch (median of 5).
+5. Prints a markdown table with the ratios and writes it to ``.bench/serve.md``.
+
+Only loopback traffic; every loop is bounded; every server is stopped (its process group killed if it
+does not exit) and the temporary directory removed. The client shares the machine's CPUs with the
+server under test, so the figures are a lower bound of what the servers can do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+import numpy as np
+import orjson
+
+LEVELS = (1, 16, 64)
+WARMUP_REQUESTS = 300
+STARTUP_TIMEOUT_S = 180.0
+BATCH_REPEATS = 5
+
+
+# --- the load client (runs in its own process) ----------------------------------------------------
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length = None
+    chunked = close = False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value.strip())
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+        elif name == b"connection" and b"close" in value.lower():
+            close = True
+    if length is not None:
+        return status, await reader.readexactly(length), close
+    if not chunked:
+        raise RuntimeError("response without content-length or chunked encoding")
+    parts: list[bytes] = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+        if size == 0:
+            await reader.readuntil(b"\r\n")
+            return status, b"".join(parts), close
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+def _request(path: str, port: int, body: bytes, headers: dict[str, str]) -> bytes:
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    )
+    return head.encode() + body
+
+
+async def _load(
+    port: int, requests: list[bytes], concurrency: int, duration: float, max_requests: int
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    budget = max_requests
+    deadline = time.perf_counter() + duration
+
+    async def stream(offset: int) -> None:
+        nonlocal budget, errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = offset
+        try:
+            while budget > 0 and time.perf_counter() < deadline:
+                budget -= 1
+                request = requests[i % len(requests)]
+                i += concurrency
+                started = time.perf_counter()
+                writer.write(request)
+                status, _, close = await _read_response(reader)
+                latencies.append(time.perf_counter() - started)
+                if status != 200:
+                    errors += 1
+                if close:
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(stream(k) for k in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ordered = np.sort(np.array(latencies))
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": elapsed,
+        "throughput": len(latencies) / elapsed,
+        "p50_ms": float(np.percentile(ordered, 50) * 1000),
+        "p99_ms": float(np.percentile(ordered, 99) * 1000),
+    }
+
+
+async def _batch(port: int, request: bytes, repeats: int) -> dict[str, Any]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    times = []
+    body = b""
+    try:
+        for i in range(repeats + 1):
+            started = time.perf_counter()
+            writer.write(request)
+            status, body, _ = await _read_response(reader)
+            if status != 200:
+                raise RuntimeError(f"batch request failed with {status}: {body[:300]!r}")
+            if i:  # the first call warms up
+                times.append(time.perf_counter() - started)
+    finally:
+        writer.close()
+    return {"median_ms": statistics.median(times) * 1000, "all_ms": [t * 1000 for t in times], "body": body.decode()}
+
+
+def client_main(argv: list[str]) -> None:
+    """``bench_serve.py _client SPEC_FILE``: run one measurement, print its JSON result."""
+    spec = orjson.loads(Path(argv[0]).read_bytes())
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    port, path, headers = spec["port"], spec["path"], spec.get("headers", {})
+    if spec["mode"] == "batch":
+        request = _request(path, port, spec["body"].encode(), headers)
+        result = asyncio.run(_batch(port, request, spec["repeats"]))
+    else:
+        requests = [_request(path, port, body.encode(), headers) for body in spec["bodies"]]
+        if spec.get("warmup"):
+            asyncio.run(_load(port, requests, 8, 30.0, spec["warmup"]))
+        result = asyncio.run(_load(port, requests, spec["concurrency"], spec["duration"], spec["max_requests"]))
+    sys.stdout.write(orjson.dumps(result).decode())
+
+
+def run_client(spec: dict[str, Any], workdir: Path, timeout: float) -> dict[str, Any]:
+    path = workdir / f"client-{time.monotonic_ns()}.json"
+    path.write_bytes(orjson.dumps(spec))
+    done = subprocess.run(
+        [sys.executable, __file__, "_client", str(path)], capture_output=True, timeout=timeout, check=False
+    )
+    path.unlink()
+    if done.returncode != 0:
+        raise RuntimeError(f"client failed: {done.stderr.decode()[-2000:]}")
+    result: dict[str, Any] = orjson.loads(done.stdout)
+    return result
+
+
+# --- servers ------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(port: int, path: str) -> int:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            return int(sock.recv(64).split(b" ", 2)[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+@contextlib.contextmanager
+def serving(
+    name: str, command: list[str], *, env: dict[str, str], port: int, ready_path: str, log: Path
+) -> Iterator[None]:
+    """Start a server in its own process group; wait for ``ready_path`` to answer 200 repeatedly; stop it."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        streak = 0
+        while streak < 20:  # every worker answers (each check is a new connection)
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}: {log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready within {STARTUP_TIMEOUT_S:.0f} s: {log.read_text()[-2000:]}")
+            ok = _get(port, ready_path) == 200
+            streak = streak + 1 if ok else 0
+            if not ok:
+                time.sleep(0.2)
+        yield
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # stray workers of the group
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+
+
+# --- preparation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    models_dir: Path
+    model_uri: str
+    tracking_uri: str
+    bundle: Any
+    records: list[dict[str, Any]]
+
+
+def prepare(root: Path, n_clients: int, seed: int) -> Prepared:
+    from clientml_de.config import DatasetConfig
+    from clientml_de.features import build_feature_store
+    from clientml_de.generate import generate
+    from clientml_de.load import load_source
+    from clientml_de.warehouse import connect
+    from clientml_mle.bundle import load_bundle
+    from clientml_mle.features import latest_rows, training_frame
+    from clientml_mle.tracking import MlflowTracker
+    from clientml_mle.train import default_estimator, train
+
+    data = root / "data"
+    try:
+        generate(data, n_clients=n_clients, seed=seed, progress=False)
+    except TypeError:  # older signature
+        generate(data, n_clients=n_clients, seed=seed)
+    url = f"duckdb:///{root / 'wh.duckdb'}"
+    warehouse = connect(url)
+    try:
+        config = DatasetConfig()
+        load_source(str(data / "clients.csv"), config.clients_spec(), warehouse)
+        load_source(str(data / "sales.csv"), config.sales_spec(), warehouse)
+        build_feature_store(warehouse, config)
+        ids = warehouse.table("feature_store").select("client_id").limit(2000).to_pandas()["client_id"].tolist()
+    finally:
+        warehouse.close()
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    tracker = MlflowTracker(
+        tracking_uri, model_name="bench-serve", experiment="bench-serve", artifact_location=root / "mlartifacts"
+    )
+    models_dir = root / "models"
+    result = train(
+        default_estimator, training_frame(url), models_dir=models_dir, tracking=tracker, n_boot=50, seed=seed
+    )
+    assert result.tracking is not None
+    bundle = load_bundle(models_dir)
+    names = [f.name for f in bundle.manifest.features]
+    rows = latest_rows(url, ids)[names]
+    records: list[dict[str, Any]] = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")  # type: ignore[assignment]
+    return Prepared(models_dir, result.tracking.model_uri, tracking_uri, bundle, records)
+
+
+# --- measurements ---------------------------------------------------------------------------------
+
+
+def in_process(prepared: Prepared, calls: int = 2000) -> dict[str, Any]:
+    from clientml_mle.serve.predictor import FastPredictor
+
+    bundle, records = prepared.bundle, prepared.records
+    predictor = FastPredictor.from_bundle(bundle)
+    predictor.verify(bundle)
+    for record in records[:200]:
+        predictor.predict_records([record])
+    times = []
+    for i in range(calls):
+        started = time.perf_counter()
+        predictor.predict_records([records[i % len(records)]])
+        times.append(time.perf_counter() - started)
+    batch = (records * (10_000 // len(records) + 1))[:10_000]
+    batch_times = []
+    for _ in range(BATCH_REPEATS):
+        started = time.perf_counter()
+        predictor.predict_records(batch)
+        batch_times.append(time.perf_counter() - started)
+    pipeline_times = []
+    for i in range(200):
+        frame = bundle.feature_frame([records[i % len(records)]])
+        started = time.perf_counter()
+        bundle.predict_proba(frame)
+        pipeline_times.append(time.perf_counter() - started)
+    return {
+        "p50_us": float(np.percentile(times, 50) * 1e6),
+        "p99_us": float(np.percentile(times, 99) * 1e6),
+        "batch_ms": statistics.median(batch_times) * 1000,
+        "pipeline_p50_us": float(np.percentile(pipeline_times, 50) * 1e6),
+        "trees": int(bundle.model.steps[-1][1].booster_.num_trees()),
+    }
+
+
+def bench_server(
+    port: int,
+    path: str,
+    *,
+    single_bodies: list[bytes],
+    batch_body: bytes,
+    headers: dict[str, str],
+    args: argparse.Namespace,
+    workdir: Path,
+) -> dict[str, Any]:
+    bodies = [b.decode() for b in single_bodies]
+    out: dict[str, Any] = {"levels": {}}
+    budget = args.duration + 120
+    for i, level in enumerate(args.levels):
+        spec = {
+            "mode": "load",
+            "port": port,
+            "path": path,
+            "headers": headers,
+            "bodies": bodies,
+            "concurrency": level,
+            "duration": args.duration,
+            "max_requests": args.max_requests,
+            "warmup": WARMUP_REQUESTS if i == 0 else 0,
+        }
+        out["levels"][level] = run_client(spec, workdir, budget)
+        print(
+            f"    concurrency {level:>3}: {out['levels'][level]['throughput']:8.0f} req/s  "
+            f"p50 {out['levels'][level]['p50_ms']:.2f} ms  p99 {out['levels'][level]['p99_ms']:.2f} ms  "
+            f"errors {out['levels'][level]['errors']}",
+            flush=True,
+        )
+    spec = {
+        "mode": "batch",
+        "port": port,
+        "path": path,
+        "headers": headers,
+        "body": batch_body.decode(),
+        "repeats": BATCH_REPEATS,
+    }
+    out["batch"] = run_client(spec, workdir, 600)
+    print(f"    10,000-record batch: median {out['batch']['median_ms']:.0f} ms", flush=True)
+    return out
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs{memory}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}; load average at start {load:.2f}"
+    )
+
+
+def render(
+    args: argparse.Namespace,
+    info: str,
+    *,
+    local: dict[str, Any],
+    ours: dict[str, Any],
+    theirs: dict[str, Any],
+    agreement: float,
+) -> str:
+    lines = [
+        "# Serving benchmark: clientml API vs `mlflow models serve`",
+        "",
+        f"Machine: {info}.",
+        f"Model: default estimator ({local['trees']} trees), {args.clients} generated clients; "
+        f"{args.workers} worker process(es) per server; client: asyncio raw HTTP/1.1 keep-alive, separate "
+        f"process on the same machine; each level bounded by {args.duration:g} s or {args.max_requests} requests.",
+        "",
+        "| measure | clientml API | mlflow models serve | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for level in args.levels:
+        a, b = ours["levels"][level], theirs["levels"][level]
+        lines.append(
+            f"| single record, concurrency {level}: throughput (req/s) | {a['throughput']:,.0f} | "
+            f"{b['throughput']:,.0f} | **{a['throughput'] / b['throughput']:.1f}x** |"
+        )
+        lines.append(
+            f"| single record, concurrency {level}: p50 / p99 latency (ms) | {a['p50_ms']:.2f} / "
+            f"{a['p99_ms']:.2f} | {b['p50_ms']:.2f} / {b['p99_ms']:.2f} | "
+            f"{b['p50_ms'] / a['p50_ms']:.1f}x / {b['p99_ms'] / a['p99_ms']:.1f}x faster |"
+        )
+    ours_ms, theirs_ms = ours["batch"]["median_ms"], theirs["batch"]["median_ms"]
+    lines.append(
+        f"| 10,000-record batch over HTTP, median of {BATCH_REPEATS} (ms) | {ours_ms:.0f} | {theirs_ms:.0f} | "
+        f"{theirs_ms / ours_ms:.1f}x faster |"
+    )
+    lines.append(
+        f"| errors (non-200) | {sum(v['errors'] for v in ours['levels'].values())} | "
+        f"{sum(v['errors'] for v in theirs['levels'].values())} | |"
+    )
+    lines += [
+        "",
+        "In process (no HTTP):",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| fast predictor, single record (validate + encode + trees), p50 / p99 over 2,000 calls | "
+        f"{local['p50_us']:.0f} / {local['p99_us']:.0f} µs |",
+        f"| fast predictor, 10,000 records, median of {BATCH_REPEATS} | {local['batch_ms']:.0f} ms |",
+        f"| sklearn Pipeline `predict_proba` on a one-row DataFrame, p50 (reference) | "
+        f"{local['pipeline_p50_us']:.0f} µs |",
+        f"| max abs difference of the two servers' probabilities on the 10,000-record batch | {agreement:.1e} |",
+        "",
+        "Targets:",
+        "",
+        f"- single-record in-process p50 < 1 ms: {'met' if local['p50_us'] < 1000 else 'NOT met'} "
+        f"({local['p50_us']:.0f} µs)",
+        f"- 10,000-record batch < 150 ms over HTTP: {'met' if ours['batch']['median_ms'] < 150 else 'NOT met'} "
+        f"({ours['batch']['median_ms']:.0f} ms; {local['batch_ms']:.0f} ms in process)",
+    ]
+    if 16 in args.levels:
+        ratio = ours["levels"][16]["throughput"] / theirs["levels"][16]["throughput"]
+        lines.append(
+            f"- >= 2x the throughput of mlflow models serve at concurrency 16: "
+            f"{'met' if ratio >= 2 else 'NOT met'} ({ratio:.1f}x)"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per concurrency level (at most)")
+    parser.add_argument("--max-requests", type=int, default=5000, help="requests per concurrency level (at most)")
+    parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=list(LEVELS))
+    parser.add_argument("--clients", type=int, default=5000, help="generated clients to train on")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path(".bench/serve.md"))
+    args = parser.parse_args()
+
+    info = machine()
+    print(f"machine: {info}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="clientml-bench-serve-") as tmp:
+        root = Path(tmp)
+        print("preparing data, model, bundle and MLflow model ...", flush=True)
+        prepared = prepare(root, args.clients, args.seed)
+        print(f"  bundle {prepared.bundle.manifest.version}; MLflow model {prepared.model_uri}", flush=True)
+        local = in_process(prepared)
+        print(
+            f"in process: single record p50 {local['p50_us']:.0f} µs, p99 {local['p99_us']:.0f} µs; "
+            f"10,000 records {local['batch_ms']:.0f} ms",
+            flush=True,
+        )
+
+        records = prepared.records
+        batch = (records * (10_000 // len(records) + 1))[:10_000]
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": prepared.tracking_uri}
+        env.pop("CLIENTML_API_KEY", None)
+        # mlflow starts its server as `uvicorn ...`, found on PATH: the one of this environment.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+        port = free_port()
+        code = (
+            "import sys; from pathlib import Path; from clientml_mle.serve.server import run_server; "
+            "run_server(Path(sys.argv[1]), None, '127.0.0.1', int(sys.argv[2]), int(sys.argv[3]))"
+        )
+        ours_cmd = [sys.executable, "-c", code, str(prepared.models_dir), str(port), str(args.workers)]
+        print(f"clientml API on 127.0.0.1:{port} ({args.workers} workers)", flush=True)
+        with serving("clientml API", ours_cmd, env=env, port=port, ready_path="/health/ready", log=root / "ours.log"):
+            ours = bench_server(
+                port,
+                "/v1/predict",
+                single_bodies=[orjson.dumps({"records": [r]}) for r in records],
+                batch_body=orjson.dumps({"records": batch}),
+                headers={},
+                args=args,
+                workdir=root,
+            )
+
+        port = free_port()
+        mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
+        theirs_cmd = [
+            mlflow_bin,
+            "models",
+            "serve",
+            "-m",
+            prepared.model_uri,
+            "--env-manager",
+            "local",
+            "-w",
+            str(args.workers),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ]
+        print(f"mlflow models serve on 127.0.0.1:{port} ({args.workers} workers)", flush=True)
+        with serving(
+            "mlflow models serve", theirs_cmd, env=env, port=port, ready_path="/ping", log=root / "mlflow.log"
+        ):
+            theirs = bench_server(
+                port,
+                "/invocations",
+                single_bodies=[orjson.dumps({"dataframe_records": [r]}) for r in records],
+                batch_body=orjson.dumps({"dataframe_records": batch}),
+                headers={},
+                args=args,
+                workdir=root,
+            )
+
+        ours_p = np.array([p["probability"] for p in orjson.loads(ours["batch"]["body"])["predictions"]])
+        theirs_raw = np.array(orjson.loads(theirs["batch"]["body"])["predictions"], dtype=float)
+        theirs_p = theirs_raw[:, 1] if theirs_raw.ndim == 2 else theirs_raw
+        agreement = float(np.max(np.abs(ours_p - theirs_p)))
+
+    table = render(args, info, local=local, ours=ours, theirs=theirs, agreement=agreement)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table, encoding="utf-8")
+    print()
+    print(table)
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_client":
+        client_main(sys.argv[2:])
+    else:
+        main()

@@ -176,6 +176,9 @@ def test_too_many_records_is_413_naming_the_limit(serve_world: ServeWorld) -> No
         too_big = small.post("/v1/predict", content=huge)
         assert too_big.status_code == 413
         assert "bytes > limit" in too_big.json()["error"]
+        assert fields(too_big) == ["body"]
+        clients = small.post("/v1/predict/clients", content=b'{"client_ids": ["' + b"x" * (2 << 20) + b'"]}')
+        assert clients.status_code == 413
 
 
 def test_ten_thousand_records_in_one_call(client: TestClient, serve_world: ServeWorld) -> None:

@@ -80,7 +80,7 @@ def create_app(
     for router in (predict.router, model.router, health.router, metrics.router):
         app.include_router(router)
     _install_error_handlers(app)
-    app.add_middleware(ServingMiddleware, api_key=_secret(api_key))
+    app.add_middleware(ServingMiddleware, api_key=_secret(api_key), body_limit=lambda: state.max_body_bytes)
     _install_openapi(app, state, protected=_secret(api_key) is not None)
     return app
 

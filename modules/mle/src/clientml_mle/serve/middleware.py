@@ -1,4 +1,5 @@
-"""One pure-ASGI middleware for every request: request id, API-key check, metrics and the access log.
+"""One pure-ASGI middleware for every request: request id, API-key check, body-size guard (from the
+``Content-Length`` header; the predict route also counts streamed bytes), metrics and the access log.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) keeps the per-request overhead to a few microseconds.
 """
@@ -10,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -36,9 +38,10 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 class ServingMiddleware:
     """Wraps the FastAPI app (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, api_key: str | None = None) -> None:
+    def __init__(self, app: ASGIApp, api_key: str | None = None, body_limit: Callable[[], int] | None = None) -> None:
         self.app = app
         self.api_key = api_key.encode() if api_key else None
+        self.body_limit = body_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,6 +67,14 @@ class ServingMiddleware:
                 problem = self._auth_problem(scope)
                 if problem is not None:
                     await _error(send_wrapper, problem[0], problem[1], request_id)
+                    return
+            if self.body_limit is not None:
+                declared = _header(scope, b"content-length")
+                limit = self.body_limit()
+                if declared is not None and declared.isdigit() and int(declared) > limit:
+                    msg = f"request body too large: {int(declared)} bytes > limit {limit} bytes"
+                    detail = [{"field": "body", "loc": ["body"], "type": "body_too_large", "msg": msg}]
+                    await _error(send_wrapper, 413, msg, request_id, detail)
                     return
             await self.app(scope, receive, send_wrapper)
         finally:
@@ -97,8 +108,10 @@ class ServingMiddleware:
         return None
 
 
-async def _error(send: Send, status: int, message: str, request_id: str) -> None:
-    body = orjson.dumps({"error": message, "detail": None, "request_id": request_id})
+async def _error(
+    send: Send, status: int, message: str, request_id: str, detail: list[dict[str, Any]] | None = None
+) -> None:
+    body = orjson.dumps({"error": message, "detail": detail, "request_id": request_id})
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

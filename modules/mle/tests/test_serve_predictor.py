@@ -128,7 +128,7 @@ def test_compiled_trees_that_disagree_give_way_to_the_booster(
 
 
 def test_zero_as_missing_is_not_compiled_but_served(serve_world: ServeWorld) -> None:
-    classifier = LGBMClassifier(n_estimators=30, zero_as_missing=True, verbose=-1, random_state=0)
+    classifier = LGBMClassifier(n_estimators=10, zero_as_missing=True, verbose=-1, random_state=0)
     bundle = _fit(serve_world, OneHotEncoder(handle_unknown="ignore"), classifier)
     with pytest.raises(UnsupportedForestError, match="missing type"):
         Forest.from_booster(bundle.model.steps[-1][1].booster_)

@@ -2,7 +2,9 @@
 
 - :func:`clientml_mle.serve.app.create_app` / ``create_app_from_env``: the app;
 - :func:`clientml_mle.serve.server.run_server`: uvicorn with N worker processes;
-- :class:`clientml_mle.serve.predictor.FastPredictor`: records -> probabilities without pandas/sklearn.
+- :class:`clientml_mle.serve.predictor.FastPredictor`: records -> probabilities without pandas/sklearn,
+  verified against the bundle before the API turns ready;
+- :mod:`clientml_mle.serve.forest`: the LightGBM trees compiled with numba.
 """
 
 from __future__ import annotations

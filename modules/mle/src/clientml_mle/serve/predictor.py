@@ -1,4 +1,4 @@
-"""The serving fast path: records -> float64 matrix -> LightGBM booster, with no pandas or sklearn per call.
+"""The serving fast path: records -> float64 matrix -> the model's trees, with no pandas or sklearn per call.
 
 At load time the bundle's fitted pipeline (a ``ColumnTransformer`` of one-hot encoders and passthrough
 numerics, then an ``LGBMClassifier``) is compiled into:
@@ -45,17 +45,6 @@ class UnsupportedModelError(Exception):
 
 class VerificationError(Exception):
     """The fast path disagrees with the bundle's own prediction: the API must not serve it."""
-
-
-class ManifestLike(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def threshold(self) -> float: ...
-    @property
-    def features(self) -> Sequence[FeatureLike]: ...
 
 
 class BundleLike(Protocol):

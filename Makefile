@@ -13,7 +13,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= .demo
 
-.PHONY: help install uv lint typecheck test demo bench-etl clean
+.PHONY: help install lint typecheck test demo bench-etl bench-serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ demo: install  ## Generate data and run the main job end to end on the embedded 
 
 bench-etl: install  ## ETL benchmark: 100k and 1M clients on DuckDB and PostgreSQL vs a pandas reference
 	$(BIN)/python -m clientml_de.bench $(BENCH_ARGS)
+
+bench-serve: install  ## Serving benchmark: our API vs mlflow models serve (writes .bench/serve.md)
+	$(BIN)/python modules/mle/bench/bench_serve.py $(BENCH_ARGS)
 
 clean:  ## Remove generated state (keeps .venv)
 	rm -rf $(DEMO_DIR) .clientml .pytest_cache .mypy_cache .ruff_cache

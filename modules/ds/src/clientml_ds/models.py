@@ -1,0 +1,220 @@
+"""The candidate models, each one scikit-learn ``Pipeline([("encode", ColumnTransformer), ("model", clf)])``.
+
+The shape is what the bundle and the prediction API expect: the first step is the one-hot encoder
+(``handle_unknown="ignore"``: an unseen category or a null encodes as all zeros), the last step is the
+classifier; calibration, when chosen, wraps the classifier *inside* the pipeline
+(``CalibratedClassifierCV`` is then the last step).
+
+- ``dummy``: ``DummyClassifier(strategy="prior")``, the floor every model must beat;
+- ``logreg``: L2-regularised ``LogisticRegression``; its encoder's numeric branch is
+  ``SimpleImputer(median, add_indicator=True, keep_empty_features=True)`` then ``StandardScaler``;
+- ``lightgbm``: ``LGBMClassifier`` on one-hot categoricals and raw numerics (it routes nulls itself).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from clientml_mle.schema import FeatureSpec
+from sklearn.base import BaseEstimator, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+CandidateKind = Literal["dummy", "logreg", "lightgbm"]
+CalibrationMethod = Literal["sigmoid", "isotonic"]
+# Simplest first: on a tie the earlier kind wins.
+COMPLEXITY: dict[str, int] = {"dummy": 0, "logreg": 1, "lightgbm": 2}
+ENCODE_STEP, MODEL_STEP = "encode", "model"
+CALIBRATION_FOLDS = 3
+
+# The LightGBM settings of clientml_mle.train.default_estimator: the search's first trial, so that it
+# never ends worse than the baseline.
+LGBM_BASELINE: dict[str, Any] = {
+    "n_estimators": 300,
+    "learning_rate": 0.03,
+    "num_leaves": 15,
+    "min_child_samples": 20,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+}
+LOGREG_BASELINE: dict[str, Any] = {"C": 1.0}
+
+
+def _categorical(features: Sequence[FeatureSpec]) -> list[FeatureSpec]:
+    # A categorical feature with no category at all in training carries nothing: left out.
+    return [f for f in features if f.type == "category" and f.categories]
+
+
+def _numeric(features: Sequence[FeatureSpec]) -> list[str]:
+    return [f.name for f in features if f.type != "category"]
+
+
+def _onehot(categorical: Sequence[FeatureSpec]) -> OneHotEncoder:
+    return OneHotEncoder(
+        categories=[list(f.categories or []) for f in categorical],
+        handle_unknown="ignore",
+        sparse_output=False,
+        dtype=np.float64,
+    )
+
+
+def make_encoder(features: Sequence[FeatureSpec], *, scale: bool) -> ColumnTransformer:
+    """One-hot encoding of the categoricals with exactly the schema's categories, and the numerics.
+
+    ``scale=False``: numerics passed through (trees). ``scale=True`` (linear models): numerics imputed
+    with the training median, a 0/1 missing-indicator column added for each feature that had nulls in
+    training, and everything standardised. ``keep_empty_features`` keeps a feature that is all-null in
+    training (imputed as 0), so the encoder's width never depends on which columns happen to be empty.
+    """
+    categorical = _categorical(features)
+    numeric_step: Any = "passthrough"
+    if scale:
+        numeric_step = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+                ("scale", StandardScaler()),
+            ]
+        )
+    return ColumnTransformer(
+        [
+            ("onehot", _onehot(categorical), [f.name for f in categorical]),
+            ("numeric", numeric_step, _numeric(features)),
+        ],
+        remainder="drop",
+    )
+
+
+def dummy_pipeline(features: Sequence[FeatureSpec]) -> Pipeline:
+    """The prior: every client gets the training positive rate."""
+    return Pipeline([(ENCODE_STEP, make_encoder(features, scale=False)), (MODEL_STEP, DummyClassifier())])
+
+
+def logreg_pipeline(
+    features: Sequence[FeatureSpec], *, c: float = 1.0, class_weight: str | None = None, seed: int = 0
+) -> Pipeline:
+    """L2-regularised logistic regression (``c``: sklearn's ``C``, the inverse strength) on scaled, imputed features."""
+    model = LogisticRegression(C=c, class_weight=class_weight, max_iter=2000, random_state=seed)
+    return Pipeline([(ENCODE_STEP, make_encoder(features, scale=True)), (MODEL_STEP, model)])
+
+
+def lgbm_pipeline(
+    features: Sequence[FeatureSpec],
+    *,
+    params: Mapping[str, Any] | None = None,
+    class_weight: str | None = None,
+    n_jobs: int = 1,
+    seed: int = 0,
+) -> Pipeline:
+    """LightGBM with ``params`` (defaults: :data:`LGBM_BASELINE`), deterministic for ``seed``."""
+    from lightgbm import LGBMClassifier
+
+    settings = {**LGBM_BASELINE, **dict(params or {})}
+    model = LGBMClassifier(
+        **settings,
+        subsample_freq=1,
+        class_weight=class_weight,
+        n_jobs=n_jobs,
+        random_state=seed,
+        verbose=-1,
+        deterministic=True,
+        force_col_wise=True,
+    )
+    return Pipeline([(ENCODE_STEP, make_encoder(features, scale=False)), (MODEL_STEP, model)])
+
+
+def build_candidate(
+    kind: str,
+    features: Sequence[FeatureSpec],
+    params: Mapping[str, Any] | None = None,
+    *,
+    class_weight: str | None = None,
+    calibration: str | None = None,
+    n_jobs: int = 1,
+    seed: int = 0,
+) -> Pipeline:
+    """The (unfitted) pipeline of a candidate kind, its parameters, class weights and calibration."""
+    params = dict(params or {})
+    if kind == "dummy":
+        pipeline = dummy_pipeline(features)
+    elif kind == "logreg":
+        pipeline = logreg_pipeline(features, c=float(params.get("C", 1.0)), class_weight=class_weight, seed=seed)
+    elif kind == "lightgbm":
+        pipeline = lgbm_pipeline(features, params=params, class_weight=class_weight, n_jobs=n_jobs, seed=seed)
+    else:
+        raise ValueError(f"unknown candidate kind {kind!r} (use one of {sorted(COMPLEXITY)})")
+    return calibrated(pipeline, calibration) if calibration else pipeline
+
+
+def calibrated(pipeline: Pipeline, method: str, folds: int = CALIBRATION_FOLDS) -> Pipeline:
+    """The same pipeline with its classifier wrapped in ``CalibratedClassifierCV`` (the last step).
+
+    ``ensemble=False``: the calibrator is fitted on ``folds``-fold cross-validated predictions of the
+    classifier and applied to one classifier refitted on all rows, so the served model is a single
+    classifier plus a monotone map (sigmoid: Platt scaling; isotonic: a step function).
+    """
+    if method not in ("sigmoid", "isotonic"):
+        raise ValueError(f"unknown calibration method {method!r} (use 'sigmoid' or 'isotonic')")
+    encode, model = pipeline.steps[0][1], pipeline.steps[-1][1]
+    wrapper = CalibratedClassifierCV(estimator=clone(model), method=method, cv=folds, ensemble=False)
+    return Pipeline([(ENCODE_STEP, clone(encode)), (MODEL_STEP, wrapper)])
+
+
+def base_classifier(pipeline: Pipeline) -> Any:
+    """The fitted classifier under an optional calibration wrapper (what SHAP explains)."""
+    model = pipeline.steps[-1][1]
+    if isinstance(model, CalibratedClassifierCV):
+        return model.calibrated_classifiers_[0].estimator
+    return model
+
+
+def untrusted_types(pipeline: Pipeline, sample: pd.DataFrame, labels: Any, trusted: frozenset[str]) -> list[str]:
+    """Types of the pipeline, fitted on ``sample``, that a skops loader trusting ``trusted`` refuses.
+
+    A bundle is loaded with :data:`clientml_mle.bundle.TRUSTED_TYPES` by scoring and serving; a candidate
+    needing more is not deployable there (until that list is extended, which is a reviewed code change).
+    """
+    import skops.io as sio
+
+    fitted = clone(pipeline)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted.fit(sample, labels)
+    return sorted(set(sio.get_untrusted_types(data=sio.dumps(fitted))) - trusted)
+
+
+def output_sources(encoder: ColumnTransformer) -> list[str]:
+    """For each output column of a fitted encoder of :func:`make_encoder`, the feature it comes from.
+
+    One-hot blocks map to their categorical feature; with the imputing branch, the missing indicators map
+    to the numeric feature they flag. Used to add SHAP values of a feature's columns together.
+    """
+    sources: list[str] = []
+    for name, step, columns in encoder.transformers_:
+        cols = [str(c) for c in columns] if not isinstance(columns, str) else [columns]
+        if step == "drop" or not cols:
+            continue
+        if isinstance(step, OneHotEncoder):
+            widths = getattr(step, "_n_features_outs", None) or [len(c) for c in step.categories_]
+            for col, width in zip(cols, widths, strict=True):
+                sources.extend([col] * int(width))
+        elif isinstance(step, Pipeline):
+            imputer = step.named_steps.get("impute")
+            sources.extend(cols)
+            indicator = getattr(imputer, "indicator_", None)
+            if indicator is not None:
+                sources.extend(cols[int(i)] for i in indicator.features_)
+        elif isinstance(step, BaseEstimator) or step == "passthrough":
+            sources.extend(cols)
+        else:  # pragma: no cover - encoders are built by make_encoder
+            raise TypeError(f"cannot trace the outputs of transformer {name!r}")
+    return sources

@@ -1,0 +1,342 @@
+"""The training job: split, model selection on the training part, then the mle harness for the rest.
+
+``train_model(frame, ...)``:
+
+1. split with the rule of :mod:`clientml_ds.split` (time-based when ``as_of_date`` varies, else
+   stratified random); the test rows are not looked at until the final evaluation;
+2. select the model on the training rows (:func:`clientml_ds.select.select_model`: dummy, logistic
+   regression and LightGBM on the same folds, bounded Optuna search, class weights, calibration, the
+   threshold from out-of-fold predictions);
+3. hand the winner to :func:`clientml_mle.train.train` with that split and that threshold: it refits on
+   all training rows, evaluates on the test rows (bootstrap CIs), writes the bundle, tracks it in MLflow
+   and applies the champion gate. The evaluation report (``report/report.html`` and its PNGs, computed
+   from the final model on the test rows) is written *into* the bundle, so it is hashed with it.
+
+The harness has no parameter for a given split or for extra bundle files yet, so :func:`_harness_hooks`
+substitutes the split (its first ``split_indices`` call) and adds the report to its ``save_bundle`` call,
+and fails loudly if the harness stops making those calls. Two keyword arguments on
+``clientml_mle.train.train`` (``split=`` and ``extra_files=``/a report callback) would replace it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from clientml_de.features import FEATURE_STORE, LABEL_COLUMN
+from clientml_mle.bundle import TRUSTED_TYPES
+from clientml_mle.evaluate import N_BOOTSTRAP
+from clientml_mle.features import feature_columns, training_frame, wait_for_table
+from clientml_mle.schema import FeatureSpec, coerce_frame, infer_feature_specs
+from clientml_mle.tracking import MlflowTracker
+from clientml_mle.train import TrainResult
+from sklearn.pipeline import Pipeline
+
+from clientml_ds.report import ReportData, ground_truth_comparison, write_report
+from clientml_ds.search import positive_proba
+from clientml_ds.select import SearchBudget, Selection, select_model
+from clientml_ds.split import SplitPlan, plan_split
+
+log = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+REPORT_DIR = "report"
+_HOOK_LOCK = threading.Lock()
+OnSave = Callable[[Pipeline, list[FeatureSpec], float, Mapping[str, Any], Mapping[str, Any]], dict[str, Path]]
+
+
+@dataclass(frozen=True)
+class DsTrainResult:
+    """The harness's result plus what model selection decided and where the report is."""
+
+    result: TrainResult
+    selection: Selection
+    split: SplitPlan
+    report_files: list[str]
+    ground_truth: dict[str, Any] | None = None
+
+    @property
+    def bundle_path(self) -> Path:
+        return self.result.bundle_path
+
+    @property
+    def report_path(self) -> Path:
+        return self.result.bundle_path / REPORT_DIR / "report.html"
+
+    def summary(self) -> dict[str, Any]:
+        """The harness's JSON summary plus the selection, the split, the report and the ground truth."""
+        out = self.result.summary()
+        out["trainer"] = "clientml_ds"
+        out["selection"] = self.selection.to_dict(trials=False)
+        out["split"] = self.split.to_dict()
+        out["report"] = str(self.report_path)
+        out["ground_truth"] = self.ground_truth
+        return out
+
+
+def load_ground_truth(path: Path | str) -> pd.DataFrame:
+    """``ground_truth.csv`` of ``clientml generate``: ``client_id,p_true``."""
+    truth = pd.read_csv(path, dtype={"client_id": str})
+    missing = {"client_id", "p_true"} - set(truth.columns)
+    if missing:
+        raise ValueError(f"{path}: not a ground-truth file, it lacks {sorted(missing)}")
+    return truth
+
+
+def _labels(frame: pd.DataFrame) -> IntArray:
+    raw = pd.to_numeric(frame[LABEL_COLUMN], errors="coerce")
+    if raw.isna().any() or not raw.isin([0, 1]).all():
+        raise ValueError("the training frame must hold 0/1 labels only (use clientml_mle.features.training_frame)")
+    return raw.to_numpy().astype(np.int64)
+
+
+@contextlib.contextmanager
+def _harness_hooks(
+    n_rows: int, plan: SplitPlan, on_save: OnSave, trusted_types: frozenset[str]
+) -> Iterator[dict[str, int]]:
+    """Make the harness use ``plan`` as its test split and add ``on_save``'s files to its bundle."""
+    import clientml_mle.train as harness
+
+    calls = {"split": 0, "save": 0}
+    with _HOOK_LOCK:
+        original_split, original_save = harness.split_indices, harness.save_bundle
+
+        def split(labels: Any, test_size: float, seed: int, groups: Any = None) -> tuple[IntArray, IntArray]:
+            calls["split"] += 1
+            if calls["split"] == 1:
+                if len(labels) != n_rows:
+                    raise RuntimeError("clientml_mle.train changed: its first split is not over the whole frame")
+                return plan.train_pos.copy(), plan.test_pos.copy()
+            return original_split(labels, test_size, seed, groups)
+
+        def save(  # noqa: PLR0917 - the signature of clientml_mle.bundle.save_bundle
+            models_dir: Any,
+            model: Pipeline,
+            features: Sequence[FeatureSpec],
+            threshold: float,
+            metrics: Mapping[str, Any],
+            training_data: Mapping[str, Any],
+            name: str,
+            extra_files: Mapping[str, Path] | None = None,
+            **kwargs: Any,
+        ) -> Path:
+            calls["save"] += 1
+            report = on_save(model, list(features), float(threshold), metrics, training_data)
+            extra = {**dict(extra_files or {}), **report}
+            kwargs.setdefault("trusted_types", trusted_types)
+            return original_save(models_dir, model, features, threshold, metrics, training_data, name, extra, **kwargs)
+
+        harness.split_indices = split
+        harness.save_bundle = save
+        try:
+            yield calls
+        finally:
+            harness.split_indices, harness.save_bundle = original_split, original_save
+    if calls["split"] < 1 or calls["save"] != 1:
+        raise RuntimeError(f"clientml_mle.train changed: expected its split and one save_bundle call, saw {calls}")
+
+
+def _tracking_params(selection: Selection, plan: SplitPlan) -> dict[str, Any]:
+    winner = selection.winner
+    params: dict[str, Any] = {
+        "trainer": "clientml_ds",
+        "ds.winner": winner.name,
+        "ds.kind": winner.kind,
+        "ds.class_weight": winner.class_weight or "none",
+        "ds.calibration": winner.calibration or "none",
+        "ds.cv_roc_auc": round(winner.mean(), 6),
+        "ds.cv_roc_auc_std": round(winner.std(), 6),
+        "ds.cv_folds": selection.n_folds,
+        "ds.search_rows": selection.search_rows,
+        "ds.split_rule": plan.rule,
+        "ds.threshold_rule": "max_f1_oof",
+        "ds.search_seconds": selection.budget.seconds,
+        "ds.search_trials_lightgbm": selection.budget.lightgbm_trials,
+        "ds.search_trials_logreg": selection.budget.logreg_trials,
+    }
+    for kind, found in selection.searches.items():
+        params[f"ds.{kind}.trials_done"] = found.n_trials_done
+        params[f"ds.{kind}.stopped_by_time"] = found.stopped_by_time
+    return params
+
+
+def train_model(
+    frame: pd.DataFrame,
+    *,
+    models_dir: Path | str,
+    seed: int = 0,
+    test_size: float = 0.2,
+    budget: SearchBudget | None = None,
+    tracking: MlflowTracker | None = None,
+    name: str = "clientml-classifier",
+    n_jobs: int = 1,
+    n_boot: int = N_BOOTSTRAP,
+    force_promote: bool = False,
+    ground_truth: pd.DataFrame | None = None,
+    trusted_types: Iterable[str] = TRUSTED_TYPES,
+    table: str = FEATURE_STORE,
+    kinds: Sequence[str] = ("dummy", "logreg", "lightgbm"),
+) -> DsTrainResult:
+    """Split, select, then train/evaluate/bundle/track through the mle harness (module docstring).
+
+    ``n_jobs`` is LightGBM's thread count for the final fit; the many small fits of cross-validation use
+    one thread, and BLAS is held to one thread throughout (on a shared 2-core machine extra threads only
+    contend: a LightGBM fit on 17k rows took 9x longer with 2 threads than with 1 under load).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train_model(
+            frame,
+            models_dir=models_dir,
+            seed=seed,
+            test_size=test_size,
+            budget=budget,
+            tracking=tracking,
+            name=name,
+            n_jobs=n_jobs,
+            n_boot=n_boot,
+            force_promote=force_promote,
+            ground_truth=ground_truth,
+            trusted_types=trusted_types,
+            table=table,
+            kinds=kinds,
+        )
+
+
+def _train_model(
+    frame: pd.DataFrame,
+    *,
+    models_dir: Path | str,
+    seed: int,
+    test_size: float,
+    budget: SearchBudget | None,
+    tracking: MlflowTracker | None,
+    name: str,
+    n_jobs: int,
+    n_boot: int,
+    force_promote: bool,
+    ground_truth: pd.DataFrame | None,
+    trusted_types: Iterable[str],
+    table: str,
+    kinds: Sequence[str],
+) -> DsTrainResult:
+    from clientml_mle.train import train as harness_train
+
+    frame = frame.reset_index(drop=True)
+    labels = _labels(frame)
+    columns = feature_columns(frame)
+    plan = plan_split(frame, labels, test_size, seed)
+    log.info("split: %s", plan.reason)
+    train_rows = frame.iloc[plan.train_pos]
+    train_rows.attrs = dict(frame.attrs)
+    specs = infer_feature_specs(train_rows, columns)
+    x_train = coerce_frame(train_rows, specs)
+    groups = train_rows["client_id"].to_numpy() if "client_id" in train_rows.columns else None
+    trusted = frozenset(trusted_types)
+    selection = select_model(
+        x_train,
+        labels[plan.train_pos],
+        specs,
+        groups=groups,
+        seed=seed,
+        budget=budget,
+        n_jobs=1,
+        trusted_types=trusted,
+        kinds=kinds,
+    )
+    winner = selection.winner
+
+    test_rows = frame.iloc[plan.test_pos]
+    y_test = labels[plan.test_pos]
+    written: dict[str, Any] = {}
+
+    with tempfile.TemporaryDirectory(prefix="clientml-ds-report-") as tmp:
+
+        def on_save(
+            model: Pipeline,
+            features: list[FeatureSpec],
+            threshold: float,
+            metrics: Mapping[str, Any],
+            training_data: Mapping[str, Any],
+        ) -> dict[str, Path]:
+            x_test = coerce_frame(test_rows, features)
+            proba = positive_proba(model, x_test)
+            truth = None
+            if ground_truth is not None:
+                truth = ground_truth_comparison(
+                    test_rows["client_id"].astype(str).tolist(), y_test, proba, ground_truth, seed=seed
+                )
+                written["ground_truth"] = truth
+            data = ReportData(
+                name=name,
+                model=model,
+                features=features,
+                threshold=threshold,
+                metrics=metrics,
+                x_test=x_test,
+                y_test=y_test,
+                proba_test=proba,
+                selection=selection.to_dict(),
+                split=plan.to_dict(),
+                training_data=training_data,
+                ground_truth=truth,
+                seed=seed,
+            )
+            files = write_report(data, Path(tmp) / REPORT_DIR)
+            written["files"] = [f"{REPORT_DIR}/{n}" for n in files]
+            return {f"{REPORT_DIR}/{n}": p for n, p in files.items()}
+
+        with _harness_hooks(len(frame), plan, on_save, trusted):
+            result = harness_train(
+                lambda features: winner.build(features, n_jobs=n_jobs, seed=seed),
+                frame,
+                seed=seed,
+                test_size=test_size,
+                threshold_rule=selection.threshold,
+                models_dir=models_dir,
+                tracking=tracking,
+                name=name,
+                feature_cols=columns,
+                table=table,
+                n_boot=n_boot,
+                force_promote=force_promote,
+                params=_tracking_params(selection, plan),
+            )
+    log.info(
+        "trained %s: test ROC-AUC %.4f (CV %.4f), bundle %s",
+        winner.name,
+        result.metrics["roc_auc"],
+        winner.mean(),
+        result.bundle_path,
+    )
+    return DsTrainResult(
+        result=result,
+        selection=selection,
+        split=plan,
+        report_files=list(written.get("files", [])),
+        ground_truth=written.get("ground_truth"),
+    )
+
+
+def train_from_warehouse(
+    warehouse_url: str,
+    *,
+    wait_timeout_s: float = 600.0,
+    poll_s: float = 5.0,
+    table: str = FEATURE_STORE,
+    **kwargs: Any,
+) -> DsTrainResult:
+    """Wait for ``table`` in the warehouse, read its labeled rows and :func:`train_model` on them."""
+    wait_for_table(warehouse_url, table=table, timeout_s=wait_timeout_s, poll_s=poll_s)
+    frame = training_frame(warehouse_url, table=table)
+    return train_model(frame, table=table, **kwargs)

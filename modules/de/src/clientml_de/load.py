@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from clientml_de.contract import TableSpec
-from clientml_de.validate import SourceError, check_columns, read_header, stage_csv, validate
+from clientml_de.validate import SourceError, check_columns, drop_staging, read_header, stage_csv, validate
 from clientml_de.warehouse import LoadRecord, Warehouse
 
 _REMOTE_SCHEMES = ("http", "https", "s3", "gs", "gcs", "abfs", "az")
@@ -90,9 +90,7 @@ def load_source(source: str, spec: TableSpec, warehouse: Warehouse) -> LoadSumma
             ignored_columns=counts.ignored_columns,
         )
         warehouse.publish_load(scratch, spec, record)
-        for prefix in ("_raw", "_checked", "_valid", "_rejected", "_rejects"):
-            scratch.execute(f"DROP TABLE IF EXISTS {prefix}_{spec.table}")
-        scratch.execute(f"DROP TABLE IF EXISTS _rejects_{spec.table}_lines")
+        drop_staging(scratch, spec.table)
     return LoadSummary(
         table=spec.table,
         source_file=source,

@@ -35,7 +35,7 @@ class PipelineSummary:
     files: list[dict[str, Any]] = field(default_factory=list)
     feature_store_rows: int = 0
     feature_set_version: str | None = None
-    dag_runs: list[dict[str, str]] = field(default_factory=list)
+    dag_runs: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,10 +111,18 @@ def run_pipeline(
         dag = dags[dag_id]
         tasks.last_failure.clear()
         run_conf = {key: value for key, value in conf.items() if key in dag.params}
+        dag_started = time.monotonic()
         # Airflow logs to stdout; keep stdout for the JSON summary.
         with contextlib.redirect_stdout(sys.stderr):
             run = dag.test(run_conf=run_conf)
-        summary.dag_runs.append({"dag_id": dag_id, "run_id": run.run_id, "state": str(run.state)})
+        summary.dag_runs.append(
+            {
+                "dag_id": dag_id,
+                "run_id": run.run_id,
+                "state": str(run.state),
+                "seconds": round(time.monotonic() - dag_started, 2),
+            }
+        )
         if str(run.state) != "success":
             failed = [ti.task_id for ti in run.get_task_instances() if str(ti.state) != "success"]
             cause = tasks.last_failure[0] if tasks.last_failure else "see the log above"

@@ -92,18 +92,24 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _value(column: Column) -> str:
-    """The trimmed raw text of a column, NULL when empty."""
-    return f"nullif(trim({_quote(column.name)}), '')"
+def _value(column: Column, alias: str = "") -> str:
+    """The trimmed raw text of a column (of table ``alias`` if given), NULL when empty."""
+    qualified = f"{alias}.{_quote(column.name)}" if alias else _quote(column.name)
+    return f"nullif(trim({qualified}), '')"
+
+
+def _clean(column: Column) -> str:
+    """The column in the checking query, where every value is already trimmed and NULL when empty."""
+    return _quote(column.name)
 
 
 def _shown(column: Column) -> str:
-    return f"'''' || left({_value(column)}, {_SHOWN_VALUE_CHARS}) || ''''"
+    return f"'''' || left({_clean(column)}, {_SHOWN_VALUE_CHARS}) || ''''"
 
 
 def _typed(column: Column) -> str:
-    """SQL turning the raw text of a column into its typed value (NULL when empty or invalid)."""
-    v = _value(column)
+    """SQL turning the text of a column into its typed value (NULL when empty or invalid)."""
+    v = _clean(column)
     match column.type:
         case ColumnType.STRING | ColumnType.CATEGORY:
             return v
@@ -139,9 +145,16 @@ _TYPE_PROBLEM: dict[ColumnType, str] = {
 }
 
 
+def _typed_name(column: Column) -> str:
+    return _quote(f"__typed_{column.name}")
+
+
 def _problems(column: Column) -> list[str]:
-    """SQL expressions, one per rule of the column, each NULL or a reason naming the column."""
-    name, v, typed = column.name, _value(column), _typed(column)
+    """SQL expressions, one per rule of the column, each NULL or a reason naming the column.
+
+    They refer to the typed value by name (``_typed_name``), computed once in an inner query.
+    """
+    name, v, typed = column.name, _clean(column), _typed_name(column)
     checks: list[tuple[str, str]] = []
     if column.required:
         checks.append((f"{v} IS NULL", _literal(f"{name}: required value is empty")))
@@ -178,7 +191,10 @@ def _problems(column: Column) -> list[str]:
 
 
 def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], table: str) -> None:
-    """Read the file with DuckDB's CSV reader into ``_raw_<table>`` (all text) plus its structural rejects."""
+    """Read the file with DuckDB's CSV reader into ``_raw_<table>`` (all text) plus its structural rejects.
+
+    ``_lines_<table>`` is a view of the raw rows with their line numbers.
+    """
     columns = "{" + ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in header) + "}"
     raw, rejects = f"_raw_{table}", f"_rejects_{table}"
     con.execute(f"DROP TABLE IF EXISTS {rejects}")
@@ -204,19 +220,17 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], tab
     )
     has_rejects = con.execute(f"SELECT count(*) FROM {rejects}_lines").fetchone() != (0,)
     if not has_rejects:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT * EXCLUDE (_ordinal), _ordinal + 1 AS _line FROM {raw}"
-        )
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _lines_{table} AS SELECT *, _ordinal + 1 AS _line FROM {raw}")
         return
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {raw} AS
+        CREATE OR REPLACE TEMP VIEW _lines_{table} AS
         WITH gaps AS (
             SELECT _line - 1 - row_number() OVER (ORDER BY _line) AS accepted_before,
                    row_number() OVER (ORDER BY _line) AS rejects_so_far
             FROM {rejects}_lines
         )
-        SELECT r.* EXCLUDE (_ordinal), r._ordinal + 1 + coalesce(g.rejects_so_far, 0) AS _line
+        SELECT r.*, r._ordinal + 1 + coalesce(g.rejects_so_far, 0) AS _line
         FROM {raw} r ASOF LEFT JOIN gaps g ON r._ordinal > g.accepted_before
         """
     )
@@ -229,83 +243,128 @@ def validate(
     source_file: str,
     reference_sql: str | None = None,
 ) -> ValidationCounts:
-    """Split the staged rows into ``_valid_<table>`` and ``_rejected_<table>``.
+    """Split the staged rows into the view ``_valid_<table>`` and the table ``_rejected_<table>``.
 
     ``reference_sql`` is a query giving the allowed values of the column that has ``references``
     (the client ids for sales).
+
+    The work is shaped for tens of millions of rows: every row is typed and checked in one pass, and
+    only the rows whose key occurs more than once (few) go through the comparisons that exact
+    duplicates and key conflicts need.
     """
     table = spec.table
-    raw = f"_raw_{table}"
+    lines = f"_lines_{table}"
     present = [c for c in spec.columns if c.name in header]
     absent = [c for c in spec.columns if c.name not in header]
-    source_columns = ", ".join(_quote(name) for name in header)
-    record = ", ".join(f"{_quote(name)} := {_quote(name)}" for name in header)
+    key = _value(spec.column(spec.key))
+    line_key = _value(spec.column(spec.key), alias="l")
 
     problems = [p for column in present for p in _problems(column)]
-    joins = ""
+    joins, reference_value = "", ""
     for column in present:
         if column.references and reference_sql is not None:
-            joins = f"LEFT JOIN ({reference_sql}) AS ref ON ref.value = {_value(column)}"
+            joins = f"LEFT JOIN ({reference_sql}) AS ref ON ref.value = t.{_clean(column)}"
+            reference_value = "ref.value AS _reference,"
             problems.append(
-                f"CASE WHEN {_value(column)} IS NOT NULL AND ref.value IS NULL THEN "
+                f"CASE WHEN {_clean(column)} IS NOT NULL AND _reference IS NULL THEN "
                 f"{_literal(f'{column.name}: unknown, not in {column.references}: ')} || {_shown(column)} END"
             )
-    reason = f"concat_ws('; ', {', '.join(problems)})" if problems else "''"
-    typed = ", ".join(
-        [f"{_typed(c)} AS {_quote(c.name)}" for c in present]
+    reason = f"nullif(concat_ws('; ', {', '.join(problems)}), '')" if problems else "NULL"
+    typed_inner = ", ".join(f"{_typed(c)} AS {_typed_name(c)}" for c in present)
+    typed_outer = ", ".join(
+        [
+            f"coalesce({_typed_name(c)}, {c.default!r}) AS {_quote(c.name)}"
+            if c.default is not None
+            else f"{_typed_name(c)} AS {_quote(c.name)}"
+            for c in present
+        ]
         + [f"CAST(NULL AS {SQL_TYPES[c.type]}) AS {_quote(c.name)}" for c in absent]
     )
-    key = _value(spec.column(spec.key))
+    # Keys seen more than once: only these rows can be exact duplicates or key conflicts.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _repeated_{table} AS "
+        f"SELECT {key} AS _key FROM _raw_{table} GROUP BY ALL HAVING count(*) > 1"
+    )
+    trimmed = ", ".join(f"{_value(c, alias='l')} AS {_clean(c)}" for c in present)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _checked_{table} AS
-        WITH distinct_rows AS (
-            SELECT *, row_number() OVER (PARTITION BY {source_columns} ORDER BY _line) AS _copy
-            FROM {raw}
-        ), checked AS (
-            SELECT d._line, CAST(to_json(struct_pack({record})) AS VARCHAR) AS raw_record,
-                   nullif({reason}, '') AS _reason, {key} AS _key, {typed}
-            FROM distinct_rows d {joins}
-            WHERE d._copy = 1
+        SELECT _line, _key, _repeated, {reason} AS _reason, {typed_outer}
+        FROM (
+            SELECT t.*, rep._key IS NOT NULL AS _repeated, {reference_value} {typed_inner}
+            FROM (SELECT l._line, {line_key} AS _key, {trimmed} FROM {lines} l) t
+            LEFT JOIN _repeated_{table} rep ON rep._key IS NOT DISTINCT FROM t._key
+            {joins}
         )
-        SELECT *, min(CASE WHEN _reason IS NULL THEN _line END) OVER (PARTITION BY _key) AS _first_valid
-        FROM checked
         """
     )
-    # Uniqueness is judged among rows that pass every other rule: the first of them keeps the key.
-    final_reason = (
-        f"coalesce(_reason, CASE WHEN _line <> _first_valid THEN "
-        f"{_literal(f'{spec.key}: duplicate value, first loaded from line ')} || _first_valid END)"
-    )
-    ordered = ", ".join(
-        f"coalesce({_quote(c.name)}, {c.default!r}) AS {_quote(c.name)}" if c.default is not None else _quote(c.name)
-        for c in spec.columns
-    )
+    # Among repeated keys: later copies of an identical row are duplicates; among the distinct rows
+    # that pass every other rule, the first keeps the key and the others are quarantined.
+    source_columns = ", ".join(f"l.{_quote(name)}" for name in header)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _valid_{table} AS SELECT {ordered} FROM _checked_{table} "
-        f"WHERE {final_reason} IS NULL ORDER BY _line"
+        f"""
+        CREATE OR REPLACE TEMP TABLE _repeats_{table} AS
+        WITH copies AS (
+            SELECT l._line, row_number() OVER (PARTITION BY {source_columns} ORDER BY l._line) AS _copy
+            FROM {lines} l SEMI JOIN _repeated_{table} rep ON rep._key IS NOT DISTINCT FROM {line_key}
+        ), ranked AS (
+            SELECT c._line, c._copy, k._key, k._reason,
+                   min(CASE WHEN c._copy = 1 AND k._reason IS NULL THEN c._line END)
+                       OVER (PARTITION BY k._key) AS _first_valid
+            FROM copies c JOIN _checked_{table} k USING (_line)
+        )
+        SELECT _line, _copy > 1 AS _duplicate,
+               CASE WHEN _copy = 1 AND _reason IS NULL AND _line <> _first_valid
+                    THEN {_literal(f"{spec.key}: duplicate value, first loaded from line ")} || _first_valid
+               END AS _conflict
+        FROM ranked
+        """
     )
+    ordered = ", ".join(_quote(c.name) for c in spec.columns)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW _valid_{table} AS
+        SELECT {ordered} FROM _checked_{table} k
+        WHERE k._reason IS NULL
+          AND (NOT k._repeated OR k._line IN (
+                SELECT _line FROM _repeats_{table} WHERE NOT _duplicate AND _conflict IS NULL))
+        """
+    )
+    record = ", ".join(f"{_quote(name)} := l.{_quote(name)}" for name in header)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _rejected_{table} AS
+        WITH problems AS (
+            SELECT k._line, coalesce(k._reason, r._conflict) AS reason
+            FROM _checked_{table} k LEFT JOIN _repeats_{table} r USING (_line)
+            WHERE (k._reason IS NOT NULL OR r._conflict IS NOT NULL) AND NOT coalesce(r._duplicate, FALSE)
+        )
         SELECT {_literal(table)} AS source_table, {_literal(source_file)} AS source_file,
-               _line AS line_number, raw_record, {final_reason} AS reason
-        FROM _checked_{table} WHERE {final_reason} IS NOT NULL
+               p._line AS line_number, CAST(to_json(struct_pack({record})) AS VARCHAR) AS raw_record, p.reason
+        FROM problems p JOIN {lines} l USING (_line)
         UNION ALL
         SELECT {_literal(table)}, {_literal(source_file)}, _line, csv_line, reason FROM _rejects_{table}_lines
         ORDER BY line_number
         """
     )
-    read = _count(con, raw)
-    duplicates = read - _count(con, f"_checked_{table}")
     structural = _count(con, f"_rejects_{table}_lines")
+    duplicates = con.execute(f"SELECT count(*) FILTER (WHERE _duplicate) FROM _repeats_{table}").fetchone()
     return ValidationCounts(
-        rows_read=read + structural,
+        rows_read=_count(con, f"_raw_{table}") + structural,
         rows_loaded=_count(con, f"_valid_{table}"),
         rows_rejected=_count(con, f"_rejected_{table}"),
-        duplicates=duplicates,
+        duplicates=int(duplicates[0]) if duplicates else 0,
         ignored_columns=tuple(n for n in header if n not in {c.name for c in spec.columns}),
     )
+
+
+def drop_staging(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Remove the temporary relations of one file's validation."""
+    for view in (f"_valid_{table}", f"_lines_{table}"):
+        con.execute(f"DROP VIEW IF EXISTS {view}")
+    for name in ("raw", "checked", "repeated", "repeats", "rejected", "rejects", "rejects_{}_scan", "rejects_{}_lines"):
+        relation = "_" + (name.format(table) if "{}" in name else f"{name}_{table}")
+        con.execute(f"DROP TABLE IF EXISTS {relation}")
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

@@ -1,0 +1,686 @@
+"""``make bench-etl``: how fast the ETL is, on DuckDB and PostgreSQL, against a plain pandas reference.
+
+For each size (number of clients) it
+
+1. generates the sample data (``clientml_de.generate``), cached in the work directory by size, seed and
+   bad-row share, so a rerun reuses the files and says so;
+2. runs the real ``clientml pipeline`` (Airflow, embedded) end to end in a subprocess on each engine, on a
+   fresh warehouse (PostgreSQL: a fresh throwaway server per size), measuring wall time and the peak RSS
+   of the process tree (PostgreSQL: plus its server processes);
+3. times the stages separately in-process (load clients, load sales, build features: the functions the
+   DAG tasks call, without Airflow) on DuckDB (``--stage-engines``), in a subprocess of their own;
+4. runs the pandas reference (``pandas_reference.py``) on the same files, in a subprocess;
+
+then prints a markdown table (seconds, rows/s, peak RSS, speedup against pandas) and writes it to
+``--report``. A benchmark, not a test: it asserts nothing, it reports the targets it misses.
+
+    python modules/de/bench/bench_etl.py --sizes 100000,1000000 --engines duckdb,postgres
+
+Peak RSS is sampled every 0.1 s over the whole process tree (children summed); for PostgreSQL the server's
+processes are added, whose shared buffers are counted once per process, so that figure is an upper bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[2]
+PYTHON = sys.executable
+STAGES = ("load_clients", "load_sales", "build_features")
+STAGE_TITLES = {
+    "generate": "generate",
+    "end_to_end": "end to end",
+    "load_clients": "load clients",
+    "load_sales": "load sales",
+    "build_features": "build features",
+}
+TARGET_SECONDS_1M = 300.0
+TARGET_SPEEDUP = 10.0
+SAMPLE_SECONDS = 0.1
+_MB = 1 << 20
+_QUIET_ENV = {
+    "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------------------
+
+
+class PeakRss:
+    """Samples the summed RSS of some processes and all their descendants in a background thread."""
+
+    def __init__(self, roots: list[int], extra_roots: list[int] | None = None) -> None:
+        self.roots = roots
+        self.extra_roots = extra_roots or []
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        seen: set[int] = set()
+        total = 0
+        for pid in self.roots + self.extra_roots:
+            try:
+                root = psutil.Process(pid)
+                family = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for proc in family:
+                if proc.pid in seen:
+                    continue
+                seen.add(proc.pid)
+                with contextlib.suppress(psutil.Error):
+                    total += proc.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(SAMPLE_SECONDS)
+
+    def sample(self) -> None:
+        self.peak = max(self.peak, self._rss())
+
+    def reset(self) -> None:
+        self.peak = 0
+        self.sample()
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Measured:
+    seconds: float
+    cpu_seconds: float
+    peak_rss: int
+    returncode: int
+    stdout: str
+    log: Path
+
+
+def run_measured(command: list[str], log: Path, extra_roots: list[int] | None = None) -> Measured:
+    """Run ``command``; wall time and peak RSS of its tree; stdout kept, stderr to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **_QUIET_ENV}
+    with log.open("w") as err, (log.with_suffix(".stdout")).open("w+") as out:
+        err.write("$ " + " ".join(command) + "\n")
+        err.flush()
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=REPO_ROOT)
+        with PeakRss([proc.pid], extra_roots) as monitor:
+            # wait4 also gives the kernel's high-water mark of the largest single process.
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            seconds = time.perf_counter() - started
+        out.seek(0)
+        stdout = out.read()
+    peak = max(monitor.peak, usage.ru_maxrss * 1024)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(seconds, cpu, peak, proc.returncode, stdout, log)
+
+
+def _json_tail(text: str) -> dict[str, Any]:
+    """The JSON object a helper printed last on stdout."""
+    start = text.rfind("\n{")
+    payload = text[start + 1 :] if start >= 0 else text[text.find("{") :]
+    result: dict[str, Any] = json.loads(payload)
+    return result
+
+
+def _failure(measured: Measured) -> str:
+    lines = measured.log.read_text(errors="replace").strip().splitlines()
+    killed = " (killed: out of memory?)" if measured.returncode in (-9, 137) else ""
+    tail = "\n".join(lines[-15:])
+    return f"exit code {measured.returncode}{killed}; see {measured.log}\n{tail}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers run as subprocesses (``bench_etl.py _generate`` / ``bench_etl.py _stages``)
+# --------------------------------------------------------------------------------------------------
+
+
+def helper_generate(args: argparse.Namespace) -> int:
+    from clientml_de.generate import generate
+
+    summary = generate(Path(args.out), n_clients=args.clients, seed=args.seed, bad_rows=args.bad_rows)
+    print(json.dumps(summary.to_dict()))
+    return 0
+
+
+class _Stopwatch:
+    """Wall time, CPU time of this process (all threads) and peak RSS of one stage at a time."""
+
+    def __init__(self, monitor: PeakRss) -> None:
+        self.monitor = monitor
+        self.restart()
+
+    @staticmethod
+    def _cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def restart(self) -> None:
+        self.monitor.reset()
+        self.wall, self.cpu = time.perf_counter(), self._cpu()
+
+    def lap(self, rows: int) -> dict[str, float | int]:
+        self.monitor.sample()
+        lap = {
+            "seconds": time.perf_counter() - self.wall,
+            "cpu_seconds": self._cpu() - self.cpu,
+            "peak_rss": self.monitor.peak,
+            "rows": rows,
+        }
+        self.restart()
+        return lap
+
+
+def helper_stages(args: argparse.Namespace) -> int:
+    """Run the three stages in this process, timing each and sampling its peak RSS."""
+    clients, sales = Path(args.clients), Path(args.sales)
+    extra = _postgres_server_pids(args.server_port) if args.server_port else []
+    results: dict[str, Any] = {}
+    with PeakRss([os.getpid()], extra) as monitor:
+        if args.engine == "pandas":
+            sys.path.insert(0, str(HERE))
+            import pandas_reference
+
+            watch = _Stopwatch(monitor)
+            outcome = pandas_reference.run(
+                clients,
+                sales,
+                Path(args.out) if args.out else None,
+                lambda stage: results.update({stage: watch.lap(0)}),
+            )
+            results["load_clients"]["rows"] = outcome.clients.rows_read
+            results["load_sales"]["rows"] = outcome.sales.rows_read
+            results["build_features"]["rows"] = outcome.sales.counts["rows_loaded"]
+            results["counts"] = {"clients": outcome.clients.counts, "sales": outcome.sales.counts}
+            results["feature_rows"] = len(outcome.features)
+        else:
+            from clientml_de.config import DatasetConfig
+            from clientml_de.features import build_feature_store
+            from clientml_de.load import load_source
+            from clientml_de.warehouse import connect
+
+            config = DatasetConfig()
+            warehouse = connect(args.warehouse)
+            try:
+                counts: dict[str, Any] = {}
+                watch = _Stopwatch(monitor)
+                for stage, source, spec in (
+                    ("load_clients", clients, config.clients_spec()),
+                    ("load_sales", sales, config.sales_spec()),
+                ):
+                    summary = load_source(str(source), spec, warehouse)
+                    results[stage] = watch.lap(summary.rows_read)
+                    counts[spec.table] = summary.to_dict()
+                feature_rows = build_feature_store(warehouse, config)
+                results["build_features"] = watch.lap(counts["sales"]["rows_loaded"])
+                results["counts"] = counts
+                results["feature_rows"] = feature_rows
+            finally:
+                warehouse.close()
+    print(json.dumps(results))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    size: int
+    engine: str
+    stage: str
+    seconds: float | None = None
+    rows: int | None = None
+    peak_rss: int | None = None
+    note: str = ""
+    speedup: float | None = None
+    cpu_seconds: float | None = None
+
+    @property
+    def rows_per_second(self) -> float | None:
+        if self.seconds is None or self.rows is None or self.seconds <= 0:
+            return None
+        return self.rows / self.seconds
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    airflow_home: Path = Path()
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    code_state: str = ""
+
+    @property
+    def workdir(self) -> Path:
+        return Path(self.args.workdir).resolve()
+
+    def log(self, message: str) -> None:
+        print(f"[bench-etl {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+    # ---------------------------------------------------------------------------------------------
+
+    def generate(self, size: int) -> tuple[Path, dict[str, Any]]:
+        tag = f"clients{size}-seed{self.args.seed}-bad{self.args.bad_rows:g}"
+        data = self.workdir / "data" / tag
+        marker = data / "generation.json"
+        if marker.is_file():
+            info: dict[str, Any] = json.loads(marker.read_text())
+            self.log(f"{size:,} clients: data cached in {data} (generated {info['generated_at']})")
+            cached = f"cached ({data.relative_to(self.workdir)}), figures of {info['generated_at']}"
+            self.rows.append(
+                Row(
+                    size,
+                    "-",
+                    "generate",
+                    info["seconds"],
+                    info["rows"],
+                    info["peak_rss"],
+                    cached,
+                    None,
+                    info.get("cpu_seconds"),
+                )
+            )
+            return data, info
+        self.log(f"{size:,} clients: generating into {data}")
+        command = [PYTHON, str(Path(__file__).resolve()), "_generate", "--out", str(data)]
+        command += ["--clients", str(size), "--seed", str(self.args.seed), "--bad-rows", str(self.args.bad_rows)]
+        measured = run_measured(command, self.workdir / "logs" / f"{size}-generate.log")
+        self.log(f"  {measured.seconds:.1f} s, peak RSS {measured.peak_rss / _MB:,.0f} MB, exit {measured.returncode}")
+        if measured.returncode != 0:
+            raise SystemExit(f"generation failed: {_failure(measured)}")
+        summary = _json_tail(measured.stdout)
+        info = {
+            "seconds": measured.seconds,
+            "cpu_seconds": measured.cpu_seconds,
+            "peak_rss": measured.peak_rss,
+            "rows": summary["n_client_rows"] + summary["n_sales_rows"],
+            "generated_at": f"{datetime.now():%Y-%m-%d %H:%M}",
+            "summary": summary,
+        }
+        marker.write_text(json.dumps(info, indent=2))
+        self.rows.append(
+            Row(
+                size,
+                "-",
+                "generate",
+                measured.seconds,
+                info["rows"],
+                measured.peak_rss,
+                cpu_seconds=measured.cpu_seconds,
+            )
+        )
+        return data, info
+
+    def prepare_airflow(self) -> None:
+        """Create the embedded Airflow's metadata database once, outside the timed runs."""
+        self.airflow_home = self.workdir / "airflow"
+        if (self.airflow_home / "airflow.db").exists():
+            return
+        self.log("creating the embedded Airflow metadata database (one-off, not timed)")
+        code = "import sys; from pathlib import Path; from clientml_de.pipeline import prepare_airflow; "
+        code += "prepare_airflow(Path(sys.argv[1]))"
+        measured = run_measured([PYTHON, "-c", code, str(self.airflow_home)], self.workdir / "logs" / "airflow.log")
+        if measured.returncode != 0:
+            raise SystemExit(f"airflow db migrate failed: {_failure(measured)}")
+        self.notes.append(
+            f"One-off `airflow db migrate` of the embedded Airflow: {measured.seconds:.1f} s (not timed)."
+        )
+
+    def pipeline(self, size: int, engine: str, url: str, data: Path, server: list[int]) -> None:
+        self.log(f"{size:,} clients, {engine}: clientml pipeline")
+        command = [str(Path(PYTHON).parent / "clientml"), "pipeline", "--clients", str(data / "clients.csv")]
+        command += ["--sales", str(data / "sales.csv"), "--warehouse", url, "--airflow-home", str(self.airflow_home)]
+        measured = run_measured(command, self.workdir / "logs" / f"{size}-{engine}-pipeline.log", server)
+        self.log(f"  {measured.seconds:.1f} s, peak RSS {measured.peak_rss / _MB:,.0f} MB, exit {measured.returncode}")
+        row = Row(
+            size, engine, "end_to_end", measured.seconds, None, measured.peak_rss, cpu_seconds=measured.cpu_seconds
+        )
+        if measured.returncode != 0:
+            row.seconds, row.note = None, "FAILED"
+            self.notes.append(f"{size:,} {engine} pipeline failed: {_failure(measured)}")
+        else:
+            summary = _json_tail(measured.stdout)
+            row.rows = sum(f["rows_read"] for f in summary["files"])
+            row.note = f"{summary['feature_store']['rows']:,} feature rows"
+        if engine == "postgres":
+            row.note = (row.note + "; RSS incl. server").lstrip("; ")
+        self.rows.append(row)
+
+    def stages(self, size: int, engine: str, url: str, data: Path, port: int | None = None) -> None:
+        self.log(f"{size:,} clients, {engine}: stages in-process")
+        command = [PYTHON, str(Path(__file__).resolve()), "_stages", "--engine", engine]
+        command += ["--clients", str(data / "clients.csv"), "--sales", str(data / "sales.csv")]
+        if engine == "pandas":
+            command += ["--out", str(self.workdir / "runs" / str(size) / "pandas")]
+        else:
+            command += ["--warehouse", url]
+        if port:
+            command += ["--server-port", str(port)]
+        log = self.workdir / "logs" / f"{size}-{engine}-stages.log"
+        measured = run_measured(command, log, _postgres_server_pids(port) if port else None)
+        self.log(f"  {measured.seconds:.1f} s, peak RSS {measured.peak_rss / _MB:,.0f} MB, exit {measured.returncode}")
+        if measured.returncode != 0:
+            note = "FAILED" + (" (out of memory?)" if measured.returncode in (-9, 137) else "")
+            self.rows.append(Row(size, engine, "end_to_end" if engine == "pandas" else "load_clients", note=note))
+            self.notes.append(f"{size:,} {engine} stages failed: {_failure(measured)}")
+            return
+        results = _json_tail(measured.stdout)
+        if engine == "pandas":
+            rows = results["load_clients"]["rows"] + results["load_sales"]["rows"]
+            note = f"{results['feature_rows']:,} feature rows"
+            self.rows.append(
+                Row(
+                    size,
+                    engine,
+                    "end_to_end",
+                    measured.seconds,
+                    rows,
+                    measured.peak_rss,
+                    note,
+                    None,
+                    measured.cpu_seconds,
+                )
+            )
+        note = "within the run above" if engine == "pandas" else "in-process, no Airflow"
+        for stage in STAGES:
+            r = results[stage]
+            self.rows.append(
+                Row(size, engine, stage, r["seconds"], r["rows"], r["peak_rss"], note, None, r["cpu_seconds"])
+            )
+
+    def run_size(self, size: int) -> None:
+        data, _ = self.generate(size)
+        for engine in self.args.engines:
+            run_dir = self.workdir / "runs" / str(size) / engine
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.mkdir(parents=True)
+            if engine == "duckdb":
+                self.pipeline(size, engine, f"duckdb:///{run_dir / 'warehouse.duckdb'}", data, [])
+                if engine in self.args.stage_engines:
+                    self.stages(size, engine, f"duckdb:///{run_dir / 'stages.duckdb'}", data)
+            elif engine == "postgres":
+                from clientml_de.localpg import throwaway_postgres
+
+                with throwaway_postgres() as url:
+                    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+                    self.pipeline(size, engine, url, data, _postgres_server_pids(port))
+                    if engine in self.args.stage_engines:
+                        stage_url = _create_database(url, "stages")
+                        self.stages(size, engine, stage_url, data, port)
+            else:
+                raise SystemExit(f"unknown engine {engine!r} (use duckdb, postgres)")
+        if self.args.skip_pandas_above is not None and size > self.args.skip_pandas_above:
+            skip = f"skipped (--skip-pandas-above {self.args.skip_pandas_above:,})"
+            self.rows.append(Row(size, "pandas", "end_to_end", note=skip))
+        else:
+            self.stages(size, "pandas", "", data)
+        self._speedups(size)
+
+    def _speedups(self, size: int) -> None:
+        pandas = {r.stage: r.seconds for r in self.rows if r.size == size and r.engine == "pandas"}
+        for row in self.rows:
+            reference = pandas.get(row.stage)
+            if row.size == size and row.engine != "-" and row.seconds and reference:
+                row.speedup = reference / row.seconds
+
+    def run(self) -> str:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.load_before = os.getloadavg()
+        self.code_state = _code_state()
+        if any(e in ("duckdb", "postgres") for e in self.args.engines):
+            self.prepare_airflow()
+        for size in self.args.sizes:
+            self.run_size(size)
+            (self.workdir / "results.json").write_text(json.dumps([asdict(r) for r in self.rows], indent=2))
+        return self.report()
+
+    # ---------------------------------------------------------------------------------------------
+
+    def targets(self) -> list[str]:
+        lines = []
+        for size in sorted({r.size for r in self.rows}):
+            e2e = {r.engine: r for r in self.rows if r.size == size and r.stage == "end_to_end"}
+            duck = e2e.get("duckdb")
+            if duck is None or duck.seconds is None:
+                continue
+            if size == 1_000_000:
+                verdict = "met" if duck.seconds <= TARGET_SECONDS_1M else "MISSED"
+                lines.append(
+                    f"- 1M clients end to end on DuckDB within {TARGET_SECONDS_1M:.0f} s: "
+                    f"{duck.seconds:.0f} s, target {verdict}."
+                )
+            if duck.speedup is not None:
+                verdict = "met" if duck.speedup >= TARGET_SPEEDUP else "MISSED"
+                lines.append(
+                    f"- {size:,} clients, DuckDB end to end at least {TARGET_SPEEDUP:.0f}x faster than pandas: "
+                    f"{duck.speedup:.2f}x, target {verdict}."
+                )
+        return lines
+
+    def report(self) -> str:
+        header = "| size | engine | stage | seconds | CPU s | rows/s | peak RSS MB | speedup vs pandas | note |"
+        lines = [header, "|---:|---|---|---:|---:|---:|---:|---:|---|"]
+        for r in self.rows:
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        f"{r.size:,}",
+                        r.engine,
+                        STAGE_TITLES[r.stage],
+                        _seconds(r.seconds),
+                        _seconds(r.cpu_seconds),
+                        "" if r.rows_per_second is None else f"{r.rows_per_second:,.0f}",
+                        "" if r.peak_rss is None else f"{r.peak_rss / _MB:,.0f}",
+                        "" if r.speedup is None else f"{r.speedup:.2f}x",
+                        r.note,
+                    ]
+                )
+                + " |"
+            )
+        text = [
+            "# ETL benchmark (`make bench-etl`)",
+            "",
+            f"Run {datetime.now():%Y-%m-%d %H:%M}: `{' '.join(['bench_etl.py', *sys.argv[1:]])}`",
+            "",
+            f"Machine: {_machine()}",
+            "",
+            f"Code: {self.code_state}",
+            "",
+            "Load average (1/5/15 min) at the start: {:.2f} {:.2f} {:.2f}; at the end: {:.2f} {:.2f} {:.2f}".format(
+                *self.load_before, *os.getloadavg()
+            ),
+            "",
+            *lines,
+            "",
+            "rows/s: generate = rows written to both files; end to end = rows read from both files; "
+            "load clients / load sales = rows read from that file; build features = valid sales rows "
+            "aggregated. end to end for duckdb/postgres = `clientml pipeline` (embedded Airflow, three DAGs) "
+            "in a subprocess; stages = the same task functions called in-process without Airflow; pandas = "
+            "`pandas_reference.run` (read, validate, features, write Parquet) in a subprocess of its own. "
+            "Speedup = pandas seconds / engine seconds for the same stage. Peak RSS = the process tree, "
+            "sampled every 0.1 s (postgres: plus the server's processes, shared memory counted per process).",
+            "",
+            "Targets:",
+            *(self.targets() or ["- (no DuckDB end-to-end figures)"]),
+        ]
+        if self.notes:
+            text += ["", "Notes:", *(f"- {n}" for n in self.notes)]
+        return "\n".join(text) + "\n"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def _postgres_server_pids(port: int | None) -> list[int]:
+    """The postmaster listening on ``port`` (its children are sampled with it)."""
+    if not port:
+        return []
+    pids = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if proc.info.get("name") == "postgres" and f"-p {port}" in " ".join(cmdline):
+            pids.append(proc.pid)
+    return pids
+
+
+def _create_database(url: str, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _code_state() -> str:
+    """The commit measured, and the pipeline sources that differ from it (others edit the tree)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "modules/de/src", "src"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    changed = [line[3:] for line in status]
+    return f"commit {head}" + (f", with uncommitted changes to {', '.join(changed)}" if changed else "")
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = psutil.virtual_memory().total / (1 << 30)
+    versions = []
+    for module in ("duckdb", "pandas", "ibis"):
+        with contextlib.suppress(Exception):
+            versions.append(f"{module} {__import__(module).__version__}")
+    with contextlib.suppress(Exception):
+        from clientml_de.localpg import _binary
+
+        out = subprocess.run([_binary("postgres"), "--version"], capture_output=True, text=True, check=True)
+        versions.append("PostgreSQL " + out.stdout.split()[2])
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, {', '.join(versions)}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+
+
+def _str_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("_generate", "_stages"):
+        helper = argparse.ArgumentParser(prog=f"bench_etl.py {argv[0]}")
+        helper.add_argument("--out")
+        helper.add_argument("--clients")
+        helper.add_argument("--sales")
+        helper.add_argument("--seed", type=int, default=7)
+        helper.add_argument("--bad-rows", type=float, default=0.01)
+        helper.add_argument("--engine")
+        helper.add_argument("--warehouse")
+        helper.add_argument("--server-port", type=int)
+        args = helper.parse_args(argv[1:])
+        args.helper = argv[0]
+        if args.helper == "_generate":
+            args.clients = int(args.clients)
+        return args
+    parser = argparse.ArgumentParser(
+        description="ETL benchmark: generate, then the pipeline on each engine and a pandas reference."
+    )
+    parser.add_argument("--sizes", type=_int_list, default=[100_000, 1_000_000], help="numbers of clients")
+    parser.add_argument("--engines", type=_str_list, default=["duckdb", "postgres"], help="duckdb,postgres")
+    parser.add_argument(
+        "--stage-engines", type=_str_list, default=["duckdb"], help="engines whose stages are also timed"
+    )
+    parser.add_argument("--workdir", default=".bench/etl", help="data cache, warehouses and logs")
+    parser.add_argument("--report", default=".bench/etl.md", help="where the markdown table is written")
+    parser.add_argument(
+        "--skip-pandas-above",
+        type=lambda text: int(text.replace("_", "")),
+        default=None,
+        metavar="N",
+        help="do not run the pandas reference for sizes above N clients (default: always run it)",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--bad-rows", type=float, default=0.01, help="share of bad rows in the generated data")
+    args = parser.parse_args(argv)
+    args.helper = None
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.helper == "_generate":
+        return helper_generate(args)
+    if args.helper == "_stages":
+        return helper_stages(args)
+    bench = Bench(args)
+    report = bench.run()
+    print(report)
+    target = Path(args.report)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(report)
+    bench.log(f"report written to {target.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

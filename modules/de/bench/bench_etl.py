@@ -377,6 +377,9 @@ class Bench:
             summary = _json_tail(measured.stdout)
             row.rows = sum(f["rows_read"] for f in summary["files"])
             row.note = f"{summary['feature_store']['rows']:,} feature rows"
+            dag_seconds = [f"{run['dag_id']} {run['seconds']:.1f} s" for run in summary["dag_runs"] if "seconds" in run]
+            if dag_seconds:
+                row.note += "; DAGs: " + ", ".join(dag_seconds)
         if engine == "postgres":
             row.note = (row.note + "; RSS incl. server").lstrip("; ")
         self.rows.append(row)

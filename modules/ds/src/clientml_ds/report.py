@@ -157,7 +157,11 @@ def shap_importance(
     SHAP values are in log-odds of the classifier (under a calibration wrapper, the wrapped classifier:
     calibration is a monotone map, it does not change which features matter). ``None`` for the dummy.
     """
-    import shap
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shap's own deprecation and output-format notices
+        import shap
 
     classifier = base_classifier(model)
     kind = type(classifier).__name__
@@ -167,14 +171,16 @@ def shap_importance(
     rows = x.iloc[np.sort(rng.choice(len(x), size=min(sample, len(x)), replace=False))]
     encoder = model.steps[0][1]
     encoded = np.asarray(encoder.transform(rows), dtype=np.float64)
-    if kind == "LGBMClassifier":
-        values = shap.TreeExplainer(classifier).shap_values(encoded)
-    elif kind == "LogisticRegression":
-        background = encoded[: min(SHAP_BACKGROUND, len(encoded))]
-        values = shap.LinearExplainer(classifier, shap.maskers.Independent(background)).shap_values(encoded)
-    else:
-        log.info("no SHAP explainer for %s", kind)
-        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "LGBMClassifier":
+            values = shap.TreeExplainer(classifier).shap_values(encoded)
+        elif kind == "LogisticRegression":
+            background = encoded[: min(SHAP_BACKGROUND, len(encoded))]
+            values = shap.LinearExplainer(classifier, shap.maskers.Independent(background)).shap_values(encoded)
+        else:
+            log.info("no SHAP explainer for %s", kind)
+            return None
     values = np.asarray(values[1] if isinstance(values, list) else values, dtype=np.float64)
     if values.ndim == 3:  # (rows, columns, classes)
         values = values[:, :, 1]

@@ -52,9 +52,9 @@ DEPLOYABILITY_SAMPLE = 400
 class SearchBudget:
     """How much search: trials per model (the budget), and a shared time box (the safety cap)."""
 
-    seconds: float = 60.0
-    lightgbm_trials: int | None = 30
-    logreg_trials: int | None = 8
+    seconds: float = 90.0
+    lightgbm_trials: int | None = 15
+    logreg_trials: int | None = 6
     n_folds: int = 5
     max_rows: int = 100_000
 

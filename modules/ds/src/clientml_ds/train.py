@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 REPORT_DIR = "report"
+MAX_SEARCH_ROWS_ENV = "CLIENTML_DS_MAX_SEARCH_ROWS"
 _HOOK_LOCK = threading.Lock()
 OnSave = Callable[[Pipeline, list[FeatureSpec], float, Mapping[str, Any], Mapping[str, Any]], dict[str, Path]]
 
@@ -340,3 +342,29 @@ def train_from_warehouse(
     wait_for_table(warehouse_url, table=table, timeout_s=wait_timeout_s, poll_s=poll_s)
     frame = training_frame(warehouse_url, table=table)
     return train_model(frame, table=table, **kwargs)
+
+
+def cli_train(
+    frame: pd.DataFrame,
+    *,
+    search_seconds: float | None = None,
+    search_trials: int | None = None,
+    ground_truth: Path | None = None,
+    **kwargs: Any,
+) -> DsTrainResult:
+    """``clientml train`` (trainer ``ds``): the CLI's options mapped onto :func:`train_model`.
+
+    ``search_trials`` is the LightGBM trial budget (logistic regression gets its default 6, a
+    one-parameter space), 0 makes the time box the only budget; ``None`` keeps the defaults.
+    ``CLIENTML_DS_MAX_SEARCH_ROWS`` (default 100,000) caps the rows the search runs on.
+    """
+    defaults = SearchBudget()
+    trials = defaults.lightgbm_trials if search_trials is None else search_trials
+    budget = SearchBudget(
+        seconds=defaults.seconds if search_seconds is None else float(search_seconds),
+        lightgbm_trials=trials or None,
+        logreg_trials=defaults.logreg_trials if trials else None,
+        max_rows=int(os.environ.get(MAX_SEARCH_ROWS_ENV, defaults.max_rows)),
+    )
+    truth = load_ground_truth(ground_truth) if ground_truth is not None else None
+    return train_model(frame, budget=budget, ground_truth=truth, **kwargs)

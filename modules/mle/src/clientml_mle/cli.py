@@ -35,6 +35,19 @@ def _log_to_stderr() -> None:
     logging.getLogger("clientml_mle").setLevel(logging.INFO)
 
 
+def _trainer(requested: str | None) -> str:
+    """``ds`` (the ds module's model selection) when installed, unless ``default`` is asked for."""
+    import importlib.util
+
+    installed = importlib.util.find_spec("clientml_ds") is not None
+    choice = requested or ("ds" if installed else "default")
+    if choice not in ("ds", "default"):
+        _fail(f"--trainer must be 'ds' or 'default', not {choice!r}")
+    if choice == "ds" and not installed:
+        _fail("--trainer ds needs the clientml-ds package, which is not installed here")
+    return choice
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``train``, ``score`` and ``serve`` commands to ``app``."""
 
@@ -53,8 +66,24 @@ def register(app: typer.Typer) -> None:
         model_name: Annotated[str | None, typer.Option(help="Registered model name")] = None,
         tracking: Annotated[bool, typer.Option(help="Log to MLflow and apply the champion rule")] = True,
         force_promote: Annotated[bool, typer.Option(help="Make the new version champion regardless")] = False,
+        trainer: Annotated[
+            str | None,
+            typer.Option(
+                envvar="CLIENTML_TRAINER",
+                help="ds: model selection of the ds module (default when installed); default: mle's baseline",
+            ),
+        ] = None,
+        search_seconds: Annotated[
+            float | None, typer.Option(help="ds: time box of the hyperparameter search (a safety cap)")
+        ] = None,
+        search_trials: Annotated[
+            int | None, typer.Option(help="ds: LightGBM search trials, the budget (0: the time box alone)")
+        ] = None,
+        ground_truth: Annotated[
+            Path | None, typer.Option(help="ds: ground_truth.csv of generated data (best achievable AUC)")
+        ] = None,
     ) -> None:
-        """Wait for feature_store, train the default model, save a bundle, track it; print a JSON summary."""
+        """Wait for feature_store, select and train a model, save a bundle, track it; print a JSON summary."""
         _log_to_stderr()
         from clientml_de.warehouse import WarehouseError
 
@@ -76,6 +105,24 @@ def register(app: typer.Typer) -> None:
             wait_for_table(url, timeout_s=timeout, poll_s=settings.wait_poll_s)
             frame = training_frame(url)
             n_jobs = settings.train_n_jobs
+            if _trainer(trainer) == "ds":
+                from clientml_ds.train import cli_train
+
+                ds_result = cli_train(
+                    frame,
+                    seed=settings.seed if seed is None else seed,
+                    test_size=settings.test_size,
+                    models_dir=models_dir or settings.models_dir,
+                    tracking=tracker,
+                    name=model_name or settings.model_name,
+                    n_jobs=n_jobs,
+                    force_promote=force_promote,
+                    search_seconds=search_seconds,
+                    search_trials=search_trials,
+                    ground_truth=ground_truth,
+                )
+                _print_json(ds_result.summary())
+                return
             result = train(
                 lambda specs: default_estimator(specs, n_jobs=n_jobs),
                 frame,
@@ -96,14 +143,24 @@ def register(app: typer.Typer) -> None:
         warehouse: Annotated[str | None, typer.Option(help=_WAREHOUSE_HELP)] = None,
         models_dir: Annotated[Path | None, typer.Option(help=_MODELS_HELP)] = None,
         champion: Annotated[
-            bool, typer.Option(help="Use the CHAMPION bundle (promoted by the gate) instead of LATEST")
-        ] = False,
+            bool,
+            typer.Option(
+                "--champion/--latest",
+                help="Score with the CHAMPION bundle (promoted by the gate; the default) or the newest (LATEST)",
+            ),
+        ] = True,
     ) -> None:
-        """Score every unlabeled client with the newest bundle; print a JSON summary."""
+        """Score every unlabeled client with the champion bundle; print a JSON summary."""
         _log_to_stderr()
         from clientml_de.warehouse import WarehouseError
 
-        from clientml_mle.bundle import CHAMPION_FILE, LATEST_FILE, BundleIntegrityError, resolve_bundle_dir
+        from clientml_mle.bundle import (
+            CHAMPION_FILE,
+            LATEST_FILE,
+            BundleIntegrityError,
+            read_pointer,
+            resolve_bundle_dir,
+        )
         from clientml_mle.config import Settings
         from clientml_mle.score import score
 
@@ -111,6 +168,13 @@ def register(app: typer.Typer) -> None:
         directory = models_dir or settings.models_dir
         pointer = CHAMPION_FILE if champion else LATEST_FILE
         try:
+            if champion and Path(directory).is_dir() and read_pointer(directory, CHAMPION_FILE) is None:
+                newest = read_pointer(directory, LATEST_FILE)
+                _fail(
+                    f"{directory}: no champion model yet (no model has passed the champion gate: train with "
+                    "MLflow tracking on)"
+                    + (f"; to score with the newest bundle {newest} anyway, pass --latest" if newest else "")
+                )
             version = resolve_bundle_dir(directory, pointer).name
             rows = score(warehouse or settings.warehouse_url, directory, out, pointer=pointer)
         except (WarehouseError, BundleIntegrityError, FileNotFoundError, ValueError) as exc:

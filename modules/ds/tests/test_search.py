@@ -1,0 +1,85 @@
+"""The seeded search, the shared-fold CV, the calibration shortcut and the winner rule."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from clientml_ds.models import build_candidate
+from clientml_ds.search import CVResult, calibrated_cv, evaluate_config, search
+from clientml_ds.select import pick_winner
+from clientml_ds.split import make_folds
+from clientml_mle.features import feature_columns
+from clientml_mle.schema import coerce_frame, infer_feature_specs
+
+
+@pytest.fixture(scope="module")
+def data(small_frame: pd.DataFrame) -> tuple[list, pd.DataFrame, np.ndarray]:
+    rows = small_frame.iloc[:1000]
+    rows.attrs = dict(small_frame.attrs)
+    specs = infer_feature_specs(rows, feature_columns(small_frame))
+    return specs, coerce_frame(rows, specs), rows["label"].to_numpy().astype(np.int64)
+
+
+def _trials(found: object) -> list[dict]:
+    return [{k: v for k, v in t.items() if k != "seconds"} for t in found.trials]  # type: ignore[attr-defined]
+
+
+def test_the_search_is_reproducible_for_a_seed(data: tuple) -> None:
+    specs, x, y = data
+    folds = make_folds(y, 3, seed=5)
+    runs = [search("lightgbm", specs, x, y, folds, seed=5, n_trials=4, timeout_s=600) for _ in range(2)]
+    assert runs[0].n_trials_done == runs[1].n_trials_done == 4
+    assert not runs[0].stopped_by_time and runs[0].to_dict()["reproducible"]
+    assert runs[0].best.params == runs[1].best.params
+    assert _trials(runs[0]) == _trials(runs[1])
+    np.testing.assert_array_equal(runs[0].best.oof, runs[1].best.oof)
+    # The first trial is the baseline; the next ones come from the seeded sampler.
+    other = search("lightgbm", specs, x, y, folds, seed=6, n_trials=2, timeout_s=600)
+    params = [{k: v for k, v in t.items() if k not in ("roc_auc", "number")} for t in _trials(other)]
+    first = [{k: v for k, v in t.items() if k not in ("roc_auc", "number")} for t in _trials(runs[0])]
+    assert params[0] == first[0]
+    assert params[1] != first[1]
+
+
+def test_the_time_box_caps_the_search_and_says_so(data: tuple) -> None:
+    specs, x, y = data
+    folds = make_folds(y, 3, seed=0)
+    found = search("logreg", specs, x, y, folds, seed=0, n_trials=500, timeout_s=0.5)
+    assert 1 <= found.n_trials_done < 500
+    assert found.stopped_by_time and not found.to_dict()["reproducible"]
+
+
+@pytest.mark.parametrize("kind", ["lightgbm", "logreg"])
+def test_calibrated_cv_equals_calibrated_classifier_cv(data: tuple, kind: str) -> None:
+    specs, x, y = data
+    folds = make_folds(y, 3, seed=2)
+    params = {"n_estimators": 50, "num_leaves": 7} if kind == "lightgbm" else {"C": 0.3}
+    base = evaluate_config(CVResult(name=kind, kind=kind, params=params), specs, x, y, folds, seed=2)
+    fast = {r.calibration: r for r in calibrated_cv(base, specs, x, y, folds, seed=2)}
+    for method in ("sigmoid", "isotonic"):
+        literal = np.full(len(y), np.nan)
+        for tr, va in folds:
+            model = build_candidate(kind, specs, params, calibration=method, seed=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(x.iloc[tr], y[tr])
+            literal[va] = model.predict_proba(x.iloc[va])[:, 1]
+        np.testing.assert_allclose(fast[method].oof, literal, atol=1e-7)
+
+
+def _config(name: str, kind: str, auc: float, **kw: object) -> CVResult:
+    return CVResult(name=name, kind=kind, params={}, fold_scores={"roc_auc": [auc]}, **kw)  # type: ignore[arg-type]
+
+
+def test_the_winner_is_the_best_auc_and_ties_go_to_the_simpler_model() -> None:
+    dummy = _config("dummy", "dummy", 0.5)
+    lr = _config("lr", "logreg", 0.8500)
+    gbm = _config("gbm", "lightgbm", 0.8505)
+    weighted = _config("gbm+w", "lightgbm", 0.8600, class_weight="balanced")
+    assert pick_winner([dummy, lr, gbm]) is lr  # 0.0005 apart: a tie
+    assert pick_winner([dummy, lr, _config("gbm", "lightgbm", 0.8520)]).name == "gbm"
+    assert pick_winner([dummy, lr, gbm, weighted]) is weighted
+    assert pick_winner([dummy]) is dummy

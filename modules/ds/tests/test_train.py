@@ -1,0 +1,103 @@
+"""The training job end to end: quality on generated data, the report, the split handed to the harness,
+the recency behaviour, the time split."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from clientml_ds.select import SearchBudget
+from clientml_ds.train import DsTrainResult, train_model
+from clientml_mle.bundle import load_bundle, read_manifest
+
+# Quality target. At 20,000 clients (3,386 test rows) the ds model's test ROC-AUC is measured within
+# 0.005 of the best achievable (the AUC of the generator's p_true on the same rows; README). This CI test
+# uses 8,000 clients (1,363 test rows, 5,400 training rows), where two things widen the gap: the paired
+# bootstrap SD of (model AUC - best AUC) is about 0.004 on 1,363 rows, and the model is fitted on 40% of
+# the data (measured gaps at this size: 0.005 and 0.014 on two generator seeds). So the test asserts
+# (1) the gap is below 0.02 (0.01 + about 2.5 SD) and (2) the gap's paired 95% CI reaches within 0.01,
+# i.e. the data do not reject "within 0.01 of the best achievable".
+GAP_TOLERANCE = 0.02
+TARGET_GAP = 0.01
+
+
+def test_quality_close_to_the_best_achievable_auc(trained: DsTrainResult) -> None:
+    truth = trained.ground_truth
+    assert truth is not None and truth["rows_without_truth"] == 0
+    assert truth["rows"] == trained.result.training_data["test_rows"]
+    assert truth["model_roc_auc"] == pytest.approx(trained.result.metrics["roc_auc"])
+    gap = truth["best_achievable_roc_auc"] - truth["model_roc_auc"]
+    assert gap < GAP_TOLERANCE, truth
+    assert truth["gap_ci95_high"] > -TARGET_GAP, truth
+    assert trained.selection.winner.kind != "dummy"
+
+
+def test_the_harness_used_the_split_and_the_oof_threshold(trained: DsTrainResult, frame: pd.DataFrame) -> None:
+    data = trained.result.training_data
+    assert data["test_rows"] == len(trained.split.test_pos) and data["train_rows"] == len(trained.split.train_pos)
+    assert trained.split.rule == "stratified"
+    manifest = read_manifest(trained.bundle_path)
+    assert manifest.threshold == pytest.approx(trained.selection.threshold)
+    assert manifest.metrics["n_rows"] == len(trained.split.test_pos)
+    # Every candidate was scored on the same folds: same number of fold scores.
+    assert {len(c.fold_scores["roc_auc"]) for c in trained.selection.candidates} == {trained.selection.n_folds}
+    names = [c.name for c in trained.selection.candidates]
+    assert names[:1] == ["dummy (prior)"] and "logreg" in names and "lightgbm" in names
+    json.dumps(trained.summary(), default=str)
+
+
+def test_the_report_is_in_the_bundle_and_references_every_png(trained: DsTrainResult) -> None:
+    report_dir = trained.bundle_path / "report"
+    html = (report_dir / "report.html").read_text(encoding="utf-8")
+    pngs = sorted(p.name for p in report_dir.glob("*.png"))
+    expected = {"roc.png", "pr.png", "calibration.png", "confusion_matrix.png", "lift.png", "candidates.png"}
+    assert expected | {"feature_importance.png"} <= set(pngs)
+    referenced = set(re.findall(r'<img src="([^"]+)"', html))
+    assert referenced == set(pngs)
+    for png in pngs:
+        assert (report_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Hashed with the bundle: listed in the manifest and verified by load_bundle.
+    manifest = read_manifest(trained.bundle_path)
+    assert {f"report/{p}" for p in [*pngs, "report.html", "report.json"]} <= set(manifest.files)
+    load_bundle(trained.bundle_path)
+    assert "best achievable" in html and "Candidates" in html
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["feature_importance"][0]["feature"] in {"days_since_last_sale", "n_sales_90d", "spend_90d"}
+
+
+def test_a_client_whose_activity_stopped_scores_higher_risk(trained: DsTrainResult, frame: pd.DataFrame) -> None:
+    """Direction (the generator's label model): a longer time since the last sale and no recent sales raise
+    the probability of label 1. Twins of active clients whose activity stopped 400 days ago (everything
+    else identical: profile, lifetime totals, first sale) must score higher."""
+    bundle = load_bundle(trained.bundle_path)
+    active = frame[(frame["days_since_last_sale"] <= 20) & (frame["n_sales_90d"] >= 3)].head(200)
+    assert len(active) >= 100
+    stopped = active.copy()
+    stopped["days_since_last_sale"] = 400.0
+    for col in [c for c in frame.columns if re.fullmatch(r"(n_sales|spend)_(30|90|365)d", c)]:
+        stopped[col] = 0.0
+    stopped["distinct_categories_365d"] = 0.0
+    for col in [c for c in frame.columns if c.startswith(("trend_", "share_", "discount_share", "avg_discount"))]:
+        stopped[col] = np.nan  # no sale in the windows: the feature_store leaves them null
+    p_active, p_stopped = bundle.predict_proba(active), bundle.predict_proba(stopped)
+    assert (p_stopped > p_active).mean() >= 0.95
+    assert float(np.mean(p_stopped - p_active)) > 0.2
+
+
+def test_time_split_end_to_end(small_frame: pd.DataFrame, tmp_path: Path) -> None:
+    frame = small_frame.copy()
+    frame.attrs = dict(small_frame.attrs)
+    number = frame["client_id"].str[1:].astype(int)
+    frame["as_of_date"] = pd.to_datetime("2024-01-01") + pd.to_timedelta((number % 4) * 30, unit="D")
+    budget = SearchBudget(seconds=300, lightgbm_trials=2, logreg_trials=None, n_folds=3)
+    result = train_model(frame, models_dir=tmp_path, seed=1, budget=budget, kinds=("dummy", "lightgbm"))
+    assert result.split.rule == "time"
+    test_dates = frame["as_of_date"].iloc[result.split.test_pos]
+    assert test_dates.min() > frame["as_of_date"].iloc[result.split.train_pos].max()
+    assert result.result.training_data["test_rows"] == len(result.split.test_pos)
+    assert result.summary()["split"]["test_as_of_dates"] == ["2024-03-31"]
+    assert "latest as-of dates" in (result.bundle_path / "report" / "report.html").read_text()

@@ -5,8 +5,8 @@ data-dependent branches; this kernel walks the same trees as flat arrays (tree b
 branch-free child selection), which is 2-3x faster on a 10,000-row batch on one thread and a few µs for
 one row. It is exact by construction: the same comparisons as LightGBM's ``NumericalDecision`` (``x <=
 threshold``; NaN goes the node's default way when its missing type is NaN, and is read as 0.0 when it is
-None), the leaf values summed in tree order, then LightGBM's sigmoid; the server still checks it against
-``bundle.predict_proba`` before it turns ready.
+None; the dump's +-1e300 thresholds are LightGBM's +-inf), the leaf values summed in tree order, then
+LightGBM's sigmoid; the server still checks it against ``bundle.predict_proba`` before it turns ready.
 
 Models it does not cover (categorical splits, ``zero_as_missing``, linear trees, other objectives, random
 forest averaging) raise :class:`UnsupportedForestError`, and the fast path calls the booster instead.
@@ -147,7 +147,7 @@ def _flatten(root: dict[str, Any], nodes: dict[str, list[Any]]) -> int:
         if node.get("decision_type") != "<=":
             raise UnsupportedForestError(f"split of type {node.get('decision_type')!r} (categorical)")
         missing = node.get("missing_type", "None")
-        threshold = float(node["threshold"])
+        threshold = _threshold(float(node["threshold"]))
         if missing == "NaN":
             nan_left = bool(node["default_left"])
         elif missing == "None":
@@ -164,3 +164,16 @@ def _flatten(root: dict[str, Any], nodes: dict[str, list[Any]]) -> int:
         pending.append((node["right_child"], index, "right"))
         pending.append((node["left_child"], index, "left"))
     return first
+
+
+# LightGBM's JSON dump writes an infinite threshold (a split of the numbers from the nulls) as +-1e300
+# (``Common::AvoidInf``); a value above 1e300 must still go left of a threshold of +inf.
+_AVOID_INF = 1e300
+
+
+def _threshold(dumped: float) -> float:
+    if dumped >= _AVOID_INF:
+        return math.inf
+    if dumped <= -_AVOID_INF:
+        return -math.inf
+    return dumped

@@ -75,6 +75,11 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "collections.OrderedDict",
         "lightgbm.basic.Booster",
         "lightgbm.sklearn.LGBMClassifier",
+        # Calibrated candidates (CalibratedClassifierCV keeps these private helpers) and imputers
+        # (SimpleImputer stores a numpy dtype) of the ds module's model selection.
+        "numpy.dtype",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
     }
 )
 _LIBRARIES = ("scikit-learn", "lightgbm", "skops", "numpy", "pandas", "scipy", "clientml-mle")

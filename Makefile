@@ -12,8 +12,10 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= .demo
+DEMO_WAREHOUSE := duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
+MODELS_DIR ?= modules/ds/models
 
-.PHONY: help install lint typecheck test demo bench-etl bench-serve clean
+.PHONY: help install lint typecheck test demo bench-etl bench-train bench-serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,14 +39,21 @@ typecheck: install  ## mypy over every module
 test: install lint typecheck  ## The whole suite (lint, types, every test tier)
 	$(BIN)/pytest
 
-demo: install  ## Generate data and run the main job end to end on the embedded warehouse
+demo: install  ## The main job end to end: generate, ETL, train, score, serve one prediction
 	rm -rf $(DEMO_DIR)
 	$(BIN)/clientml generate --out $(DEMO_DIR)/data --clients 20000 --seed 7 --bad-rows 0.01
 	$(BIN)/clientml pipeline --clients $(DEMO_DIR)/data/clients.csv --sales $(DEMO_DIR)/data/sales.csv \
-		--warehouse duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
+		--warehouse $(DEMO_WAREHOUSE)
+	$(BIN)/clientml train --warehouse $(DEMO_WAREHOUSE) --models-dir $(MODELS_DIR) \
+		--ground-truth $(DEMO_DIR)/data/ground_truth.csv
+	$(BIN)/clientml score --warehouse $(DEMO_WAREHOUSE) --models-dir $(MODELS_DIR) --out $(DEMO_DIR)/scores.csv
+	$(BIN)/python -m clientml.demo --models-dir $(MODELS_DIR) --warehouse $(DEMO_WAREHOUSE)
 
 bench-etl: install  ## ETL benchmark: 100k and 1M clients on DuckDB and PostgreSQL vs a pandas reference
-	$(BIN)/python -m clientml_de.bench $(BENCH_ARGS)
+	$(BIN)/python modules/de/bench/bench_etl.py $(BENCH_ARGS)
+
+bench-train: install  ## Training benchmark: clientml train on 1M generated clients (target < 10 min)
+	$(BIN)/python modules/ds/bench/bench_train.py $(BENCH_ARGS)
 
 bench-serve: install  ## Serving benchmark: our API vs mlflow models serve (writes .bench/serve.md)
 	$(BIN)/python modules/mle/bench/bench_serve.py $(BENCH_ARGS)

@@ -125,22 +125,25 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
     keyed = base.select("client_id", "as_of_date")
     joined = activity.join(keyed, "client_id")
     joined = joined.filter(joined.sale_day < joined.as_of_date)
-    days_before = joined.as_of_date.delta(joined.sale_day, unit="day")
-    in_longest = days_before <= longest
+
+    def in_window(days: int) -> ir.BooleanValue:
+        # A date comparison, not a day difference: PostgreSQL computes differences in slow numerics.
+        return joined.sale_day >= joined.as_of_date - ibis.interval(days=days)
+
+    in_longest = in_window(longest)
 
     aggregates: dict[str, ir.Value] = {
         "n_sales_total": joined.count(),
         "spend_total": joined.amount.sum(),
-        "days_since_last_sale": days_before.min(),
-        "days_since_first_sale": days_before.max(),
+        "_last_sale_day": joined.sale_day.max(),
+        "_first_sale_day": joined.sale_day.min(),
         f"distinct_categories_{longest}d": joined.product_category.nunique(where=in_longest),
         f"_discounted_{longest}d": joined.count(where=in_longest & (joined.discount > 0)),
         f"_discount_sum_{longest}d": ibis.ifelse(in_longest, joined.discount.cast(_MONEY), 0).sum(),
     }
     for w in windows:
-        in_window = days_before <= w
-        aggregates[f"n_sales_{w}d"] = joined.count(where=in_window)
-        aggregates[f"spend_{w}d"] = ibis.ifelse(in_window, joined.amount, 0).sum()
+        aggregates[f"n_sales_{w}d"] = joined.count(where=in_window(w))
+        aggregates[f"spend_{w}d"] = ibis.ifelse(in_window(w), joined.amount, 0).sum()
     for value in plan.categories:
         hit = in_longest & (joined.product_category == value).fill_null(False)
         aggregates[f"_cat_{slug(value)}"] = joined.count(where=hit)
@@ -175,8 +178,8 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
     for w in windows:
         columns[f"n_sales_{w}d"] = ibis.coalesce(table[f"n_sales_{w}d"], 0).cast("int64")
         columns[f"spend_{w}d"] = ibis.coalesce(table[f"spend_{w}d"], 0).cast("float64")
-    columns["days_since_last_sale"] = table.days_since_last_sale.cast("int64")
-    columns["days_since_first_sale"] = table.days_since_first_sale.cast("int64")
+    columns["days_since_last_sale"] = base.as_of_date.delta(table._last_sale_day, unit="day").cast("int64")
+    columns["days_since_first_sale"] = base.as_of_date.delta(table._first_sale_day, unit="day").cast("int64")
     columns["avg_sale_value"] = _ratio(table.spend_total, table.n_sales_total)
     for shorter, longer in itertools.pairwise(windows):
         # Rate in the recent window over the rate in the longer one: < 1 means slowing down.

@@ -122,8 +122,16 @@ def _typed(column: Column) -> str:
             return f"CASE WHEN regexp_full_match({v}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') THEN {date} END"
         case ColumnType.TIMESTAMP:
             # Offsets are honoured and everything is stored in UTC (the session time zone is UTC).
+            # The two common forms skip the time-zone-aware cast, which costs five times more.
+            date_form, local_form = r"\d{4}-\d{2}-\d{2}", r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}"
             stamp = f"CAST(try_cast({v} AS TIMESTAMPTZ) AS TIMESTAMP)"
-            return f"CASE WHEN regexp_full_match({v}, '{_ISO_TIMESTAMP}') THEN {stamp} END"
+            return (
+                f"CASE WHEN length({v}) = 10 AND regexp_full_match({v}, '{date_form}') "
+                f"THEN CAST(try_strptime({v}, '%Y-%m-%d') AS TIMESTAMP) "
+                f"WHEN length({v}) = 19 AND regexp_full_match({v}, '{local_form}') "
+                f"THEN try_strptime({v}, '%Y-%m-%dT%H:%M:%S') "
+                f"WHEN regexp_full_match({v}, '{_ISO_TIMESTAMP}') THEN {stamp} END"
+            )
         case ColumnType.BOOLEAN:
             true_values = ", ".join(map(_literal, _TRUE))
             false_values = ", ".join(map(_literal, _FALSE))

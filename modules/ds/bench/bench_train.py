@@ -7,7 +7,7 @@ user runs it: waiting for the table, reading it, model selection (search on a se
 report, the bundle and MLflow tracking (a local SQLite store). Writes ``train.json`` and ``train.md``
 next to the data and exits non-zero when training exceeds ``--limit-seconds``.
 
-    python modules/ds/bench/bench_train.py [--clients 1000000] [--search-seconds 180] [--search-trials 8]
+    python modules/ds/bench/bench_train.py [--clients 1000000] [--search-seconds 180] [--search-trials 6]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", type=Path, default=REPO / ".bench" / "train")
     parser.add_argument("--search-seconds", type=float, default=180.0)
-    parser.add_argument("--search-trials", type=int, default=8)
+    parser.add_argument("--search-trials", type=int, default=6)
     # One LightGBM thread: on this shared 2-core machine two threads ran a 300k-row fit 2x slower (7 s vs 15 s).
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--max-search-rows", type=int, default=100_000)

@@ -12,8 +12,9 @@ threshold.
    *deployable* candidates can win: their fitted pipeline must hold no type outside the bundle loader's
    allow-list (:data:`clientml_mle.bundle.TRUSTED_TYPES`), else scoring and serving would refuse it.
 5. Calibration: the winner wrapped in ``CalibratedClassifierCV`` (sigmoid, isotonic) on the same folds;
-   the method with the lowest CV log-loss is kept if it lowers the uncalibrated log-loss and does not
-   cost more than 0.002 of CV ROC-AUC (isotonic's steps create ties), and if it is deployable.
+   the method with the lowest CV log-loss is kept if it lowers the uncalibrated log-loss by more than
+   0.001 and does not cost more than 0.002 of CV ROC-AUC (isotonic's steps create ties), and if it is
+   deployable.
 6. Threshold: the probability maximising F1 on the final configuration's out-of-fold predictions (the
    training rows only; the test rows are never used to choose anything).
 
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
 TIE_TOLERANCE = 0.001
 CALIBRATION_MAX_AUC_LOSS = 0.002
+# Calibration must lower the CV log-loss by more than this to be kept: smaller gains are fold noise, and
+# as for the winner, a tie goes to the simpler model (no wrapper).
+CALIBRATION_MIN_GAIN = 0.001
 LOGREG_TIME_SHARE = 0.25
 DEPLOYABILITY_SAMPLE = 400
 
@@ -307,7 +311,7 @@ def _calibrate(
         decisions.append(f"calibration: not deployable here ({sorted(refused.values())[0]}): not used")
         return base
     best = min(usable, key=lambda c: c.mean("log_loss"))
-    improves = best.mean("log_loss") < base.mean("log_loss")
+    improves = best.mean("log_loss") < base.mean("log_loss") - CALIBRATION_MIN_GAIN
     keeps_auc = best.mean() >= base.mean() - CALIBRATION_MAX_AUC_LOSS
     change = (
         f"CV log-loss {base.mean('log_loss'):.4f} -> {best.mean('log_loss'):.4f}, "
@@ -316,6 +320,10 @@ def _calibrate(
     if improves and keeps_auc:
         decisions.append(f"calibration: {best.calibration} ({change}): kept")
         return best
-    why = "does not lower the log-loss" if not improves else f"costs more than {CALIBRATION_MAX_AUC_LOSS} ROC-AUC"
+    why = (
+        f"does not lower the log-loss by more than {CALIBRATION_MIN_GAIN}"
+        if not improves
+        else f"costs more than {CALIBRATION_MAX_AUC_LOSS} ROC-AUC"
+    )
     decisions.append(f"calibration: the best method, {best.calibration} ({change}), {why}: not kept")
     return base

@@ -11,21 +11,14 @@
    all training rows, evaluates on the test rows (bootstrap CIs), writes the bundle, tracks it in MLflow
    and applies the champion gate. The evaluation report (``report/report.html`` and its PNGs, computed
    from the final model on the test rows) is written *into* the bundle, so it is hashed with it.
-
-The harness has no parameter for a given split or for extra bundle files yet, so :func:`_harness_hooks`
-substitutes the split (its first ``split_indices`` call) and adds the report to its ``save_bundle`` call,
-and fails loudly if the harness stops making those calls. Two keyword arguments on
-``clientml_mle.train.train`` (``split=`` and ``extra_files=``/a report callback) would replace it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +45,6 @@ log = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
 REPORT_DIR = "report"
 MAX_SEARCH_ROWS_ENV = "CLIENTML_DS_MAX_SEARCH_ROWS"
-_HOOK_LOCK = threading.Lock()
 OnSave = Callable[[Pipeline, list[FeatureSpec], float, Mapping[str, Any], Mapping[str, Any]], dict[str, Path]]
 
 
@@ -99,52 +91,6 @@ def _labels(frame: pd.DataFrame) -> IntArray:
     if raw.isna().any() or not raw.isin([0, 1]).all():
         raise ValueError("the training frame must hold 0/1 labels only (use clientml_mle.features.training_frame)")
     return raw.to_numpy().astype(np.int64)
-
-
-@contextlib.contextmanager
-def _harness_hooks(
-    n_rows: int, plan: SplitPlan, on_save: OnSave, trusted_types: frozenset[str]
-) -> Iterator[dict[str, int]]:
-    """Make the harness use ``plan`` as its test split and add ``on_save``'s files to its bundle."""
-    import clientml_mle.train as harness
-
-    calls = {"split": 0, "save": 0}
-    with _HOOK_LOCK:
-        original_split, original_save = harness.split_indices, harness.save_bundle
-
-        def split(labels: Any, test_size: float, seed: int, groups: Any = None) -> tuple[IntArray, IntArray]:
-            calls["split"] += 1
-            if calls["split"] == 1:
-                if len(labels) != n_rows:
-                    raise RuntimeError("clientml_mle.train changed: its first split is not over the whole frame")
-                return plan.train_pos.copy(), plan.test_pos.copy()
-            return original_split(labels, test_size, seed, groups)
-
-        def save(  # noqa: PLR0917 - the signature of clientml_mle.bundle.save_bundle
-            models_dir: Any,
-            model: Pipeline,
-            features: Sequence[FeatureSpec],
-            threshold: float,
-            metrics: Mapping[str, Any],
-            training_data: Mapping[str, Any],
-            name: str,
-            extra_files: Mapping[str, Path] | None = None,
-            **kwargs: Any,
-        ) -> Path:
-            calls["save"] += 1
-            report = on_save(model, list(features), float(threshold), metrics, training_data)
-            extra = {**dict(extra_files or {}), **report}
-            kwargs.setdefault("trusted_types", trusted_types)
-            return original_save(models_dir, model, features, threshold, metrics, training_data, name, extra, **kwargs)
-
-        harness.split_indices = split
-        harness.save_bundle = save
-        try:
-            yield calls
-        finally:
-            harness.split_indices, harness.save_bundle = original_split, original_save
-    if calls["split"] < 1 or calls["save"] != 1:
-        raise RuntimeError(f"clientml_mle.train changed: expected its split and one save_bundle call, saw {calls}")
 
 
 def _tracking_params(selection: Selection, plan: SplitPlan) -> dict[str, Any]:
@@ -298,22 +244,24 @@ def _train_model(
             written["files"] = [f"{REPORT_DIR}/{n}" for n in files]
             return {f"{REPORT_DIR}/{n}": p for n, p in files.items()}
 
-        with _harness_hooks(len(frame), plan, on_save, trusted):
-            result = harness_train(
-                lambda features: winner.build(features, n_jobs=n_jobs, seed=seed),
-                frame,
-                seed=seed,
-                test_size=test_size,
-                threshold_rule=selection.threshold,
-                models_dir=models_dir,
-                tracking=tracking,
-                name=name,
-                feature_cols=columns,
-                table=table,
-                n_boot=n_boot,
-                force_promote=force_promote,
-                params=_tracking_params(selection, plan),
-            )
+        result = harness_train(
+            lambda features: winner.build(features, n_jobs=n_jobs, seed=seed),
+            frame,
+            seed=seed,
+            test_size=test_size,
+            threshold_rule=selection.threshold,
+            models_dir=models_dir,
+            tracking=tracking,
+            name=name,
+            feature_cols=columns,
+            table=table,
+            n_boot=n_boot,
+            force_promote=force_promote,
+            params=_tracking_params(selection, plan),
+            split=(plan.train_pos.copy(), plan.test_pos.copy()),
+            bundle_files=on_save,
+            trusted_types=trusted,
+        )
     log.info(
         "trained %s: test ROC-AUC %.4f (CV %.4f), bundle %s",
         winner.name,

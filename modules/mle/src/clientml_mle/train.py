@@ -37,7 +37,7 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from clientml_mle.bundle import CHAMPION_FILE, save_bundle, set_pointer
+from clientml_mle.bundle import CHAMPION_FILE, TRUSTED_TYPES, save_bundle, set_pointer
 from clientml_mle.evaluate import N_BOOTSTRAP, choose_threshold, evaluate, scalar_metrics
 from clientml_mle.features import feature_columns
 from clientml_mle.schema import FeatureSpec, coerce_frame, infer_feature_specs
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 EstimatorFactory = Callable[[list[FeatureSpec]], Pipeline]
 IntArray = npt.NDArray[np.int64]
+# (model, features, threshold, test metrics, training data) -> {name in the bundle: file}
+BundleFiles = Callable[[Pipeline, list[FeatureSpec], float, Mapping[str, Any], Mapping[str, Any]], Mapping[str, Path]]
 _MIN_PER_CLASS = 10
 
 
@@ -214,11 +216,17 @@ def train(
     n_boot: int = N_BOOTSTRAP,
     force_promote: bool = False,
     params: Mapping[str, Any] | None = None,
+    split: tuple[IntArray, IntArray] | None = None,
+    bundle_files: BundleFiles | None = None,
+    trusted_types: frozenset[str] = TRUSTED_TYPES,
 ) -> TrainResult:
     """Train, evaluate and publish a model on a labeled frame (see the module docstring).
 
     ``frame`` is e.g. :func:`clientml_mle.features.training_frame`; ``feature_cols`` defaults to every
     column but the key, label and bookkeeping ones. ``tracking=None`` skips MLflow (no champion decision).
+    ``split`` gives the (train, test) row positions instead of the stratified split; ``bundle_files`` is
+    called with the fitted model, its features, threshold, test metrics and training data, and returns
+    extra files (e.g. an evaluation report) to publish, hashed, inside the bundle.
     """
     if not 0 < test_size < 1 or not 0 < validation_size < 1:
         raise ValueError("test_size and validation_size must be between 0 and 1")
@@ -229,7 +237,7 @@ def train(
         raise ValueError("the training frame has no feature columns")
     groups = frame["client_id"].to_numpy() if "client_id" in frame.columns else None
 
-    train_pos, test_pos = split_indices(labels, test_size, seed, groups)
+    train_pos, test_pos = split if split is not None else split_indices(labels, test_size, seed, groups)
     fit_rel, val_rel = split_indices(
         labels[train_pos], validation_size, seed + 1, groups[train_pos] if groups is not None else None
     )
@@ -239,10 +247,14 @@ def train(
     x_test = coerce_frame(test_rows, specs)
     y_train, y_test = labels[train_pos], labels[test_pos]
 
-    # Threshold: a copy fitted without the validation rows, chosen on them.
-    probe = _build(estimator, specs, seed)
-    probe.fit(x_train.iloc[fit_rel], y_train[fit_rel])
-    threshold = choose_threshold(y_train[val_rel], _positive_proba(probe, x_train.iloc[val_rel]), threshold_rule)
+    if isinstance(threshold_rule, float):
+        threshold = threshold_rule
+    else:
+        # Threshold: a copy fitted without the validation rows, chosen on them.
+        probe = _build(estimator, specs, seed)
+        probe.fit(x_train.iloc[fit_rel], y_train[fit_rel])
+        proba = _positive_proba(probe, x_train.iloc[val_rel])
+        threshold = choose_threshold(y_train[val_rel], proba, threshold_rule)
 
     model = _build(estimator, specs, seed)
     model.fit(x_train, y_train)
@@ -286,7 +298,11 @@ def train(
             metrics,
             training_data,
             name,
-            {"evaluation.json": evaluation},
+            {
+                "evaluation.json": evaluation,
+                **(bundle_files(model, specs, threshold, metrics, training_data) if bundle_files else {}),
+            },
+            trusted_types=trusted_types,
         )
 
     record = None

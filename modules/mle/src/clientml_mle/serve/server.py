@@ -32,14 +32,18 @@ def run_server(models_dir: Path, warehouse_url: str | None, host: str, port: int
     """
     import uvicorn
 
-    from clientml_mle.bundle import verify_bundle
+    from clientml_mle.bundle import CHAMPION_FILE, LATEST_FILE, read_pointer, resolve_bundle_dir, verify_bundle
 
     configure_logging(os.environ.get("CLIENTML_LOG_LEVEL", "INFO"))
-    manifest = verify_bundle(models_dir)
+    # Serve the version the champion gate promoted; LATEST only where no gate has run (no tracking).
+    has_champion = (Path(models_dir) / CHAMPION_FILE).is_file() and read_pointer(models_dir, CHAMPION_FILE)
+    bundle_dir = resolve_bundle_dir(models_dir, CHAMPION_FILE if has_champion else LATEST_FILE)
+    manifest = verify_bundle(bundle_dir)
     log.info(
         "serving model %s %s on http://%s:%d with %d worker(s)", manifest.name, manifest.version, host, port, workers
     )
-    os.environ["CLIENTML_MODELS_DIR"] = str(Path(models_dir).resolve())
+    # The workers load exactly the verified version, even if a pointer moves meanwhile.
+    os.environ["CLIENTML_MODELS_DIR"] = str(bundle_dir.resolve())
     if warehouse_url:
         os.environ[SERVE_WAREHOUSE_ENV] = warehouse_url
     else:  # the workers fall back to CLIENTML_WAREHOUSE_URL when it is set

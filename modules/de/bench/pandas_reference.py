@@ -39,34 +39,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from clientml_de.contract import CLIENTS, SALES
 
 WINDOWS = (30, 90, 365)
 TOP_CATEGORIES = 8
 TOP_CHANNELS = 5
 PROFILE_CATEGORIES = ("gender", "region", "segment", "acquisition_channel")
 
-CLIENT_COLUMNS = (
-    "client_id",
-    "signup_date",
-    "birth_date",
-    "gender",
-    "region",
-    "segment",
-    "acquisition_channel",
-    "annual_income",
-    "label",
-    "observation_date",
-)
-SALES_COLUMNS = (
-    "sale_id",
-    "client_id",
-    "sale_date",
-    "product_category",
-    "quantity",
-    "unit_price",
-    "discount",
-    "sales_channel",
-)
+CLIENT_COLUMNS = tuple(column.name for column in CLIENTS.columns)
+SALES_COLUMNS = tuple(column.name for column in SALES.columns)
 _DATE = r"\d{4}-\d{2}-\d{2}"
 _ISO_TIMESTAMP = _DATE + r"([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?"
 _INTEGER = r"[+-]?\d+"

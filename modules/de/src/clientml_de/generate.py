@@ -67,6 +67,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
+from clientml_de.contract import CLIENTS, SALES
+
 __all__ = [
     "AS_OF",
     "CLIENT_COLUMNS",
@@ -102,28 +104,8 @@ PROGRESS_THRESHOLD = 100_000
 # Fixed chunk size (never derived from the machine) so that the output only depends on the seed.
 CHUNK_CLIENTS = 50_000
 
-CLIENT_COLUMNS = (
-    "client_id",
-    "signup_date",
-    "birth_date",
-    "gender",
-    "region",
-    "segment",
-    "acquisition_channel",
-    "annual_income",
-    "label",
-    "observation_date",
-)
-SALES_COLUMNS = (
-    "sale_id",
-    "client_id",
-    "sale_date",
-    "product_category",
-    "quantity",
-    "unit_price",
-    "discount",
-    "sales_channel",
-)
+CLIENT_COLUMNS = tuple(column.name for column in CLIENTS.columns)
+SALES_COLUMNS = tuple(column.name for column in SALES.columns)
 GROUND_TRUTH_COLUMNS = ("client_id", "p_true")
 
 GENDERS = ("F", "M")

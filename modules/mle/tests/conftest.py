@@ -26,6 +26,7 @@ from clientml_mle.features import training_frame
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.tracking import MlflowTracker
 from clientml_mle.train import EstimatorFactory, TrainResult, default_estimator, train
+from serve_fixtures import serve_world  # noqa: F401  (a fixture: conftest makes it visible to every test here)
 from sklearn.pipeline import Pipeline
 
 N_CLIENTS = 2000

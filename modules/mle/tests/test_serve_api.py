@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,22 +15,7 @@ import pytest
 from clientml_mle.serve.app import create_app, create_app_from_env
 from clientml_mle.serve.logging import ACCESS_LOGGER
 from fastapi.testclient import TestClient
-
-
-def _load_fixtures() -> Any:
-    """``serve_fixtures.py`` next to this file (the suite runs with ``--import-mode=importlib``)."""
-    if "serve_fixtures" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("serve_fixtures", Path(__file__).with_name("serve_fixtures.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["serve_fixtures"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["serve_fixtures"]
-
-
-serve_fixtures = _load_fixtures()
-ServeWorld = serve_fixtures.ServeWorld
-serve_world = serve_fixtures.serve_world
+from serve_fixtures import ServeWorld
 
 API_KEY = "s3cret-key"
 

@@ -3,12 +3,9 @@ final estimator the data-science module may bundle, served through ``create_app`
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,6 +27,7 @@ from clientml_mle.serve.predictor import (
 from clientml_mle.serve.schemas import InvalidRequestError
 from fastapi.testclient import TestClient
 from lightgbm import LGBMClassifier
+from serve_fixtures import ServeWorld
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
@@ -39,24 +37,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, PolynomialFeatures, StandardScaler
 from sklearn.svm import LinearSVC
 
-
-def _load_fixtures() -> Any:
-    """``serve_fixtures.py`` next to this file (the suite runs with ``--import-mode=importlib``)."""
-    if "serve_fixtures" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("serve_fixtures", Path(__file__).with_name("serve_fixtures.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["serve_fixtures"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["serve_fixtures"]
-
-
 # Records with unseen categories are the point of several tests.
 pytestmark = pytest.mark.filterwarnings("ignore:Found unknown categories:UserWarning")
-
-serve_fixtures = _load_fixtures()
-ServeWorld = serve_fixtures.ServeWorld
-serve_world = serve_fixtures.serve_world
 
 
 @dataclass

@@ -4,10 +4,7 @@ generated from the same feature specs."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,22 +15,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-
-
-def _load_fixtures() -> Any:
-    """``serve_fixtures.py`` next to this file (the suite runs with ``--import-mode=importlib``)."""
-    if "serve_fixtures" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("serve_fixtures", Path(__file__).with_name("serve_fixtures.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["serve_fixtures"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["serve_fixtures"]
-
-
-serve_fixtures = _load_fixtures()
-ServeWorld = serve_fixtures.ServeWorld
-serve_world = serve_fixtures.serve_world
+from serve_fixtures import ServeWorld
 
 PROPERTY_SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]

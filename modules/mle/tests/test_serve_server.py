@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
@@ -11,28 +10,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 import orjson
 import pytest
-
-
-def _load_fixtures() -> Any:
-    """``serve_fixtures.py`` next to this file (the suite runs with ``--import-mode=importlib``)."""
-    if "serve_fixtures" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("serve_fixtures", Path(__file__).with_name("serve_fixtures.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["serve_fixtures"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["serve_fixtures"]
-
-
-serve_fixtures = _load_fixtures()
-ServeWorld = serve_fixtures.ServeWorld
-serve_world = serve_fixtures.serve_world
+import serve_fixtures
+from serve_fixtures import ServeWorld
 
 API_KEY = "server-test-key"
 WORKERS = 2

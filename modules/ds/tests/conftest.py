@@ -15,11 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from clientml_de.config import DatasetConfig
-from clientml_de.features import build_feature_store
 from clientml_de.generate import generate
-from clientml_de.load import load_source
-from clientml_de.warehouse import connect
+from clientml_de.tasks import run_all
 from clientml_ds.select import SearchBudget
 from clientml_ds.train import DsTrainResult, load_ground_truth, train_model
 from clientml_mle.features import training_frame
@@ -36,16 +33,9 @@ BUDGET = SearchBudget(seconds=600, lightgbm_trials=8, logreg_trials=4)
 
 
 def build_warehouse(source: Path, directory: Path) -> str:
-    """Load generated CSVs into a new DuckDB warehouse and build feature_store; return its URL."""
+    """Load the generated CSVs into a new DuckDB warehouse and build feature_store; return its URL."""
     url = f"duckdb:///{directory / 'wh.duckdb'}"
-    warehouse = connect(url)
-    try:
-        config = DatasetConfig()
-        load_source(str(source / "clients.csv"), config.clients_spec(), warehouse)
-        load_source(str(source / "sales.csv"), config.sales_spec(), warehouse)
-        build_feature_store(warehouse, config)
-    finally:
-        warehouse.close()
+    run_all(str(source / "clients.csv"), str(source / "sales.csv"), url)
     return url
 
 

@@ -17,11 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from clientml_de.config import DatasetConfig
-from clientml_de.features import build_feature_store
 from clientml_de.generate import generate
-from clientml_de.load import load_source
-from clientml_de.warehouse import connect
+from clientml_de.tasks import run_all
 from clientml_mle.features import training_frame
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.tracking import MlflowTracker
@@ -48,14 +45,7 @@ def source_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def build_warehouse(source: Path, directory: Path) -> str:
     """Load the generated CSVs into a new DuckDB warehouse and build feature_store; return its URL."""
     url = f"duckdb:///{directory / 'wh.duckdb'}"
-    warehouse = connect(url)
-    try:
-        config = DatasetConfig()
-        load_source(str(source / "clients.csv"), config.clients_spec(), warehouse)
-        load_source(str(source / "sales.csv"), config.sales_spec(), warehouse)
-        build_feature_store(warehouse, config)
-    finally:
-        warehouse.close()
+    run_all(str(source / "clients.csv"), str(source / "sales.csv"), url)
     return url
 
 

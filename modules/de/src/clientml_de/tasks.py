@@ -100,3 +100,14 @@ def build_features(warehouse_url: str | None, dataset_config: str | None) -> dic
         return {"table": "feature_store", "rows": build_feature_store(warehouse, config)}
     finally:
         warehouse.close()
+
+
+def run_all(
+    clients_source: str, sales_source: str, warehouse_url: str, dataset_config: str | None = None
+) -> dict[str, Any]:
+    """The three DAGs' work in order, without a scheduler (tests, notebooks, benchmarks)."""
+    return {
+        "clients": load_clients(clients_source, warehouse_url, dataset_config),
+        "sales": load_sales(sales_source, warehouse_url, dataset_config),
+        "feature_store": build_features(warehouse_url, dataset_config),
+    }

@@ -13,33 +13,14 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 from clientml_de.contract import TableSpec
 from clientml_de.validate import SourceError, check_columns, drop_staging, read_header, stage_csv, validate
-from clientml_de.warehouse import LoadRecord, Warehouse
+from clientml_de.warehouse import LoadSummary, Warehouse
 
 _REMOTE_SCHEMES = ("http", "https", "s3", "gs", "gcs", "abfs", "az")
-
-
-@dataclass(frozen=True)
-class LoadSummary:
-    """What a load did with one file; rows_read = rows_loaded + rows_rejected + duplicates."""
-
-    table: str
-    source_file: str
-    rows_read: int
-    rows_loaded: int
-    rows_rejected: int
-    duplicates: int
-    ignored_columns: tuple[str, ...]
-    run_id: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @contextlib.contextmanager
@@ -79,25 +60,16 @@ def load_source(source: str, spec: TableSpec, warehouse: Warehouse) -> LoadSumma
                 reference = warehouse.reference_sql(scratch, ref_table, ref_column)
         stage_csv(scratch, path, header, spec.table)
         counts = validate(scratch, spec, header, source, reference)
-        record = LoadRecord(
-            run_id=uuid.uuid4().hex,
-            source_table=spec.table,
+        summary = LoadSummary(
+            table=spec.table,
             source_file=source,
             rows_read=counts.rows_read,
             rows_loaded=counts.rows_loaded,
             rows_rejected=counts.rows_rejected,
             duplicates=counts.duplicates,
             ignored_columns=counts.ignored_columns,
+            run_id=uuid.uuid4().hex,
         )
-        warehouse.publish_load(scratch, spec, record)
+        warehouse.publish_load(scratch, spec, summary)
         drop_staging(scratch, spec.table)
-    return LoadSummary(
-        table=spec.table,
-        source_file=source,
-        rows_read=counts.rows_read,
-        rows_loaded=counts.rows_loaded,
-        rows_rejected=counts.rows_rejected,
-        duplicates=counts.duplicates,
-        ignored_columns=counts.ignored_columns,
-        run_id=record.run_id,
-    )
+    return summary

@@ -19,7 +19,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -66,24 +66,32 @@ class WarehouseError(Exception):
 
 
 @dataclass(frozen=True)
-class LoadRecord:
-    """One load's accounting, as written to ``load_runs``."""
+class LoadSummary:
+    """What a load did with one file, as returned to the caller and written to ``load_runs``.
 
-    run_id: str
-    source_table: str
+    rows_read = rows_loaded + rows_rejected + duplicates.
+    """
+
+    table: str
     source_file: str
     rows_read: int
     rows_loaded: int
     rows_rejected: int
     duplicates: int
     ignored_columns: tuple[str, ...]
+    run_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     def values_sql(self) -> str:
+        """The ``load_runs`` row, as a SQL ``VALUES`` tuple."""
+
         def lit(text: str) -> str:
             return "'" + text.replace("'", "''") + "'"
 
         return (
-            f"({lit(self.run_id)}, {lit(self.source_table)}, {lit(self.source_file)}, {self.rows_read}, "
+            f"({lit(self.run_id)}, {lit(self.table)}, {lit(self.source_file)}, {self.rows_read}, "
             f"{self.rows_loaded}, {self.rows_rejected}, {self.duplicates}, "
             f"{lit(','.join(self.ignored_columns))}, CAST(now() AS TIMESTAMP))"
         )
@@ -104,12 +112,18 @@ class Warehouse(ABC):
     def con(self) -> Any:
         """The Ibis backend."""
 
-    @abstractmethod
+    @cached_property
+    def _scratch(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
     def scratch(self) -> duckdb.DuckDBPyConnection:
-        """The DuckDB connection where source files are parsed and validated."""
+        """The DuckDB connection where source files are parsed and validated (in memory by default)."""
+        return self._scratch
 
     @abstractmethod
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadRecord) -> None:
+    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
         """Atomically replace ``spec.table`` and its rejected rows with the validated result, and log it."""
 
     @abstractmethod
@@ -137,9 +151,11 @@ class Warehouse(ABC):
             return self.url.replace(f":{parsed.password}@", ":***@")
         return self.url
 
-    @abstractmethod
     def close(self) -> None:
         """Release the connections this object opened."""
+        if "_scratch" in self.__dict__:
+            self._scratch.close()
+            del self.__dict__["_scratch"]
 
 
 class DuckDBWarehouse(Warehouse):
@@ -169,7 +185,7 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"table {table!r} does not exist in warehouse {self.redacted_url}")
         return f'SELECT DISTINCT "{column}" AS value FROM "{table}"'
 
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadRecord) -> None:
+    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
         with self._transaction() as raw:
             raw.execute(f'CREATE OR REPLACE TABLE "{spec.table}" AS SELECT * FROM _valid_{spec.table}')
             for name, columns in _BOOKKEEPING.items():
@@ -217,21 +233,12 @@ class PostgresWarehouse(Warehouse):
         except Exception as exc:
             raise WarehouseError(f"cannot connect to warehouse {self.redacted_url}: {exc}") from exc
 
-    @cached_property
-    def _scratch(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        return con
-
-    def scratch(self) -> duckdb.DuckDBPyConnection:
-        return self._scratch
-
     def _psycopg(self) -> Any:
         import psycopg
 
         return psycopg.connect(self.url.replace("postgresql+psycopg://", "postgresql://"))
 
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadRecord) -> None:
+    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
         columns = typed_schema(spec)
         with tempfile.TemporaryDirectory(prefix="clientml-copy-") as tmp:
             valid_csv, rejected_csv = Path(tmp) / "valid.csv", Path(tmp) / "rejected.csv"
@@ -266,9 +273,7 @@ class PostgresWarehouse(Warehouse):
         if "con" in self.__dict__:
             self.con.disconnect()
             del self.__dict__["con"]
-        if "_scratch" in self.__dict__:
-            self._scratch.close()
-            del self.__dict__["_scratch"]
+        super().close()
 
 
 def _copy_file(cur: Any, statement: str, path: Path) -> None:
@@ -314,19 +319,10 @@ class SparkWarehouse(Warehouse):
     def con(self) -> Any:
         return ibis.pyspark.connect(self.session)
 
-    @cached_property
-    def _scratch(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        return con
-
-    def scratch(self) -> duckdb.DuckDBPyConnection:
-        return self._scratch
-
     def has_table(self, name: str) -> bool:
         return bool(self.session.catalog.tableExists(name))
 
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadRecord) -> None:
+    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
         staging = self.path / "staging" / uuid.uuid4().hex
         staging.mkdir(parents=True)
         try:
@@ -370,11 +366,6 @@ class SparkWarehouse(Warehouse):
         for old in previous:
             if old != version:
                 self.session.sql(f"DROP TABLE IF EXISTS `{old}`")
-
-    def close(self) -> None:
-        if "_scratch" in self.__dict__:
-            self._scratch.close()
-            del self.__dict__["_scratch"]
 
 
 def connect(url: str, spark_master: str = "local[*]") -> Warehouse:

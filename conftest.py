@@ -44,6 +44,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Each test reads the settings from its own environment (``get_settings`` caches them per process)."""
+    from clientml_de.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     from clientml_de.localpg import PostgresUnavailableError, throwaway_postgres

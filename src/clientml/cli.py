@@ -53,7 +53,9 @@ def pipeline(
     sales: Annotated[str, typer.Option(help="sales.csv: a path, or an http(s):// or s3:// URI")],
     warehouse: Annotated[str, typer.Option(help="duckdb:///file.duckdb, postgresql://..., spark:///dir")],
     dataset_config: Annotated[Path | None, typer.Option(help="YAML declaring extra columns etc.")] = None,
-    airflow_home: Annotated[Path, typer.Option(help="Embedded Airflow state")] = Path(".clientml/airflow"),
+    airflow_home: Annotated[
+        Path | None, typer.Option(help="Embedded Airflow state (default: <state dir>/airflow)")
+    ] = None,
 ) -> None:
     """Run the load_client_data, load_sales_data and process_data DAGs through Airflow; print a summary."""
     from clientml_de.pipeline import PipelineError, run_pipeline

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from clientml_de.config import DatasetConfig
-from clientml_de.features import FEATURE_STORE, build_feature_store
+from clientml_de.contract import FEATURE_STORE
+from clientml_de.features import build_feature_store
 from clientml_de.load import load_source
 from clientml_de.warehouse import Warehouse, connect
 from de_support import CLIENT_HEADER, SALES_HEADER, write_csv

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from clientml_de.config import DatasetConfig
-from clientml_de.features import BOOKKEEPING_COLUMNS, build_feature_store
+from clientml_de.contract import BOOKKEEPING_COLUMNS
+from clientml_de.features import build_feature_store
 from clientml_de.generate import generate
 from clientml_de.load import load_source
 from clientml_de.warehouse import Warehouse, connect

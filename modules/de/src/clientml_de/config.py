@@ -1,7 +1,6 @@
-"""Configuration: runtime settings (environment) and per-dataset declarations (YAML).
+"""Per-dataset declarations (YAML); the runtime settings are :mod:`clientml_de.settings`.
 
-Settings come from ``CLIENTML_*`` environment variables, so the CLI, the Airflow DAGs and the containers
-share one source of truth. A dataset config declares what differs between datasets (extra client columns,
+A dataset config declares what differs between datasets (extra client columns,
 the as-of date, feature windows) so that no code changes are needed for a new dataset.
 """
 
@@ -14,26 +13,10 @@ from typing import Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clientml_de.contract import CLIENTS, EXTRA_COLUMN_TYPES, SALES, Column, ColumnType, TableSpec
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DEFAULT_STATE_DIR = Path(".clientml")
-
-
-class Settings(BaseSettings):
-    """Runtime settings shared by the CLI and the DAGs (``CLIENTML_`` environment variables)."""
-
-    model_config = SettingsConfigDict(env_prefix="CLIENTML_", extra="ignore")
-
-    warehouse_url: str = f"duckdb:///{(DEFAULT_STATE_DIR / 'warehouse.duckdb').resolve()}"
-    clients_source: str | None = None
-    sales_source: str | None = None
-    dataset_config: Path | None = None
-    spark_master: str = "local[*]"
-    # Retries of the DAG tasks; the embedded pipeline sets 0 since retrying a local file cannot help.
-    task_retries: int = 2
 
 
 class ExtraColumn(BaseModel):

@@ -1,4 +1,4 @@
-"""The source-data contract (``shared/CONTRACT.md`` section 1) as data.
+"""The data contract as data: the source files (``CONTRACT.md`` section 1) and the feature_store names.
 
 Validation, the warehouse schema and the docs are all derived from these declarations, so a rule is
 written once. A dataset adds columns through its :class:`~clientml_de.config.DatasetConfig`.
@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+# The feature_store contract (CONTRACT.md section 2): its table, key, label and bookkeeping columns.
+FEATURE_STORE = "feature_store"
+KEY_COLUMNS = ("client_id", "as_of_date")
+LABEL_COLUMN = "label"
+BOOKKEEPING_COLUMNS = ("feature_set_version", "created_at")
 
 
 class ColumnType(StrEnum):

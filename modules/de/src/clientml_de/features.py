@@ -21,13 +21,9 @@ import ibis
 import ibis.expr.types as ir
 
 from clientml_de.config import DatasetConfig
-from clientml_de.contract import ColumnType
+from clientml_de.contract import BOOKKEEPING_COLUMNS, FEATURE_STORE, KEY_COLUMNS, LABEL_COLUMN, ColumnType
 from clientml_de.warehouse import Warehouse
 
-FEATURE_STORE = "feature_store"
-KEY_COLUMNS = ("client_id", "as_of_date")
-BOOKKEEPING_COLUMNS = ("feature_set_version", "created_at")
-LABEL_COLUMN = "label"
 PROFILE_CATEGORIES = ("gender", "region", "segment", "acquisition_channel")
 # Bump when the meaning of a feature changes; the version also covers the dataset's feature knobs.
 FEATURE_CODE_VERSION = 1
@@ -122,7 +118,7 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
         sale_day=sales.sale_date.date(),
         amount=(sales.quantity.cast("float64") * sales.unit_price * (1 - sales.discount)).cast(_MONEY),
     )
-    keyed = base.select("client_id", "as_of_date")
+    keyed = base.select(*KEY_COLUMNS)
     joined = activity.join(keyed, "client_id")
     joined = joined.filter(joined.sale_day < joined.as_of_date)
 
@@ -151,9 +147,9 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
         # A NULL condition counts differently across engines: make it FALSE.
         hit = in_longest & (joined.sales_channel == value).fill_null(False)
         aggregates[f"_chan_{slug(value)}"] = joined.count(where=hit)
-    per_client = joined.group_by(["client_id", "as_of_date"]).aggregate(**aggregates)
+    per_client = joined.group_by(list(KEY_COLUMNS)).aggregate(**aggregates)
 
-    table = base.left_join(per_client, ["client_id", "as_of_date"])
+    table = base.left_join(per_client, list(KEY_COLUMNS))
     n_longest = ibis.coalesce(table[f"n_sales_{longest}d"], 0)
     columns: dict[str, ir.Value] = {
         "client_id": base.client_id,

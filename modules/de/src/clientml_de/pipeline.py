@@ -9,7 +9,6 @@ the load tasks write in the same transaction as the data.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from clientml_de import tasks
-from clientml_de.config import DEFAULT_STATE_DIR
+from clientml_de.contract import FEATURE_STORE
+from clientml_de.settings import export_environment, get_settings, process_environment
 from clientml_de.warehouse import LOAD_RUNS, connect
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
@@ -42,7 +42,7 @@ class PipelineSummary:
         return {
             "warehouse": self.warehouse,
             "files": self.files,
-            "feature_store": {
+            FEATURE_STORE: {
                 "rows": self.feature_store_rows,
                 "feature_set_version": self.feature_set_version,
             },
@@ -69,12 +69,12 @@ def prepare_airflow(home: Path) -> None:
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     env = embedded_airflow_env(home)
-    os.environ.update(env)
+    export_environment(env)
     if not (home / "airflow.db").exists():
         subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"],
             check=True,
-            env={**os.environ, **env},
+            env=process_environment(),
             stdout=subprocess.DEVNULL,
         )
 
@@ -94,11 +94,15 @@ def run_pipeline(
     sales: str,
     warehouse_url: str,
     dataset_config: Path | None = None,
-    airflow_home: Path = DEFAULT_STATE_DIR / "airflow",
+    airflow_home: Path | None = None,
 ) -> PipelineSummary:
-    """Run load_client_data, load_sales_data and process_data, and summarise what they did."""
+    """Run load_client_data, load_sales_data and process_data, and summarise what they did.
+
+    ``airflow_home`` defaults to ``<CLIENTML_STATE_DIR>/airflow``. Raises :class:`PipelineError` when a DAG run
+    does not succeed, naming the task and its error.
+    """
     started = time.monotonic()
-    prepare_airflow(airflow_home)
+    prepare_airflow(airflow_home or get_settings().state_dir / "airflow")
     dags = load_dags()
     conf = {
         "clients_source": clients,
@@ -149,7 +153,7 @@ def _summarise_warehouse(summary: PipelineSummary, warehouse_url: str) -> None:
                     "ignored_columns": [c for c in str(latest.ignored_columns).split(",") if c],
                 }
             )
-        features = warehouse.table("feature_store")
+        features = warehouse.table(FEATURE_STORE)
         summary.feature_store_rows = int(features.count().to_pyarrow().as_py())
         versions = features.select("feature_set_version").distinct().to_pyarrow()["feature_set_version"].to_pylist()
         summary.feature_set_version = versions[0] if versions else None

@@ -2,7 +2,7 @@
 
 Each function is idempotent: it replaces whole tables, so running it again with the same inputs leaves
 the same warehouse. Arguments that are empty fall back to the ``CLIENTML_*`` environment (see
-:class:`~clientml_de.config.Settings`); the warehouse may also come from the Airflow connection
+:func:`~clientml_de.settings.get_settings`); the warehouse may also come from the Airflow connection
 ``clientml_warehouse``.
 """
 
@@ -13,9 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from clientml_de.config import DatasetConfig, Settings
+from clientml_de.config import DatasetConfig
+from clientml_de.contract import FEATURE_STORE
 from clientml_de.features import build_feature_store
 from clientml_de.load import load_source
+from clientml_de.settings import get_settings
 from clientml_de.warehouse import connect
 
 WAREHOUSE_CONNECTION_ID = "clientml_warehouse"
@@ -55,7 +57,7 @@ def _airflow_connection_url() -> str | None:
 
 def resolve_warehouse_url(url: str | None) -> str:
     """Explicit URL, else the Airflow connection, else ``CLIENTML_WAREHOUSE_URL`` (or its default)."""
-    return url or _airflow_connection_url() or Settings().warehouse_url
+    return url or _airflow_connection_url() or get_settings().warehouse_url
 
 
 def _source(value: str | None, setting: str | None, what: str) -> str:
@@ -66,16 +68,16 @@ def _source(value: str | None, setting: str | None, what: str) -> str:
 
 
 def _dataset_config(path: str | Path | None) -> DatasetConfig:
-    return DatasetConfig.load(path or Settings().dataset_config)
+    return DatasetConfig.load(path or get_settings().dataset_config)
 
 
 @_remember_failure
 def load_clients(source: str | None, warehouse_url: str | None, dataset_config: str | None) -> dict[str, Any]:
     """Load the clients file into ``clients`` (and its rejects into ``rejected_rows``)."""
     spec = _dataset_config(dataset_config).clients_spec()
-    warehouse = connect(resolve_warehouse_url(warehouse_url), Settings().spark_master)
+    warehouse = connect(resolve_warehouse_url(warehouse_url), get_settings().spark_master)
     try:
-        return load_source(_source(source, Settings().clients_source, "clients"), spec, warehouse).to_dict()
+        return load_source(_source(source, get_settings().clients_source, "clients"), spec, warehouse).to_dict()
     finally:
         warehouse.close()
 
@@ -84,9 +86,9 @@ def load_clients(source: str | None, warehouse_url: str | None, dataset_config: 
 def load_sales(source: str | None, warehouse_url: str | None, dataset_config: str | None) -> dict[str, Any]:
     """Load the sales file into ``sales``, checking client ids against the loaded ``clients``."""
     spec = _dataset_config(dataset_config).sales_spec()
-    warehouse = connect(resolve_warehouse_url(warehouse_url), Settings().spark_master)
+    warehouse = connect(resolve_warehouse_url(warehouse_url), get_settings().spark_master)
     try:
-        return load_source(_source(source, Settings().sales_source, "sales"), spec, warehouse).to_dict()
+        return load_source(_source(source, get_settings().sales_source, "sales"), spec, warehouse).to_dict()
     finally:
         warehouse.close()
 
@@ -95,9 +97,9 @@ def load_sales(source: str | None, warehouse_url: str | None, dataset_config: st
 def build_features(warehouse_url: str | None, dataset_config: str | None) -> dict[str, Any]:
     """Rebuild ``feature_store`` from ``clients`` and ``sales``."""
     config = _dataset_config(dataset_config)
-    warehouse = connect(resolve_warehouse_url(warehouse_url), Settings().spark_master)
+    warehouse = connect(resolve_warehouse_url(warehouse_url), get_settings().spark_master)
     try:
-        return {"table": "feature_store", "rows": build_feature_store(warehouse, config)}
+        return {"table": FEATURE_STORE, "rows": build_feature_store(warehouse, config)}
     finally:
         warehouse.close()
 
@@ -109,5 +111,5 @@ def run_all(
     return {
         "clients": load_clients(clients_source, warehouse_url, dataset_config),
         "sales": load_sales(sales_source, warehouse_url, dataset_config),
-        "feature_store": build_features(warehouse_url, dataset_config),
+        FEATURE_STORE: build_features(warehouse_url, dataset_config),
     }

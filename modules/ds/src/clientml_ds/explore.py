@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pandas as pd
-from clientml_de.features import FEATURE_STORE, LABEL_COLUMN
+from clientml_de.contract import FEATURE_STORE, LABEL_COLUMN
 from clientml_mle.features import FEATURE_TYPES_ATTR, feature_columns
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score

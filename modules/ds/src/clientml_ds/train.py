@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from clientml_de.features import FEATURE_STORE, LABEL_COLUMN
+from clientml_de.contract import FEATURE_STORE, LABEL_COLUMN
+from clientml_de.settings import get_settings
 from clientml_mle.bundle import TRUSTED_TYPES
 from clientml_mle.evaluate import N_BOOTSTRAP
 from clientml_mle.features import feature_columns, training_frame, wait_for_table
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 REPORT_DIR = "report"
-MAX_SEARCH_ROWS_ENV = "CLIENTML_DS_MAX_SEARCH_ROWS"
 OnSave = Callable[[Pipeline, list[FeatureSpec], float, Mapping[str, Any], Mapping[str, Any]], dict[str, Path]]
 
 
@@ -312,7 +311,7 @@ def cli_train(
         seconds=defaults.seconds if search_seconds is None else float(search_seconds),
         lightgbm_trials=trials or None,
         logreg_trials=defaults.logreg_trials if trials else None,
-        max_rows=int(os.environ.get(MAX_SEARCH_ROWS_ENV, defaults.max_rows)),
+        max_rows=get_settings().ds_max_search_rows,
     )
     truth = load_ground_truth(ground_truth) if ground_truth is not None else None
     return train_model(frame, budget=budget, ground_truth=truth, **kwargs)

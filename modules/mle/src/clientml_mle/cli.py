@@ -1,7 +1,7 @@
 """``clientml train | score | serve``: the mle commands, added to the main ``clientml`` app by :func:`register`.
 
 Every command imports what it needs only when it runs (MLflow, LightGBM and the API are heavy).
-Options default to the ``CLIENTML_*`` settings (:class:`clientml_mle.config.Settings`).
+Options default to the ``CLIENTML_*`` settings (:func:`clientml_de.settings.get_settings`).
 """
 
 from __future__ import annotations
@@ -85,15 +85,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Wait for feature_store, select and train a model, save a bundle, track it; print a JSON summary."""
         _log_to_stderr()
+        from clientml_de.settings import get_settings
         from clientml_de.warehouse import WarehouseError
 
         from clientml_mle.bundle import BundleIntegrityError
-        from clientml_mle.config import Settings
         from clientml_mle.features import training_frame, wait_for_table
         from clientml_mle.tracking import MlflowTracker
         from clientml_mle.train import default_estimator, train
 
-        settings = Settings()
+        settings = get_settings()
         url = warehouse or settings.warehouse_url
         timeout = settings.wait_timeout_s if wait_timeout is None else wait_timeout
         tracker = None
@@ -152,6 +152,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score every unlabeled client with the champion bundle; print a JSON summary."""
         _log_to_stderr()
+        from clientml_de.settings import get_settings
         from clientml_de.warehouse import WarehouseError
 
         from clientml_mle.bundle import (
@@ -161,10 +162,9 @@ def register(app: typer.Typer) -> None:
             read_pointer,
             resolve_bundle_dir,
         )
-        from clientml_mle.config import Settings
         from clientml_mle.score import score
 
-        settings = Settings()
+        settings = get_settings()
         directory = models_dir or settings.models_dir
         pointer = CHAMPION_FILE if champion else LATEST_FILE
         try:
@@ -196,7 +196,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the newest bundle over HTTP (the prediction API)."""
         _log_to_stderr()
-        from clientml_mle.config import Settings
+        from clientml_de.settings import get_settings
 
         if api_key_env:
             key = os.environ.get(api_key_env)
@@ -204,7 +204,7 @@ def register(app: typer.Typer) -> None:
                 _fail(f"environment variable {api_key_env} (--api-key-env) is not set or empty")
             # The server (and its worker processes) read the key from the settings.
             os.environ["CLIENTML_API_KEY"] = key
-        settings = Settings()
+        settings = get_settings()
         from clientml_mle.serve.server import run_server
 
         run_server(

@@ -26,7 +26,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
-from clientml_de.features import BOOKKEEPING_COLUMNS, FEATURE_STORE, KEY_COLUMNS, LABEL_COLUMN
+from clientml_de.contract import BOOKKEEPING_COLUMNS, FEATURE_STORE, KEY_COLUMNS, LABEL_COLUMN
 from clientml_de.warehouse import Warehouse, connect
 
 log = logging.getLogger(__name__)

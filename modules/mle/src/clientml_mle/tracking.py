@@ -21,10 +21,6 @@ champion yet, the new version is promoted. ``force=True`` always promotes (and s
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
 import json
 import logging
 import tempfile
@@ -35,11 +31,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from clientml_de.settings import Settings, disable_telemetry, get_settings
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from clientml_mle.bundle import TRUSTED_TYPES, Bundle, library_versions, load_bundle
-from clientml_mle.config import Settings
 from clientml_mle.schema import FeatureSpec, infer_feature_specs
 
 log = logging.getLogger(__name__)
@@ -186,6 +182,7 @@ class MlflowTracker:
         experiment: str = "clientml",
         artifact_location: Path | str | None = None,
     ) -> None:
+        disable_telemetry()  # before MLflow is first imported: it reads the variable then
         self.tracking_uri = tracking_uri
         self.model_name = model_name
         self.experiment = experiment
@@ -193,7 +190,8 @@ class MlflowTracker:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> MlflowTracker:
-        settings = settings or Settings()
+        """The tracker configured by the settings (``CLIENTML_MLFLOW_*``, ``CLIENTML_MODEL_NAME``)."""
+        settings = settings or get_settings()
         return cls(
             tracking_uri=settings.mlflow_tracking_uri,
             model_name=settings.model_name,

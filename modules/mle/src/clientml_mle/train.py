@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from clientml_de.features import FEATURE_STORE, KEY_COLUMNS, LABEL_COLUMN
+from clientml_de.contract import FEATURE_STORE, KEY_COLUMNS, LABEL_COLUMN
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split

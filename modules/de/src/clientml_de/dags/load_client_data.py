@@ -9,9 +9,9 @@ from airflow.sdk import Param, dag, task
 
 from clientml_de import tasks
 from clientml_de.assets import CLIENTS_ASSET
-from clientml_de.config import Settings
+from clientml_de.settings import get_settings
 
-_settings = Settings()
+_settings = get_settings()
 
 
 @dag(

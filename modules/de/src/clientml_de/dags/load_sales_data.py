@@ -13,9 +13,9 @@ from airflow.sdk import Param, dag, task
 
 from clientml_de import tasks
 from clientml_de.assets import SALES_ASSET
-from clientml_de.config import Settings
+from clientml_de.settings import get_settings
 
-_settings = Settings()
+_settings = get_settings()
 
 
 @dag(

@@ -86,21 +86,22 @@ def create_app(
 
 
 def create_app_from_env() -> FastAPI:
-    """The app configured by the environment (``clientml_mle.config.Settings``, ``CLIENTML_*``).
+    """The app configured by the environment (``clientml_de.settings``, ``CLIENTML_*``).
 
     The feature store is ``CLIENTML_SERVE_WAREHOUSE_URL`` when set (``run_server`` sets it; empty means
     none), else ``CLIENTML_WAREHOUSE_URL`` when that variable is set, else none (the settings' default
     warehouse is not assumed to exist).
     """
-    from clientml_mle.config import Settings
+    from clientml_de.settings import get_settings
+
     from clientml_mle.serve.logging import configure_logging
 
     configure_logging(os.environ.get("CLIENTML_LOG_LEVEL", "INFO"))
-    settings = Settings()
+    settings = get_settings()
     if SERVE_WAREHOUSE_ENV in os.environ:
         warehouse: str | None = os.environ[SERVE_WAREHOUSE_ENV] or None
     else:
-        warehouse = settings.warehouse_url if "warehouse_url" in settings.model_fields_set else None
+        warehouse = settings.warehouse_url if settings.warehouse_url_is_set else None
     return create_app(
         models_dir=settings.models_dir,
         warehouse_url=warehouse,

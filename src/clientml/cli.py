@@ -38,7 +38,7 @@ def generate(
     bad_rows: Annotated[float, typer.Option(help="Fraction of rows that break a contract rule")] = 0.0,
 ) -> None:
     """Generate realistic sample clients and sales in the data contract's format."""
-    from clientml_de.generate import generate as run_generate
+    from clientml_synthetic import generate as run_generate
 
     try:
         summary = run_generate(out, n_clients=clients, seed=seed, bad_rows=bad_rows)

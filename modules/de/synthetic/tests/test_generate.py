@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from clientml_de import generate as gen
-from clientml_de.generate import GenerationSummary, generate
+from clientml_synthetic import GenerationSummary, LabelFeatures, dataset, generate, label_logit
+from clientml_synthetic.story import CHANNELS, SEGMENTS
 from sklearn.metrics import roc_auc_score
 
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
@@ -173,7 +173,7 @@ def test_a_failed_run_leaves_previous_files_and_no_temp_files(tmp_path: Path, mo
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(gen, "_render_sales", boom)
+    monkeypatch.setattr(dataset, "render_sales", boom)
     with pytest.raises(RuntimeError, match="disk on fire"):
         generate(tmp_path, n_clients=1_000, seed=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clients.csv"]
@@ -254,7 +254,7 @@ def test_clean_sales_have_a_realistic_shape(clean: GenerationSummary, clean_fram
 # --------------------------------------------------------------------------------------------------
 
 
-def features_from_files(clients: pd.DataFrame, sales: pd.DataFrame) -> gen.LabelFeatures:
+def features_from_files(clients: pd.DataFrame, sales: pd.DataFrame) -> LabelFeatures:
     """The label quantities recomputed from the CSV text alone, as the feature_store would."""
     day = pd.to_datetime(sales.sale_date.str.slice(0, 10))
     as_of = day.max() + pd.Timedelta(days=1)
@@ -285,7 +285,7 @@ def features_from_files(clients: pd.DataFrame, sales: pd.DataFrame) -> gen.Label
     def arr(x: pd.Series) -> np.ndarray:
         return x.to_numpy(dtype=float)
 
-    return gen.LabelFeatures(
+    return LabelFeatures(
         age_years=arr(age),
         tenure_days=arr((as_of - pd.to_datetime(clients.signup_date)).dt.days),
         annual_income=arr(number(clients.annual_income)),
@@ -302,9 +302,9 @@ def features_from_files(clients: pd.DataFrame, sales: pd.DataFrame) -> gen.Label
 def test_ground_truth_is_a_function_of_the_files_as_written(clean_frames: tuple[pd.DataFrame, ...]) -> None:
     clients, sales, truth = clean_frames
     features = features_from_files(clients, sales)
-    segment = clients.segment.map({s: i for i, s in enumerate(gen.SEGMENTS)}).to_numpy()
-    channel = clients.acquisition_channel.map({c: i for i, c in enumerate(gen.CHANNELS)}).to_numpy()
-    p = 1 / (1 + np.exp(-gen.label_logit(features, segment, channel)))
+    segment = clients.segment.map({s: i for i, s in enumerate(SEGMENTS)}).to_numpy()
+    channel = clients.acquisition_channel.map({c: i for i, c in enumerate(CHANNELS)}).to_numpy()
+    p = 1 / (1 + np.exp(-label_logit(features, segment, channel)))
     np.testing.assert_allclose(p, truth.p_true.astype(float), atol=1e-6)
     assert truth.p_true.str.fullmatch(r"[01]\.\d{6}").all()
 

@@ -344,7 +344,7 @@ def test_label_depends_on_activity_and_profile(clean_frames: tuple[pd.DataFrame,
 # --------------------------------------------------------------------------------------------------
 
 
-def test_bad_rows_are_counted_and_cover_every_rule(dirty: GenerationSummary) -> None:
+def assert_bad_rows_are_counted_and_cover_every_rule(dirty: GenerationSummary) -> None:
     clients = read_raw(dirty.clients_path)
     sales = read_raw(dirty.sales_path)
     truth = read_raw(dirty.ground_truth_path)
@@ -376,10 +376,21 @@ def test_bad_rows_are_counted_and_cover_every_rule(dirty: GenerationSummary) -> 
     assert (pd.concat(client_rules, axis=1).sum(axis=1) <= 1).all()
     assert (pd.concat(sales_rules, axis=1).sum(axis=1) <= 1).all()
 
+    assert dirty.n_client_rows == dirty.n_clients + dirty.n_bad_client_rows + dirty.n_duplicate_client_rows
+
+
+def test_bad_rows_are_counted_and_cover_every_rule(dirty: GenerationSummary) -> None:
+    assert_bad_rows_are_counted_and_cover_every_rule(dirty)
     # About the requested fraction of each file.
     assert 0.04 <= (dirty.n_bad_client_rows + dirty.n_duplicate_client_rows) / dirty.n_clients <= 0.06
     assert 0.04 <= (dirty.n_bad_sales_rows + dirty.n_duplicate_sales_rows) / dirty.n_sales <= 0.06
-    assert dirty.n_client_rows == dirty.n_clients + dirty.n_bad_client_rows + dirty.n_duplicate_client_rows
+
+
+def test_bad_rows_stay_exact_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several chunks (small ones here): ids, fresh client numbers and kinds carry over from chunk to chunk."""
+    monkeypatch.setattr(dataset, "CHUNK_CLIENTS", 400)
+    summary = generate(tmp_path, n_clients=1_000, seed=3, bad_rows=0.1)
+    assert_bad_rows_are_counted_and_cover_every_rule(summary)
 
 
 def test_corruptions_use_the_varied_bad_values(dirty: GenerationSummary) -> None:

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from clientml_de.config import DatasetConfig
+from clientml_de.load import load_source
+from clientml_de.warehouse import connect
 from clientml_synthetic import GenerationSummary, LabelFeatures, dataset, generate, label_logit
 from clientml_synthetic.story import CHANNELS, SEGMENTS
 from sklearn.metrics import roc_auc_score
@@ -436,7 +439,7 @@ def test_genuine_rows_come_before_their_duplicates(
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
-        ({"n_clients": 999}, "n_clients"),
+        ({"n_clients": 9}, "n_clients"),
         ({"n_clients": 1_000_001}, "n_clients"),
         ({"n_clients": 5000.0}, "n_clients"),
         ({"n_clients": True}, "n_clients"),
@@ -455,7 +458,29 @@ def test_invalid_arguments_name_the_argument(tmp_path: Path, kwargs: dict[str, o
 
 
 def test_bounds_are_inclusive(tmp_path: Path) -> None:
-    summary = generate(tmp_path, n_clients=1_000, seed=0, bad_rows=0.5)
-    assert summary.n_clients == 1_000
-    assert summary.n_bad_client_rows + summary.n_duplicate_client_rows == 500
+    summary = generate(tmp_path, n_clients=10, seed=0, bad_rows=0.5)
+    assert summary.n_clients == 10
+    assert summary.n_bad_client_rows + summary.n_duplicate_client_rows == 5
     assert summary.as_of_date == dt.date(2025, 1, 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ten_clients_give_valid_files_the_loader_accepts(tmp_path: Path, seed: int) -> None:
+    summary = generate(tmp_path / "data", n_clients=10, seed=seed)
+    clients, sales, truth = (read_raw(p) for p in (summary.clients_path, summary.sales_path, summary.ground_truth_path))
+    assert len(clients) == len(truth) == 10
+    assert len(sales) == summary.n_sales > 0
+    assert not any_problem(client_problems(clients)).any()
+    assert not any_problem(sales_problems(sales, set(clients.client_id))).any()
+    # The as-of date (the day after the latest sale) is still the fixed one.
+    assert (pd.to_datetime(sales.sale_date.str.slice(0, 10)).max() + pd.Timedelta(days=1)).date() == summary.as_of_date
+
+    config = DatasetConfig()
+    warehouse = connect(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    try:
+        loaded_clients = load_source(str(summary.clients_path), config.clients_spec(), warehouse)
+        loaded_sales = load_source(str(summary.sales_path), config.sales_spec(), warehouse)
+    finally:
+        warehouse.close()
+    assert (loaded_clients.rows_loaded, loaded_clients.rows_rejected, loaded_clients.duplicates) == (10, 0, 0)
+    assert (loaded_sales.rows_loaded, loaded_sales.rows_rejected, loaded_sales.duplicates) == (summary.n_sales, 0, 0)

@@ -41,7 +41,7 @@ from clientml_synthetic.sales import draw_activity, draw_sales, pin_latest_sale
 from clientml_synthetic.story import AS_OF
 from clientml_synthetic.write import CsvSink, atomic_csv
 
-MIN_CLIENTS = 1_000
+MIN_CLIENTS = 10
 MAX_CLIENTS = 1_000_000
 MAX_BAD_ROWS = 0.5
 PROGRESS_THRESHOLD = 100_000
@@ -128,14 +128,16 @@ def generate(
 ) -> GenerationSummary:
     """Write ``clients.csv``, ``sales.csv`` and ``ground_truth.csv`` into ``out_dir`` (created).
 
-    ``n_clients`` genuine clients (:data:`MIN_CLIENTS` to :data:`MAX_CLIENTS`), with about 30 sales each.
+    ``n_clients`` genuine clients (:data:`MIN_CLIENTS` to :data:`MAX_CLIENTS`), some 25 sales each on average.
     ``bad_rows`` (0 to :data:`MAX_BAD_ROWS`) is the fraction of extra, rule-breaking (or exactly
-    duplicated) rows injected into each file. ``progress=None`` shows a progress bar on stderr from
+    duplicated) rows injected into each file, rounded per chunk (so a tiny file may get none, or not
+    every kind of bad row). ``progress=None`` shows a progress bar on stderr from
     :data:`PROGRESS_THRESHOLD` clients on. Each file is written to a temporary name and moved into place
     only when all three are complete; a failed run leaves ``out_dir``'s previous files as they were.
 
     Raises ValueError (naming the argument, before anything is written) for an argument out of range or
-    of the wrong type, and OSError when ``out_dir`` cannot be created or written.
+    of the wrong type, OSError when ``out_dir`` cannot be created or written, and RuntimeError in the
+    vanishing case (~2e-13 at 10 clients, less with more) that the first chunk's clients buy nothing.
     """
     _validate(n_clients, seed, bad_rows)
     out_dir = Path(out_dir)

@@ -33,12 +33,12 @@ def _fail(message: str) -> None:
 @app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Directory for clients.csv, sales.csv, ground_truth.csv")],
-    clients: Annotated[int, typer.Option(help="Number of clients (1,000 to 1,000,000)")] = 10_000,
+    clients: Annotated[int, typer.Option(help="Number of clients (10 to 1,000,000)")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files")] = 0,
     bad_rows: Annotated[float, typer.Option(help="Fraction of rows that break a contract rule")] = 0.0,
 ) -> None:
     """Generate realistic sample clients and sales in the data contract's format."""
-    from clientml_de.generate import generate as run_generate
+    from clientml_synthetic import generate as run_generate
 
     try:
         summary = run_generate(out, n_clients=clients, seed=seed, bad_rows=bad_rows)

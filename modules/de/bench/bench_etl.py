@@ -2,7 +2,7 @@
 
 For each size (number of clients) it
 
-1. generates the sample data (``clientml_de.generate``), cached in the work directory by size, seed and
+1. generates the sample data (``clientml_synthetic.generate``), cached in the work directory by size, seed and
    bad-row share, so a rerun reuses the files and says so;
 2. runs the real ``clientml pipeline`` (Airflow, embedded) end to end in a subprocess on each engine, on a
    fresh warehouse (PostgreSQL: a fresh throwaway server per size), measuring wall time and the peak RSS
@@ -168,7 +168,7 @@ def _failure(measured: Measured) -> str:
 
 
 def helper_generate(args: argparse.Namespace) -> int:
-    from clientml_de.generate import generate
+    from clientml_synthetic import generate
 
     summary = generate(Path(args.out), n_clients=args.clients, seed=args.seed, bad_rows=args.bad_rows)
     print(json.dumps(summary.to_dict()))

@@ -35,7 +35,7 @@ def default_config() -> DatasetConfig:
 @pytest.fixture(scope="session")
 def generated_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2,000 generated clients with 2% bad rows, shared by the tests that only read them."""
-    from clientml_de.generate import generate
+    from clientml_synthetic import generate
 
     out = tmp_path_factory.mktemp("generated")
     generate(out, n_clients=2_000, seed=11, bad_rows=0.02, progress=False)

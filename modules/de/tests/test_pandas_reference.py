@@ -15,9 +15,9 @@ import pytest
 from clientml_de.config import DatasetConfig
 from clientml_de.contract import BOOKKEEPING_COLUMNS
 from clientml_de.features import build_feature_store
-from clientml_de.generate import generate
 from clientml_de.load import load_source
 from clientml_de.warehouse import Warehouse, connect
+from clientml_synthetic import generate
 
 REFERENCE_PATH = Path(__file__).resolve().parents[1] / "bench" / "pandas_reference.py"
 RELATIVE_TOLERANCE = 1e-9

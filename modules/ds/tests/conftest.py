@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from clientml_de.generate import generate
 from clientml_de.tasks import run_all
 from clientml_ds.select import SearchBudget
 from clientml_ds.train import DsTrainResult, load_ground_truth, train_model
 from clientml_mle.features import training_frame
+from clientml_synthetic import generate
 
 # The quality test's data: 8,000 generated clients (about 6,800 labeled: 5,400 training and 1,360 test
 # rows). See test_train.py for the tolerance this size allows.

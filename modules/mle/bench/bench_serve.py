@@ -254,13 +254,13 @@ class Prepared:
 def prepare(root: Path, n_clients: int, seed: int) -> Prepared:
     from clientml_de.config import DatasetConfig
     from clientml_de.features import build_feature_store
-    from clientml_de.generate import generate
     from clientml_de.load import load_source
     from clientml_de.warehouse import connect
     from clientml_mle.bundle import load_bundle
     from clientml_mle.features import latest_rows, training_frame
     from clientml_mle.tracking import MlflowTracker
     from clientml_mle.train import default_estimator, train
+    from clientml_synthetic import generate
 
     data = root / "data"
     try:

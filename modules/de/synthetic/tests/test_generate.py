@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from clientml_de import generate as gen
-from clientml_de.generate import GenerationSummary, generate
+from clientml_de.config import DatasetConfig
+from clientml_de.load import load_source
+from clientml_de.warehouse import connect
+from clientml_synthetic import GenerationSummary, LabelFeatures, dataset, generate, label_logit
+from clientml_synthetic.story import CHANNELS, SEGMENTS
 from sklearn.metrics import roc_auc_score
 
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
@@ -173,7 +176,7 @@ def test_a_failed_run_leaves_previous_files_and_no_temp_files(tmp_path: Path, mo
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(gen, "_render_sales", boom)
+    monkeypatch.setattr(dataset, "render_sales", boom)
     with pytest.raises(RuntimeError, match="disk on fire"):
         generate(tmp_path, n_clients=1_000, seed=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clients.csv"]
@@ -254,7 +257,7 @@ def test_clean_sales_have_a_realistic_shape(clean: GenerationSummary, clean_fram
 # --------------------------------------------------------------------------------------------------
 
 
-def features_from_files(clients: pd.DataFrame, sales: pd.DataFrame) -> gen.LabelFeatures:
+def features_from_files(clients: pd.DataFrame, sales: pd.DataFrame) -> LabelFeatures:
     """The label quantities recomputed from the CSV text alone, as the feature_store would."""
     day = pd.to_datetime(sales.sale_date.str.slice(0, 10))
     as_of = day.max() + pd.Timedelta(days=1)
@@ -285,7 +288,7 @@ def features_from_files(clients: pd.DataFrame, sales: pd.DataFrame) -> gen.Label
     def arr(x: pd.Series) -> np.ndarray:
         return x.to_numpy(dtype=float)
 
-    return gen.LabelFeatures(
+    return LabelFeatures(
         age_years=arr(age),
         tenure_days=arr((as_of - pd.to_datetime(clients.signup_date)).dt.days),
         annual_income=arr(number(clients.annual_income)),
@@ -302,9 +305,9 @@ def features_from_files(clients: pd.DataFrame, sales: pd.DataFrame) -> gen.Label
 def test_ground_truth_is_a_function_of_the_files_as_written(clean_frames: tuple[pd.DataFrame, ...]) -> None:
     clients, sales, truth = clean_frames
     features = features_from_files(clients, sales)
-    segment = clients.segment.map({s: i for i, s in enumerate(gen.SEGMENTS)}).to_numpy()
-    channel = clients.acquisition_channel.map({c: i for i, c in enumerate(gen.CHANNELS)}).to_numpy()
-    p = 1 / (1 + np.exp(-gen.label_logit(features, segment, channel)))
+    segment = clients.segment.map({s: i for i, s in enumerate(SEGMENTS)}).to_numpy()
+    channel = clients.acquisition_channel.map({c: i for i, c in enumerate(CHANNELS)}).to_numpy()
+    p = 1 / (1 + np.exp(-label_logit(features, segment, channel)))
     np.testing.assert_allclose(p, truth.p_true.astype(float), atol=1e-6)
     assert truth.p_true.str.fullmatch(r"[01]\.\d{6}").all()
 
@@ -344,7 +347,7 @@ def test_label_depends_on_activity_and_profile(clean_frames: tuple[pd.DataFrame,
 # --------------------------------------------------------------------------------------------------
 
 
-def test_bad_rows_are_counted_and_cover_every_rule(dirty: GenerationSummary) -> None:
+def assert_bad_rows_are_counted_and_cover_every_rule(dirty: GenerationSummary) -> None:
     clients = read_raw(dirty.clients_path)
     sales = read_raw(dirty.sales_path)
     truth = read_raw(dirty.ground_truth_path)
@@ -376,10 +379,21 @@ def test_bad_rows_are_counted_and_cover_every_rule(dirty: GenerationSummary) -> 
     assert (pd.concat(client_rules, axis=1).sum(axis=1) <= 1).all()
     assert (pd.concat(sales_rules, axis=1).sum(axis=1) <= 1).all()
 
+    assert dirty.n_client_rows == dirty.n_clients + dirty.n_bad_client_rows + dirty.n_duplicate_client_rows
+
+
+def test_bad_rows_are_counted_and_cover_every_rule(dirty: GenerationSummary) -> None:
+    assert_bad_rows_are_counted_and_cover_every_rule(dirty)
     # About the requested fraction of each file.
     assert 0.04 <= (dirty.n_bad_client_rows + dirty.n_duplicate_client_rows) / dirty.n_clients <= 0.06
     assert 0.04 <= (dirty.n_bad_sales_rows + dirty.n_duplicate_sales_rows) / dirty.n_sales <= 0.06
-    assert dirty.n_client_rows == dirty.n_clients + dirty.n_bad_client_rows + dirty.n_duplicate_client_rows
+
+
+def test_bad_rows_stay_exact_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several chunks (small ones here): ids, fresh client numbers and kinds carry over from chunk to chunk."""
+    monkeypatch.setattr(dataset, "CHUNK_CLIENTS", 400)
+    summary = generate(tmp_path, n_clients=1_000, seed=3, bad_rows=0.1)
+    assert_bad_rows_are_counted_and_cover_every_rule(summary)
 
 
 def test_corruptions_use_the_varied_bad_values(dirty: GenerationSummary) -> None:
@@ -425,7 +439,7 @@ def test_genuine_rows_come_before_their_duplicates(
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
-        ({"n_clients": 999}, "n_clients"),
+        ({"n_clients": 9}, "n_clients"),
         ({"n_clients": 1_000_001}, "n_clients"),
         ({"n_clients": 5000.0}, "n_clients"),
         ({"n_clients": True}, "n_clients"),
@@ -444,7 +458,29 @@ def test_invalid_arguments_name_the_argument(tmp_path: Path, kwargs: dict[str, o
 
 
 def test_bounds_are_inclusive(tmp_path: Path) -> None:
-    summary = generate(tmp_path, n_clients=1_000, seed=0, bad_rows=0.5)
-    assert summary.n_clients == 1_000
-    assert summary.n_bad_client_rows + summary.n_duplicate_client_rows == 500
+    summary = generate(tmp_path, n_clients=10, seed=0, bad_rows=0.5)
+    assert summary.n_clients == 10
+    assert summary.n_bad_client_rows + summary.n_duplicate_client_rows == 5
     assert summary.as_of_date == dt.date(2025, 1, 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ten_clients_give_valid_files_the_loader_accepts(tmp_path: Path, seed: int) -> None:
+    summary = generate(tmp_path / "data", n_clients=10, seed=seed)
+    clients, sales, truth = (read_raw(p) for p in (summary.clients_path, summary.sales_path, summary.ground_truth_path))
+    assert len(clients) == len(truth) == 10
+    assert len(sales) == summary.n_sales > 0
+    assert not any_problem(client_problems(clients)).any()
+    assert not any_problem(sales_problems(sales, set(clients.client_id))).any()
+    # The as-of date (the day after the latest sale) is still the fixed one.
+    assert (pd.to_datetime(sales.sale_date.str.slice(0, 10)).max() + pd.Timedelta(days=1)).date() == summary.as_of_date
+
+    config = DatasetConfig()
+    warehouse = connect(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    try:
+        loaded_clients = load_source(str(summary.clients_path), config.clients_spec(), warehouse)
+        loaded_sales = load_source(str(summary.sales_path), config.sales_spec(), warehouse)
+    finally:
+        warehouse.close()
+    assert (loaded_clients.rows_loaded, loaded_clients.rows_rejected, loaded_clients.duplicates) == (10, 0, 0)
+    assert (loaded_sales.rows_loaded, loaded_sales.rows_rejected, loaded_sales.duplicates) == (summary.n_sales, 0, 0)

@@ -297,11 +297,10 @@ def prepare(root: Path, n_clients: int, seed: int) -> Prepared:
 
 
 def in_process(prepared: Prepared, calls: int = 2000) -> dict[str, Any]:
-    from clientml_mle.serve.predictor import FastPredictor
+    from clientml_mle.serve.fastpath import compile_bundle, verify
 
     bundle, records = prepared.bundle, prepared.records
-    predictor = FastPredictor.from_bundle(bundle)
-    predictor.verify(bundle)
+    predictor = verify(compile_bundle(bundle), bundle)
     for record in records[:200]:
         predictor.predict_records([record])
     times = []

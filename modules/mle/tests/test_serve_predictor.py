@@ -3,6 +3,7 @@ final estimator the data-science module may bundle, served through ``create_app`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -15,15 +16,19 @@ import pytest
 from clientml_mle.bundle import TRUSTED_TYPES, Bundle, load_bundle, save_bundle
 from clientml_mle.schema import coerce_frame, records_frame
 from clientml_mle.serve.app import create_app
-from clientml_mle.serve.forest import Forest, UnsupportedForestError
-from clientml_mle.serve.predictor import (
-    FastPredictor,
+from clientml_mle.serve.deps import ServeState
+from clientml_mle.serve.fastpath import (
     UnsupportedModelError,
     VerificationError,
-    _CalibratedFold,
+    VerifiedPredictor,
+    compile_bundle,
+    probe_cuts,
     probe_records,
     records_from_frame,
+    verify,
 )
+from clientml_mle.serve.fastpath.forest import Forest, UnsupportedForestError
+from clientml_mle.serve.fastpath.scorers import CalibratedFold
 from clientml_mle.serve.schemas import InvalidRequestError
 from fastapi.testclient import TestClient
 from lightgbm import LGBMClassifier
@@ -85,7 +90,11 @@ def _fit(
     return StubBundle(pipeline, features)
 
 
-def _check_equal(predictor: FastPredictor, bundle: Any, records: list[dict[str, Any]]) -> None:
+def _verified(bundle: Any) -> VerifiedPredictor:
+    return verify(compile_bundle(bundle), bundle)
+
+
+def _check_equal(predictor: VerifiedPredictor, bundle: Any, records: list[dict[str, Any]]) -> None:
     got = predictor.predict_records(records)
     expected = bundle.predict_proba(bundle.feature_frame(records))
     assert np.max(np.abs(got - expected)) <= 1e-9
@@ -102,7 +111,9 @@ def _scaled() -> Pipeline:
 
 
 def test_the_bundle_compiles_to_trees_that_match_the_booster_exactly(serve_world: ServeWorld) -> None:
-    predictor = FastPredictor.from_bundle(serve_world.bundle)
+    candidates = compile_bundle(serve_world.bundle)
+    assert candidates.scorers[0].kind == "compiled-trees" and candidates.encoders[0].kind == "lookup-tables"
+    predictor = verify(candidates, serve_world.bundle)
     assert predictor.kind == "compiled-trees" and predictor.encoder.kind == "lookup-tables"
     records = serve_world.records()
     matrix = predictor.encode(predictor.validator.validate_records(records))
@@ -113,7 +124,7 @@ def test_the_bundle_compiles_to_trees_that_match_the_booster_exactly(serve_world
     raw = serve_world.bundle.model.steps[-1][1].booster_.predict(matrix, raw_score=True)
     assert np.array_equal(predictor.forest.raw(matrix), raw)
     _check_equal(predictor, serve_world.bundle, records)
-    report = predictor.verify(serve_world.bundle)
+    report = predictor.verified
     assert report["scorer"] == "compiled-trees" and report["max_abs_diff"] <= 1e-9
     assert report["encoder"] == "lookup-tables" and report["explain"] == "lightgbm-pred-contrib"
 
@@ -137,27 +148,30 @@ def test_booster_fallback_when_the_trees_cannot_be_compiled(
         raise UnsupportedForestError("test")
 
     monkeypatch.setattr(Forest, "from_booster", classmethod(lambda cls, booster: refuse(booster)))
-    predictor = FastPredictor.from_bundle(serve_world.bundle)
-    assert predictor.kind == "lightgbm-booster"
-    assert predictor.verify(serve_world.bundle)["scorer"] == "lightgbm-booster"
+    candidates = compile_bundle(serve_world.bundle)
+    assert candidates.scorers[0].kind == "lightgbm-booster"
+    predictor = verify(candidates, serve_world.bundle)
+    assert predictor.verified["scorer"] == "lightgbm-booster"
     _check_equal(predictor, serve_world.bundle, serve_world.records(300))
 
 
 def test_compiled_trees_that_disagree_give_way_to_the_booster(
     serve_world: ServeWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    predictor = FastPredictor.from_bundle(serve_world.bundle)
-    assert predictor.forest is not None
+    candidates = compile_bundle(serve_world.bundle)
+    assert candidates.scorers[0].forest is not None  # type: ignore[attr-defined]
     monkeypatch.setattr(Forest, "predict", lambda self, x: np.full(x.shape[0], 0.5))
-    assert predictor.verify(serve_world.bundle)["scorer"] == "lightgbm-booster"
+    predictor = verify(candidates, serve_world.bundle)
+    assert predictor.verified["scorer"] == "lightgbm-booster"
     assert predictor.forest is None
 
 
 def test_the_literal_predict_proba_is_the_last_resort(serve_world: ServeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
-    predictor = FastPredictor.from_bundle(serve_world.bundle)
+    candidates = compile_bundle(serve_world.bundle)
     monkeypatch.setattr(Forest, "predict", lambda self, x: np.full(x.shape[0], 0.5))
-    monkeypatch.setattr(predictor.scorer_fallbacks[0], "booster", SimpleNamespace(predict=lambda x, **kw: x[:, 0] * 0))
-    assert predictor.verify(serve_world.bundle)["scorer"] == "sklearn-predict-proba(LGBMClassifier)"
+    monkeypatch.setattr(candidates.scorers[1], "booster", SimpleNamespace(predict=lambda x, **kw: x[:, 0] * 0))
+    predictor = verify(candidates, serve_world.bundle)
+    assert predictor.verified["scorer"] == "sklearn-predict-proba(LGBMClassifier)"
     _check_equal(predictor, serve_world.bundle, serve_world.records(100))
 
 
@@ -166,9 +180,9 @@ def test_zero_as_missing_is_not_compiled_but_served(serve_world: ServeWorld) -> 
     bundle = _fit(serve_world, OneHotEncoder(handle_unknown="ignore"), classifier)
     with pytest.raises(UnsupportedForestError, match="missing type"):
         Forest.from_booster(bundle.model.steps[-1][1].booster_)
-    predictor = FastPredictor.from_bundle(bundle)
-    assert predictor.kind == "lightgbm-booster"
-    predictor.verify(bundle)
+    candidates = compile_bundle(bundle)
+    assert candidates.scorers[0].kind == "lightgbm-booster"
+    predictor = verify(candidates, bundle)
     _check_equal(predictor, bundle, serve_world.records(300))
 
 
@@ -192,8 +206,8 @@ def test_zero_as_missing_is_not_compiled_but_served(serve_world: ServeWorld) -> 
 )
 def test_other_encoder_settings_are_probed_exactly(serve_world: ServeWorld, encoder: OneHotEncoder) -> None:
     bundle = _fit(serve_world, encoder)
-    predictor = FastPredictor.from_bundle(bundle)
-    assert predictor.verify(bundle)["encoder"] == "lookup-tables"
+    predictor = _verified(bundle)
+    assert predictor.verified["encoder"] == "lookup-tables"
     records = serve_world.records(300)
     for record in records[::7]:
         record["region"] = "somewhere new"
@@ -218,9 +232,10 @@ def test_column_wise_numeric_steps_are_replayed_in_the_lookup(
 ) -> None:
     classifier = LogisticRegression(max_iter=2000) if not isinstance(numeric, StandardScaler) else _lightgbm()
     bundle = _fit(serve_world, OneHotEncoder(handle_unknown="ignore"), classifier, numeric, after)
-    predictor = FastPredictor.from_bundle(bundle)
-    assert predictor.encoder.kind == "lookup-tables"
-    report = predictor.verify(bundle)
+    candidates = compile_bundle(bundle)
+    assert candidates.encoders[0].kind == "lookup-tables"
+    predictor = verify(candidates, bundle)
+    report = predictor.verified
     expected = "linear" if isinstance(classifier, LogisticRegression) else "compiled-trees"
     assert (report["encoder"], report["scorer"]) == ("lookup-tables", expected)
     records = serve_world.records(300)
@@ -242,8 +257,8 @@ def test_encoders_the_tables_cannot_reproduce_use_the_pipeline_transform(
     else:
         numeric, classifier = Pipeline([("impute", SimpleImputer()), ("poly", PolynomialFeatures(2))]), _lightgbm()
     bundle = _fit(serve_world, OneHotEncoder(handle_unknown="ignore"), classifier, numeric)
-    predictor = FastPredictor.from_bundle(bundle)
-    report = predictor.verify(bundle)
+    predictor = _verified(bundle)
+    report = predictor.verified
     expected = "linear" if explainable else "compiled-trees"
     assert (report["encoder"], report["scorer"]) == ("pipeline-transform", expected)
     records = serve_world.records(200)
@@ -260,10 +275,11 @@ def test_encoders_the_tables_cannot_reproduce_use_the_pipeline_transform(
 
 
 def test_a_wrong_encoder_table_gives_way_to_the_pipeline_transform(serve_world: ServeWorld) -> None:
-    predictor = FastPredictor.from_bundle(serve_world.bundle)
-    block = predictor.encoder.blocks[0]  # type: ignore[attr-defined]
+    candidates = compile_bundle(serve_world.bundle)
+    block = candidates.encoders[0].blocks[0]  # type: ignore[attr-defined]
     block.table[[0, 1]] = block.table[[1, 0]]  # swap two categories
-    report = predictor.verify(serve_world.bundle)
+    predictor = verify(candidates, serve_world.bundle)
+    report = predictor.verified
     assert report["encoder"] == "pipeline-transform" and report["scorer"] == "compiled-trees"
     _check_equal(predictor, serve_world.bundle, serve_world.records(100))
 
@@ -276,30 +292,30 @@ def test_verification_fails_when_even_the_literal_path_disagrees(serve_world: Se
             return 1.0 - super().predict_proba(frame)
 
     liar = Lying(bundle.model, bundle.features)
-    predictor = FastPredictor.from_bundle(liar)
+    candidates = compile_bundle(liar)
     with pytest.raises(VerificationError, match="sklearn-predict-proba"):
-        predictor.verify(liar)
+        verify(candidates, liar)
 
 
 def test_unservable_pipelines_are_refused(serve_world: ServeWorld) -> None:
     strict = _fit(serve_world, OneHotEncoder(handle_unknown="error"))
     with pytest.raises(UnsupportedModelError, match="handle_unknown"):
-        FastPredictor.from_bundle(strict)
+        compile_bundle(strict)
     alone = StubBundle(Pipeline([("c", LGBMClassifier())]), strict.features)
     with pytest.raises(UnsupportedModelError, match="Pipeline of encoding"):
-        FastPredictor.from_bundle(alone)
+        compile_bundle(alone)
     no_proba = _fit(serve_world, OneHotEncoder(handle_unknown="ignore"), LinearSVC(), _scaled())
     with pytest.raises(UnsupportedModelError, match="predict_proba"):
-        FastPredictor.from_bundle(no_proba)
+        compile_bundle(no_proba)
 
 
 def test_probe_records_are_valid_and_cover_every_category(serve_world: ServeWorld) -> None:
-    predictor = FastPredictor.from_bundle(serve_world.bundle)
-    cuts = predictor._probe_cuts()
+    candidates = compile_bundle(serve_world.bundle)
+    cuts = probe_cuts(candidates)
     assert cuts  # the trees' thresholds, in raw feature values
-    records = probe_records(predictor.features, 400, 0, cuts)
-    predictor.validator.validate_records(records)  # no error
-    for feature in predictor.features:
+    records = probe_records(candidates.features, 400, 0, cuts)
+    candidates.validator.validate_records(records)  # no error
+    for feature in candidates.features:
         seen = {r[feature.name] for r in records}
         if feature.type == "category":
             assert set(feature.categories or []) <= seen
@@ -325,13 +341,32 @@ def test_records_from_frame_normalises_warehouse_values(serve_world: ServeWorld)
 
 
 def test_in_process_api_validates(serve_world: ServeWorld) -> None:
-    predictor = FastPredictor.from_bundle(serve_world.bundle)
+    predictor = _verified(serve_world.bundle)
     with pytest.raises(InvalidRequestError) as caught:
         predictor.predict_records([{"age_years": 1}])
     assert caught.value.status == 422
     with pytest.raises(InvalidRequestError) as too_many:
         predictor.predict_records(serve_world.records(1) * 10_001)
     assert too_many.value.status == 413
+
+
+def test_only_a_verified_predictor_can_serve(serve_world: ServeWorld) -> None:
+    """Compiled candidates never reach the serving state; a VerifiedPredictor comes only from verify()."""
+    candidates = compile_bundle(serve_world.bundle)
+    state = ServeState(max_records=10)
+    with pytest.raises(TypeError, match="only a VerifiedPredictor"):
+        state.activate(serve_world.bundle, candidates)  # type: ignore[arg-type]
+    assert state.predictor is None and not state.ready
+    predictor = verify(candidates, serve_world.bundle)
+    fields = {f.name: getattr(predictor, f.name) for f in dataclasses.fields(predictor)}
+    with pytest.raises(TypeError, match=r"only by clientml_mle\.serve\.fastpath\.verify"):
+        VerifiedPredictor(**fields, seal=object())
+    with pytest.raises(TypeError, match="only by"):
+        dataclasses.replace(predictor, threshold=0.0, seal=None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        predictor.threshold = 0.0  # type: ignore[misc]
+    state.activate(serve_world.bundle, predictor)
+    assert state.ready and state.predictor is predictor and state.bundle is serve_world.bundle
 
 
 # --- every final estimator the ds module may bundle, served through create_app ------------------------
@@ -501,8 +536,7 @@ def test_linear_contributions_are_coefficient_times_encoded_value(
     kind_bundle: Callable[[str], Bundle], serve_world: ServeWorld
 ) -> None:
     bundle = kind_bundle("logistic-regression")
-    predictor = FastPredictor.from_bundle(bundle)
-    predictor.verify(bundle)
+    predictor = _verified(bundle)
     records = serve_world.records(10)
     encode, model = bundle.model[:-1], bundle.model[-1]
     matrix = np.asarray(encode.transform(bundle.feature_frame(records)), dtype=float)
@@ -522,7 +556,8 @@ def test_calibrated_folds_fall_back_to_the_literal_predict_proba(
     kind_bundle: Callable[[str], Bundle], serve_world: ServeWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bundle = kind_bundle("calibrated-logistic-sigmoid")
-    predictor = FastPredictor.from_bundle(bundle)
-    monkeypatch.setattr(_CalibratedFold, "predict", lambda self, x: np.zeros(x.shape[0]))
-    assert predictor.verify(bundle)["scorer"] == "sklearn-predict-proba(CalibratedClassifierCV)"
+    candidates = compile_bundle(bundle)
+    monkeypatch.setattr(CalibratedFold, "predict", lambda self, x: np.zeros(x.shape[0]))
+    predictor = verify(candidates, bundle)
+    assert predictor.verified["scorer"] == "sklearn-predict-proba(CalibratedClassifierCV)"
     _check_equal(predictor, bundle, serve_world.records(100))

@@ -381,6 +381,9 @@ def test_openapi_documents_the_api_key_scheme_on_protected_routes(secured: TestC
     assert "securitySchemes" not in open_schema["components"]
     assert all("security" not in op for ops in open_schema["paths"].values() for op in ops.values())
     assert secured.get("/docs").status_code == 401
+    # The key is checked before the body is read or parsed.
+    assert secured.post("/v1/predict/clients", content=b"{").status_code == 401
+    assert secured.post("/v1/predict", content=b"{", headers={"X-API-Key": "nope"}).status_code == 403
     assert "swagger" in secured.get("/docs", headers={"X-API-Key": API_KEY}).text.lower()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,7 +51,6 @@ class ServeState:
     metrics_dir: Path | None = None
     status: str = "loading"  # loading | ready | failed
     reason: str | None = None
-    loaded_in_s: float | None = None
     _served: _Served | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -87,9 +85,8 @@ class ServeState:
 
         Raises UnsupportedModelError or VerificationError (the state is then unchanged).
         """
-        started = time.perf_counter()
         predictor = verify(compile_bundle(bundle, self.max_records), bundle)
-        self.activate(bundle, predictor, loaded_in_s=time.perf_counter() - started)
+        self.activate(bundle, predictor)
         report = predictor.verified
         log.info(
             "model %s %s ready: fast path verified on %d records (max |diff| %.3g)",
@@ -100,7 +97,7 @@ class ServeState:
         )
         return predictor
 
-    def activate(self, bundle: BundleLike, predictor: VerifiedPredictor, loaded_in_s: float | None = None) -> None:
+    def activate(self, bundle: BundleLike, predictor: VerifiedPredictor) -> None:
         """Serve ``predictor`` (of ``bundle``). Raises TypeError for anything but a VerifiedPredictor:
         compiled candidates, or any other object, never serve."""
         if not isinstance(predictor, VerifiedPredictor):
@@ -110,7 +107,7 @@ class ServeState:
         served = _Served(bundle, predictor, RecordValidator(lenient, self.max_records))
         with self._lock:
             self._served = served
-            self.status, self.reason, self.loaded_in_s = "ready", None, loaded_in_s
+            self.status, self.reason = "ready", None
 
     def load(self) -> None:
         """Load, verify and install the bundle of ``models_dir``; a failure is kept as the reason."""

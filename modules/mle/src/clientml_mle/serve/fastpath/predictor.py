@@ -72,11 +72,6 @@ class VerifiedPredictor(ModelSpec):
         """The compiled trees when a LightGBM model is scored with them."""
         return self.scorer.forest if isinstance(self.scorer, TreeScorer) else None
 
-    @property
-    def n_columns(self) -> int:
-        """Columns of the model matrix."""
-        return self.encoder.n_columns
-
     # explanations ------------------------------------------------------------------------------------
 
     @property

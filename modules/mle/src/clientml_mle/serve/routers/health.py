@@ -12,6 +12,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 
 @router.get("/live", summary="Liveness: the process answers")
 async def live() -> Response:
+    """200 as long as the process answers."""
     return json_response({"status": "alive"})
 
 
@@ -21,6 +22,7 @@ async def live() -> Response:
     responses={503: {"description": "Loading, or failed (the reason says why)"}},
 )
 async def ready(state: StateDep) -> Response:
+    """200 with the model and its verification report once ready; 503 with the status and reason before."""
     predictor = state.predictor
     if state.ready and predictor is not None:
         return json_response(

@@ -12,5 +12,6 @@ router = APIRouter(tags=["metrics"])
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(state: StateDep) -> Response:
+    """The Prometheus text exposition (summed over the workers in multiprocess mode)."""
     body, content_type = exposition(state.metrics_dir)
     return Response(body, media_type=content_type)

@@ -25,6 +25,7 @@ def _jsonable_time(value: Any) -> Any:
 
 @router.get("/model", summary="The served model", responses={200: {"model": ModelInfo}, **ERRORS})
 async def model_info(state: StateDep, predictor: PredictorDep) -> Response:
+    """The model's identity, metrics, features, record limit and verified fast path (``ModelInfo``)."""
     manifest = state.bundle.manifest if state.bundle is not None else None
     created = getattr(manifest, "created_at", None)
     training = getattr(manifest, "training_data", None)

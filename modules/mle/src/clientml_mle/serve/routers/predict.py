@@ -50,6 +50,7 @@ def _request_body(schema: str) -> dict[str, Any]:
 
 
 def check_explain(n: int) -> None:
+    """InvalidRequestError 413 when ``explain=true`` is asked for more than MAX_EXPLAIN_RECORDS records."""
     if n > MAX_EXPLAIN_RECORDS:
         msg = f"explain=true is limited to {MAX_EXPLAIN_RECORDS} records per request (got {n})"
         raise InvalidRequestError(413, msg, [error_entry(["records"], "too_long", msg)])
@@ -81,6 +82,7 @@ def _model_ref(predictor: VerifiedPredictor) -> dict[str, str]:
     openapi_extra=_request_body("PredictRequest"),
 )
 async def predict(request: Request, predictor: PredictorDep, payload: JsonBody, explain: bool = EXPLAIN) -> Response:
+    """P(label = 1) and the label of every record, in order (``PredictResponse``)."""
     records = payload.get("records") if type(payload) is dict else None
     if type(records) is list:
         request.state.n_records = len(records)
@@ -115,6 +117,8 @@ def _lookup(state: ServeState, ids: list[str]) -> Any:
 async def predict_clients(
     request: Request, state: StateDep, predictor: PredictorDep, payload: JsonBody, explain: bool = EXPLAIN
 ) -> Response:
+    """Predictions of the requested clients found in the feature store, in request order (duplicates
+    once), and the ids not found (``ClientsResponse``)."""
     try:
         body = ClientsRequest.model_validate(payload)
     except ValidationError as exc:  # answered like FastAPI's own body validation errors

@@ -9,8 +9,8 @@
    10,000-record batch, and the sklearn Pipeline's single-record latency for reference.
 3. Serves the model on 127.0.0.1 twice, one server at a time, with ``--workers`` processes each: our API
    (``run_server``, what ``clientml serve`` runs) and ``mlflow models serve --env-manager local``.
-4. From a separate client process (asyncio, raw HTTP/1.1 keep-alive connections, one per concurrent
-   request stream) measures single-record throughput and p50/p99 latency at concurrency 1, 16 and 64
+4. From a separate client process (``serve_client.py``: asyncio, raw HTTP/1.1 keep-alive connections,
+   one per concurrent request stream) measures single-record throughput and p50/p99 latency at concurrency 1, 16 and 64
    (each level bounded by ``--duration`` seconds and ``--max-requests`` requests, after a warm-up), and the
    latency of a 10,000-record batch (median of 5).
 5. Prints a markdown table with the ratios and writes it to ``.bench/serve.md``.
@@ -23,7 +23,6 @@ server under test, so the figures are a lower bound of what the servers can do.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import platform
@@ -51,133 +50,16 @@ STARTUP_TIMEOUT_S = 180.0
 BATCH_REPEATS = 5
 
 
-# --- the load client (runs in its own process) ----------------------------------------------------
+# --- the load client (serve_client.py, in its own process) --------------------------------------
 
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
-    length = None
-    chunked = close = False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value.strip())
-        elif name == b"transfer-encoding" and b"chunked" in value.lower():
-            chunked = True
-        elif name == b"connection" and b"close" in value.lower():
-            close = True
-    if length is not None:
-        return status, await reader.readexactly(length), close
-    if not chunked:
-        raise RuntimeError("response without content-length or chunked encoding")
-    parts: list[bytes] = []
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
-        if size == 0:
-            await reader.readuntil(b"\r\n")
-            return status, b"".join(parts), close
-        parts.append(await reader.readexactly(size))
-        await reader.readexactly(2)
-
-
-def _request(path: str, port: int, body: bytes, headers: dict[str, str]) -> bytes:
-    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n{extra}\r\n"
-    )
-    return head.encode() + body
-
-
-async def _load(
-    port: int, requests: list[bytes], concurrency: int, duration: float, max_requests: int
-) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors = 0
-    budget = max_requests
-    deadline = time.perf_counter() + duration
-
-    async def stream(offset: int) -> None:
-        nonlocal budget, errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        i = offset
-        try:
-            while budget > 0 and time.perf_counter() < deadline:
-                budget -= 1
-                request = requests[i % len(requests)]
-                i += concurrency
-                started = time.perf_counter()
-                writer.write(request)
-                status, _, close = await _read_response(reader)
-                latencies.append(time.perf_counter() - started)
-                if status != 200:
-                    errors += 1
-                if close:
-                    writer.close()
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        finally:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(stream(k) for k in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    ordered = np.sort(np.array(latencies))
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "seconds": elapsed,
-        "throughput": len(latencies) / elapsed,
-        "p50_ms": float(np.percentile(ordered, 50) * 1000),
-        "p99_ms": float(np.percentile(ordered, 99) * 1000),
-    }
-
-
-async def _batch(port: int, request: bytes, repeats: int) -> dict[str, Any]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    times = []
-    body = b""
-    try:
-        for i in range(repeats + 1):
-            started = time.perf_counter()
-            writer.write(request)
-            status, body, _ = await _read_response(reader)
-            if status != 200:
-                raise RuntimeError(f"batch request failed with {status}: {body[:300]!r}")
-            if i:  # the first call warms up
-                times.append(time.perf_counter() - started)
-    finally:
-        writer.close()
-    return {"median_ms": statistics.median(times) * 1000, "all_ms": [t * 1000 for t in times], "body": body.decode()}
-
-
-def client_main(argv: list[str]) -> None:
-    """``bench_serve.py _client SPEC_FILE``: run one measurement, print its JSON result."""
-    spec = orjson.loads(Path(argv[0]).read_bytes())
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        uvloop.install()
-    port, path, headers = spec["port"], spec["path"], spec.get("headers", {})
-    if spec["mode"] == "batch":
-        request = _request(path, port, spec["body"].encode(), headers)
-        result = asyncio.run(_batch(port, request, spec["repeats"]))
-    else:
-        requests = [_request(path, port, body.encode(), headers) for body in spec["bodies"]]
-        if spec.get("warmup"):
-            asyncio.run(_load(port, requests, 8, 30.0, spec["warmup"]))
-        result = asyncio.run(_load(port, requests, spec["concurrency"], spec["duration"], spec["max_requests"]))
-    sys.stdout.write(orjson.dumps(result).decode())
+CLIENT = Path(__file__).with_name("serve_client.py")
 
 
 def run_client(spec: dict[str, Any], workdir: Path, timeout: float) -> dict[str, Any]:
+    """One measurement by the load client (``serve_client.py``) in its own process: its JSON result."""
     path = workdir / f"client-{time.monotonic_ns()}.json"
     path.write_bytes(orjson.dumps(spec))
-    done = subprocess.run(
-        [sys.executable, __file__, "_client", str(path)], capture_output=True, timeout=timeout, check=False
-    )
+    done = subprocess.run([sys.executable, str(CLIENT), str(path)], capture_output=True, timeout=timeout, check=False)
     path.unlink()
     if done.returncode != 0:
         raise RuntimeError(f"client failed: {done.stderr.decode()[-2000:]}")
@@ -297,11 +179,10 @@ def prepare(root: Path, n_clients: int, seed: int) -> Prepared:
 
 
 def in_process(prepared: Prepared, calls: int = 2000) -> dict[str, Any]:
-    from clientml_mle.serve.predictor import FastPredictor
+    from clientml_mle.serve.fastpath import compile_bundle, verify
 
     bundle, records = prepared.bundle, prepared.records
-    predictor = FastPredictor.from_bundle(bundle)
-    predictor.verify(bundle)
+    predictor = verify(compile_bundle(bundle), bundle)
     for record in records[:200]:
         predictor.predict_records([record])
     times = []
@@ -558,7 +439,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_client":
-        client_main(sys.argv[2:])
-    else:
-        main()
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -100,9 +101,7 @@ def test_serve_calls_run_server(runner: CliRunner, tmp_path: Path, monkeypatch: 
     fake = types.ModuleType("clientml_mle.serve.server")
 
     def run_server(**kwargs: Any) -> None:
-        import os
-
-        calls.append({**kwargs, "api_key": os.environ.get("CLIENTML_API_KEY")})
+        calls.append(kwargs)
 
     fake.run_server = run_server  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "clientml_mle.serve.server", fake)
@@ -122,5 +121,6 @@ def test_serve_calls_run_server(runner: CliRunner, tmp_path: Path, monkeypatch: 
             "api_key": "s3cret",
         }
     ]
+    assert os.environ["CLIENTML_API_KEY"] == ""  # the key is passed explicitly, not through the environment
     result = runner.invoke(app, ["serve", "--api-key-env", "ABSENT_VARIABLE"])
     assert result.exit_code == 1 and "ABSENT_VARIABLE" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -12,7 +13,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from clientml_mle.serve.app import create_app, create_app_from_env
+from clientml_de.settings import get_settings
+from clientml_mle.serve.app import create_app, create_app_from_config
+from clientml_mle.serve.config import ServeConfig
 from clientml_mle.serve.logging import ACCESS_LOGGER
 from fastapi.testclient import TestClient
 from serve_fixtures import ServeWorld
@@ -353,6 +356,37 @@ def test_auth_off_without_a_key(client: TestClient) -> None:
     assert client.get("/v1/model").status_code == 200
 
 
+def test_openapi_documents_the_api_key_scheme_on_protected_routes(secured: TestClient, client: TestClient) -> None:
+    """FastAPI's APIKeyHeader dependency on the protected routers documents the scheme, nothing patched."""
+    schema = secured.get("/openapi.json", headers={"X-API-Key": API_KEY}).json()
+    assert schema["components"]["securitySchemes"] == {
+        "APIKeyHeader": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "The server's API key (every route but /health/*)",
+        }
+    }
+    operations = [(path, op) for path, ops in schema["paths"].items() for op in ops.values()]
+    assert {path for path, _ in operations} >= {"/v1/predict", "/v1/predict/clients", "/v1/model", "/metrics"}
+    for path, operation in operations:
+        expected = None if path.startswith("/health/") else [{"APIKeyHeader": []}]
+        assert operation.get("security") == expected, path
+    # Both request bodies the routes parse themselves are documented.
+    body = schema["paths"]["/v1/predict/clients"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["$ref"] == "#/components/schemas/ClientsRequest"
+    assert "client_ids" in schema["components"]["schemas"]["ClientsRequest"]["properties"]
+    # An open server documents no scheme.
+    open_schema = client.get("/openapi.json").json()
+    assert "securitySchemes" not in open_schema["components"]
+    assert all("security" not in op for ops in open_schema["paths"].values() for op in ops.values())
+    assert secured.get("/docs").status_code == 401
+    # The key is checked before the body is read or parsed.
+    assert secured.post("/v1/predict/clients", content=b"{").status_code == 401
+    assert secured.post("/v1/predict", content=b"{", headers={"X-API-Key": "nope"}).status_code == 403
+    assert "swagger" in secured.get("/docs", headers={"X-API-Key": API_KEY}).text.lower()
+
+
 # --- loading and readiness -----------------------------------------------------------------------
 
 
@@ -378,13 +412,15 @@ def test_not_ready_until_a_bundle_loads(tmp_path: Path) -> None:
 
 
 def test_app_from_env_loads_in_the_background(serve_world: ServeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CLIENTML_MODELS_DIR", str(serve_world.models_dir))
+    """The workers' app: a ServeConfig built from the settings (``CLIENTML_*``), loaded after startup."""
     monkeypatch.setenv("CLIENTML_API_KEY", API_KEY)
     monkeypatch.setenv("CLIENTML_MAX_RECORDS", "7")
-    monkeypatch.setenv("CLIENTML_SERVE_WAREHOUSE_URL", "")
     # The workers' logging setup (stdout handlers) would leak into the rest of the session.
     monkeypatch.setattr("clientml_mle.serve.logging.configure_logging", lambda level="INFO": None)
-    app = create_app_from_env()
+    config = ServeConfig.from_settings(get_settings(), serve_world.models_dir)
+    assert (config.api_key, config.max_records, config.warehouse_url) == (API_KEY, 7, get_settings().warehouse_url)
+    assert API_KEY not in repr(config)
+    app = create_app_from_config(dataclasses.replace(config, warehouse_url=None))
     with TestClient(app) as env_client:
         assert _wait_ready(env_client).status_code == 200
         headers = {"X-API-Key": API_KEY}
@@ -400,14 +436,14 @@ def test_app_from_env_loads_in_the_background(serve_world: ServeWorld, monkeypat
 def test_a_fast_path_that_disagrees_never_becomes_ready(
     serve_world: ServeWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clientml_mle.serve.predictor import FastPredictor, VerificationError
+    from clientml_mle.serve.fastpath import VerificationError, VerifiedPredictor
 
-    original = FastPredictor.predict_matrix
+    original = VerifiedPredictor.predict_matrix
 
-    def off_by_a_bit(self: FastPredictor, matrix: np.ndarray) -> np.ndarray:
+    def off_by_a_bit(self: VerifiedPredictor, matrix: np.ndarray) -> np.ndarray:
         return original(self, matrix) + 1e-6
 
-    monkeypatch.setattr(FastPredictor, "predict_matrix", off_by_a_bit)
+    monkeypatch.setattr(VerifiedPredictor, "predict_matrix", off_by_a_bit)
     with pytest.raises(VerificationError, match=r"differ from bundle\.predict_proba"):
         create_app(serve_world.bundle)
     app = create_app(models_dir=serve_world.models_dir)

@@ -1,4 +1,6 @@
-"""The API served for real: ``run_server`` (uvicorn, 2 worker processes) on 127.0.0.1, over HTTP."""
+"""The API served for real: ``clientml serve`` (``run_server``: uvicorn, 2 worker processes) on 127.0.0.1,
+over HTTP. The API key and the warehouse are given as options, so they reach the workers only through
+the ``ServeConfig`` the server hands them."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import serve_fixtures
 from serve_fixtures import ServeWorld
 
 API_KEY = "server-test-key"
+KEY_VARIABLE = "SERVE_TEST_API_KEY"
 WORKERS = 2
 STARTUP_TIMEOUT_S = 90.0
 
@@ -27,13 +30,23 @@ STARTUP_TIMEOUT_S = 90.0
 def server(serve_world: ServeWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     port = serve_fixtures.free_port()
     log_file = tmp_path_factory.mktemp("server") / "server.log"
-    code = (
-        "import sys; from pathlib import Path; from clientml_mle.serve.server import run_server; "
-        "run_server(Path(sys.argv[1]), sys.argv[2], '127.0.0.1', int(sys.argv[3]), int(sys.argv[4]))"
-    )
-    env = {**os.environ, "CLIENTML_API_KEY": API_KEY, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    args = [sys.executable, "-c", code, str(serve_world.models_dir), serve_world.warehouse_url, str(port), str(WORKERS)]
+    env = {**os.environ, KEY_VARIABLE: API_KEY, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "CLIENTML_API_KEY", "CLIENTML_WAREHOUSE_URL"):
+        env.pop(name, None)
+    args = [
+        str(Path(sys.executable).with_name("clientml")),
+        "serve",
+        "--models-dir",
+        str(serve_world.models_dir),
+        "--warehouse",
+        serve_world.warehouse_url,
+        "--port",
+        str(port),
+        "--workers",
+        str(WORKERS),
+        "--api-key-env",
+        KEY_VARIABLE,
+    ]
     with log_file.open("wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -132,3 +145,17 @@ def test_json_access_log(server: tuple[str, Path], serve_world: ServeWorld) -> N
     assert entry["status"] == 200
     assert entry["n_records"] == 2
     assert entry["latency_ms"] > 0
+
+
+def test_every_worker_has_the_configured_key_and_warehouse(server: tuple[str, Path], serve_world: ServeWorld) -> None:
+    """Both workers started, and each answers with the key and the feature store given as options."""
+    base, log_file = server
+    started = set(re.findall(rb"Started server process \[(\d+)\]", log_file.read_bytes()))
+    assert len(started) == WORKERS
+    ids = serve_world.store["client_id"].tolist()[:2]
+    for _ in range(12):  # a new connection per request, so both workers answer some
+        with httpx.Client(base_url=base, timeout=10) as fresh:
+            assert fresh.get("/v1/model", headers={"X-API-Key": "wrong"}).status_code == 403
+            response = fresh.post("/v1/predict/clients", json={"client_ids": ids}, headers={"X-API-Key": API_KEY})
+            assert response.status_code == 200, response.text
+            assert [p["client_id"] for p in response.json()["predictions"]] == ids

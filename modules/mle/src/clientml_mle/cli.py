@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -194,16 +193,15 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Name of the environment variable holding the API key (default CLIENTML_API_KEY)"),
         ] = None,
     ) -> None:
-        """Serve the newest bundle over HTTP (the prediction API)."""
+        """Serve the champion bundle over HTTP (the prediction API)."""
         _log_to_stderr()
-        from clientml_de.settings import get_settings
+        from clientml_de.settings import environment_variable, get_settings
 
+        api_key = None
         if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
+            api_key = environment_variable(api_key_env)
+            if not api_key:
                 _fail(f"environment variable {api_key_env} (--api-key-env) is not set or empty")
-            # The server (and its worker processes) read the key from the settings.
-            os.environ["CLIENTML_API_KEY"] = key
         settings = get_settings()
         from clientml_mle.serve.server import run_server
 
@@ -213,4 +211,5 @@ def register(app: typer.Typer) -> None:
             host=host or settings.host,
             port=settings.port if port is None else port,
             workers=workers or settings.workers,
+            api_key=api_key or settings.api_key_value(),
         )

@@ -1,31 +1,28 @@
-"""The FastAPI app: ``create_app`` (a bundle object or a models directory) and ``create_app_from_env``
-(the factory the server's workers call, configured by ``CLIENTML_*`` variables)."""
+"""The FastAPI app: ``create_app`` (a bundle object or a models directory) and ``create_app_from_config``
+(the factory the server's workers call with their :class:`~clientml_mle.serve.config.ServeConfig`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clientml_mle.serve.deps import ServeState, request_id
+from clientml_mle.serve.config import ServeConfig
+from clientml_mle.serve.deps import ServeState, request_id, require_api_key
+from clientml_mle.serve.fastpath import BundleLike
+from clientml_mle.serve.fastpath.compile import DEFAULT_MAX_RECORDS
 from clientml_mle.serve.middleware import ServingMiddleware
-from clientml_mle.serve.predictor import BundleLike
-from clientml_mle.serve.routers import health, json_response, metrics, model, predict
-from clientml_mle.serve.schemas import InvalidRequestError, RequestSchema, error_entry
+from clientml_mle.serve.routers import docs, health, json_response, metrics, model, predict
+from clientml_mle.serve.schemas import ClientsRequest, InvalidRequestError, RequestSchema, error_entry
 
 log = logging.getLogger(__name__)
-
-# Set by run_server for its workers: the warehouse for /v1/predict/clients ("" means none).
-SERVE_WAREHOUSE_ENV = "CLIENTML_SERVE_WAREHOUSE_URL"
-DEFAULT_MAX_RECORDS = 10_000
 
 
 def _secret(value: Any) -> str | None:
@@ -43,20 +40,27 @@ def create_app(
     warehouse_url: str | None = None,
     api_key: Any = None,
     max_records: int = DEFAULT_MAX_RECORDS,
+    metrics_dir: Path | None = None,
 ) -> FastAPI:
-    """The prediction API for a loaded ``bundle``, or for the newest bundle of ``models_dir``.
+    """The prediction API for a loaded ``bundle``, or for the bundle of ``models_dir`` (a bundle's own
+    directory, or a models directory: its newest bundle).
 
-    A given ``bundle`` is compiled and verified now (an error is raised if the fast path does not match
-    it). With ``models_dir`` the bundle is loaded in the background after startup: ``/health/live``
-    answers at once and ``/health/ready`` turns 200 once the hashes are checked and the fast path is
-    verified (or reports why not). ``api_key`` (str or SecretStr) protects every route but /health/*.
+    A given ``bundle`` is compiled and verified now (UnsupportedModelError or VerificationError is raised
+    if the fast path does not match it). With ``models_dir`` the bundle is loaded in the background after
+    startup: ``/health/live`` answers at once and ``/health/ready`` turns 200 once the hashes are checked
+    and the fast path is verified (or reports why not). ``api_key`` (str or SecretStr) protects every
+    route but /health/*; ``metrics_dir`` is prometheus-client's multiprocess directory (None: this
+    process's metrics only). Raises ValueError unless exactly one of ``bundle`` and ``models_dir`` is given.
     """
     if (bundle is None) == (models_dir is None):
         raise ValueError("give exactly one of bundle and models_dir")
+    key = _secret(api_key)
     state = ServeState(
         max_records=max_records,
         warehouse_url=warehouse_url or None,
         models_dir=Path(models_dir) if models_dir is not None else None,
+        api_key=key,
+        metrics_dir=metrics_dir,
     )
     if bundle is not None:
         state.install(bundle)
@@ -75,38 +79,34 @@ def create_app(
         version="1",
         summary="Scores clients with the verified model bundle",
         lifespan=lifespan,
+        # Served by the docs router instead, behind the API key like every route but /health/*.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.serve = state
-    for router in (predict.router, model.router, health.router, metrics.router):
-        app.include_router(router)
+    protected = [Security(require_api_key)] if key is not None else []
+    for router in (predict.router, model.router, metrics.router, docs.router):
+        app.include_router(router, dependencies=protected)
+    app.include_router(health.router)
     _install_error_handlers(app)
-    app.add_middleware(ServingMiddleware, api_key=_secret(api_key), body_limit=lambda: state.max_body_bytes)
-    _install_openapi(app, state, protected=_secret(api_key) is not None)
+    app.add_middleware(ServingMiddleware, body_limit=lambda: state.max_body_bytes)
+    _install_openapi(app, state)
     return app
 
 
-def create_app_from_env() -> FastAPI:
-    """The app configured by the environment (``clientml_de.settings``, ``CLIENTML_*``).
-
-    The feature store is ``CLIENTML_SERVE_WAREHOUSE_URL`` when set (``run_server`` sets it; empty means
-    none), else ``CLIENTML_WAREHOUSE_URL`` when that variable is set, else none (the settings' default
-    warehouse is not assumed to exist).
-    """
-    from clientml_de.settings import get_settings
-
+def create_app_from_config(config: ServeConfig) -> FastAPI:
+    """The app of one server worker: JSON logs at ``config.log_level``, then :func:`create_app` loading
+    ``config.bundle_dir`` in the background (the factory ``run_server`` gives uvicorn)."""
     from clientml_mle.serve.logging import configure_logging
 
-    configure_logging(os.environ.get("CLIENTML_LOG_LEVEL", "INFO"))
-    settings = get_settings()
-    if SERVE_WAREHOUSE_ENV in os.environ:
-        warehouse: str | None = os.environ[SERVE_WAREHOUSE_ENV] or None
-    else:
-        warehouse = settings.warehouse_url if settings.warehouse_url_is_set else None
+    configure_logging(config.log_level)
     return create_app(
-        models_dir=settings.models_dir,
-        warehouse_url=warehouse,
-        api_key=settings.api_key,
-        max_records=settings.max_records,
+        models_dir=config.bundle_dir,
+        warehouse_url=config.warehouse_url,
+        api_key=config.api_key,
+        max_records=config.max_records,
+        metrics_dir=config.metrics_dir,
     )
 
 
@@ -149,8 +149,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_crash)
 
 
-def _install_openapi(app: FastAPI, state: ServeState, protected: bool) -> None:
-    """Add the request model generated from the feature specs (and the API-key scheme) to OpenAPI."""
+def _install_openapi(app: FastAPI, state: ServeState) -> None:
+    """Add the request models the routes parse themselves to OpenAPI: ``PredictRequest`` (generated from
+    the feature specs, once the model is loaded) and ``ClientsRequest``."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -158,6 +159,7 @@ def _install_openapi(app: FastAPI, state: ServeState, protected: bool) -> None:
             return app.openapi_schema
         schema = original()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["ClientsRequest"] = ClientsRequest.model_json_schema(ref_template="#/components/schemas/{model}")
         if state.predictor is not None:
             components.update(RequestSchema(state.predictor.features, state.max_records).components())
         else:
@@ -165,13 +167,6 @@ def _install_openapi(app: FastAPI, state: ServeState, protected: bool) -> None:
                 "type": "object",
                 "description": "The model is not loaded yet: its feature schema appears here once it is.",
             }
-        if protected:
-            schemes = schema["components"].setdefault("securitySchemes", {})
-            schemes["APIKeyHeader"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
-            for path, operations in schema.get("paths", {}).items():
-                if not path.startswith("/health/"):
-                    for operation in operations.values():
-                        operation["security"] = [{"APIKeyHeader": []}]
         app.openapi_schema = schema
         return schema
 

@@ -10,7 +10,6 @@ The access log (logger ``clientml_mle.serve.access``) writes one line per reques
 from __future__ import annotations
 
 import logging
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,7 +60,3 @@ def configure_logging(level: str = "INFO") -> None:
 
     logging.config.dictConfig(log_config(level))
     logging.captureWarnings(True)
-
-
-def _stderr_fallback() -> None:  # pragma: no cover - debugging aid
-    logging.basicConfig(stream=sys.stderr)

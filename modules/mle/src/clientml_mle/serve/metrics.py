@@ -6,17 +6,19 @@
 - ``clientml_prediction_batch_records``: records per prediction request (histogram).
 
 ``route`` is the route template (``/v1/predict``), or ``unmatched`` for unknown paths, so the label set
-stays bounded. With several worker processes the server sets ``PROMETHEUS_MULTIPROC_DIR`` (prometheus
-multiprocess mode): any worker's ``/metrics`` then reports the sum over all workers.
+stays bounded. With several worker processes the server exports ``PROMETHEUS_MULTIPROC_DIR``
+(prometheus-client's multiprocess mode, which the library reads at import in each worker) and gives the
+app the same directory (``ServeConfig.metrics_dir``): any worker's ``/metrics`` then reports the sum over
+all workers.
 """
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's variable (set through clientml_de.settings)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000)
 
@@ -31,22 +33,20 @@ PREDICTIONS = Counter("clientml_predictions", "Predictions served, by predicted 
 BATCH_RECORDS = Histogram("clientml_prediction_batch_records", "Records per prediction request", buckets=BATCH_BUCKETS)
 
 
-def multiprocess() -> bool:
-    return bool(os.environ.get(MULTIPROC_ENV))
-
-
-def exposition() -> tuple[bytes, str]:
-    """The metrics text (summed over workers in multiprocess mode) and its content type."""
-    if multiprocess():
+def exposition(metrics_dir: Path | None = None) -> tuple[bytes, str]:
+    """The metrics text and its content type: this process's, or with ``metrics_dir`` (multiprocess
+    mode) the sum over every worker writing there."""
+    if metrics_dir is not None:
         from prometheus_client import multiprocess as mp
 
         registry = CollectorRegistry()
-        mp.MultiProcessCollector(registry)
+        mp.MultiProcessCollector(registry, path=str(metrics_dir))
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
 def record_predictions(labels_one: int, total: int) -> None:
+    """Count one request's predictions: ``labels_one`` of label 1 out of ``total`` records."""
     if labels_one:
         PREDICTIONS.labels("1").inc(labels_one)
     if total - labels_one:

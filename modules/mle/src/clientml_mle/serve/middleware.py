@@ -1,12 +1,12 @@
-"""One pure-ASGI middleware for every request: request id, API-key check, body-size guard (from the
-``Content-Length`` header; the predict route also counts streamed bytes), metrics and the access log.
+"""One pure-ASGI middleware for every request: request id, body-size guard (from the ``Content-Length``
+header; the body dependency also counts streamed bytes), metrics and the access log. The API key is a
+dependency of the protected routers (:func:`clientml_mle.serve.deps.require_api_key`).
 
 Pure ASGI (not ``BaseHTTPMiddleware``) keeps the per-request overhead to a few microseconds.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import time
@@ -23,8 +23,6 @@ from clientml_mle.serve.metrics import LATENCY, REQUESTS
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 REQUEST_ID_HEADER = b"x-request-id"
-API_KEY_HEADER = b"x-api-key"
-OPEN_PREFIX = "/health/"
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -38,9 +36,8 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 class ServingMiddleware:
     """Wraps the FastAPI app (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, api_key: str | None = None, body_limit: Callable[[], int] | None = None) -> None:
+    def __init__(self, app: ASGIApp, body_limit: Callable[[], int] | None = None) -> None:
         self.app = app
-        self.api_key = api_key.encode() if api_key else None
         self.body_limit = body_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,11 +60,6 @@ class ServingMiddleware:
             await send(message)
 
         try:
-            if self.api_key is not None and not scope["path"].startswith(OPEN_PREFIX):
-                problem = self._auth_problem(scope)
-                if problem is not None:
-                    await _error(send_wrapper, problem[0], problem[1], request_id)
-                    return
             if self.body_limit is not None:
                 declared = _header(scope, b"content-length")
                 limit = self.body_limit()
@@ -98,15 +90,6 @@ class ServingMiddleware:
                 },
             )
 
-    def _auth_problem(self, scope: Scope) -> tuple[int, str] | None:
-        assert self.api_key is not None
-        given = _header(scope, API_KEY_HEADER)
-        if given is None:
-            return 401, "missing API key: send it in the X-API-Key header"
-        if not hmac.compare_digest(given, self.api_key):
-            return 403, "invalid API key"
-        return None
-
 
 async def _error(
     send: Send, status: int, message: str, request_id: str, detail: list[dict[str, Any]] | None = None
@@ -116,8 +99,6 @@ async def _error(
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
     ]
-    if status == 401:
-        headers.append((b"www-authenticate", b'ApiKey header="X-API-Key"'))
     start: dict[str, Any] = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": body})

@@ -328,7 +328,6 @@ class RequestSchema:
         items = Annotated[list[record], Field(min_length=1, max_length=max_records)]  # type: ignore[valid-type]
         request = make("PredictRequest", {"records": items})
         request.__pydantic_config__ = ConfigDict(extra="forbid")
-        self.record_adapter: TypeAdapter[Any] = TypeAdapter(record)
         self.request_adapter: TypeAdapter[Any] = TypeAdapter(request)
 
     def components(self) -> dict[str, Any]:

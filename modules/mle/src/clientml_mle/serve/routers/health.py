@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from clientml_mle.serve.deps import get_state
+from clientml_mle.serve.deps import StateDep
 from clientml_mle.serve.routers import json_response
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -12,6 +12,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 
 @router.get("/live", summary="Liveness: the process answers")
 async def live() -> Response:
+    """200 as long as the process answers."""
     return json_response({"status": "alive"})
 
 
@@ -20,10 +21,10 @@ async def live() -> Response:
     summary="Readiness: the bundle is loaded, its hashes checked and the fast path verified",
     responses={503: {"description": "Loading, or failed (the reason says why)"}},
 )
-async def ready(request: Request) -> Response:
-    state = get_state(request)
-    if state.ready and state.predictor is not None:
-        predictor = state.predictor
+async def ready(state: StateDep) -> Response:
+    """200 with the model and its verification report once ready; 503 with the status and reason before."""
+    predictor = state.predictor
+    if state.ready and predictor is not None:
         return json_response(
             {
                 "status": "ready",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from clientml_mle.serve.deps import get_state, ready_predictor
+from clientml_mle.serve.deps import PredictorDep, StateDep
 from clientml_mle.serve.routers import ERRORS, json_response
 from clientml_mle.serve.schemas import ModelInfo
 
@@ -24,9 +24,8 @@ def _jsonable_time(value: Any) -> Any:
 
 
 @router.get("/model", summary="The served model", responses={200: {"model": ModelInfo}, **ERRORS})
-async def model_info(request: Request) -> Response:
-    state = get_state(request)
-    predictor = ready_predictor(state)
+async def model_info(state: StateDep, predictor: PredictorDep) -> Response:
+    """The model's identity, metrics, features, record limit and verified fast path (``ModelInfo``)."""
     manifest = state.bundle.manifest if state.bundle is not None else None
     created = getattr(manifest, "created_at", None)
     training = getattr(manifest, "training_data", None)

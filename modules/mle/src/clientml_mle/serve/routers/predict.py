@@ -1,9 +1,10 @@
 """``POST /v1/predict`` (records in the body) and ``POST /v1/predict/clients`` (ids looked up in the
 feature store).
 
-The body of ``/v1/predict`` is read and parsed here (orjson), not by FastAPI, so that a 10,000-record
-batch is validated column by column instead of as 10,000 pydantic objects; the OpenAPI document still
-describes it with the model generated from the feature specs (``PredictRequest``).
+Both bodies are read and parsed by the :data:`~clientml_mle.serve.deps.JsonBody` dependency (orjson, size
+guarded), not by FastAPI, so that a 10,000-record batch is validated column by column instead of as
+10,000 pydantic objects, and only once the API key has been checked; the OpenAPI document still
+describes them (``PredictRequest``, generated from the feature specs, and ``ClientsRequest``).
 
 ``/v1/predict/clients``: ids without a row in the feature store are listed in ``not_found`` (the
 response is 200 with the others' predictions); a server without a warehouse URL answers 503.
@@ -14,13 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import orjson
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from clientml_mle.serve.deps import ServeState, get_state, ready_predictor, request_id
+from clientml_mle.serve.deps import JsonBody, PredictorDep, ServeState, StateDep, request_id
+from clientml_mle.serve.fastpath import VerifiedPredictor, records_from_frame
 from clientml_mle.serve.metrics import record_predictions
-from clientml_mle.serve.predictor import FastPredictor, records_from_frame
 from clientml_mle.serve.routers import ERRORS, json_response
 from clientml_mle.serve.schemas import (
     ClientsRequest,
@@ -29,7 +31,6 @@ from clientml_mle.serve.schemas import (
     PredictResponse,
     ValidRecords,
     error_entry,
-    invalid,
 )
 
 router = APIRouter(prefix="/v1", tags=["predict"])
@@ -42,42 +43,21 @@ EXPLAIN = Query(
 )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything larger than ``limit`` bytes before reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(size: int, limit: int) -> InvalidRequestError:
-    msg = f"request body too large: {size} bytes > limit {limit} bytes"
-    return InvalidRequestError(413, msg, [error_entry(["body"], "body_too_large", msg)])
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        msg = f"malformed JSON: {exc}" if body.strip() else "empty body: expected a JSON object"
-        raise invalid([error_entry(["body"], "json_invalid", msg)]) from None
+def _request_body(schema: str) -> dict[str, Any]:
+    """``openapi_extra`` documenting a JSON body the route parses itself, by its component's name."""
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
 def check_explain(n: int) -> None:
+    """InvalidRequestError 413 when ``explain=true`` is asked for more than MAX_EXPLAIN_RECORDS records."""
     if n > MAX_EXPLAIN_RECORDS:
         msg = f"explain=true is limited to {MAX_EXPLAIN_RECORDS} records per request (got {n})"
         raise InvalidRequestError(413, msg, [error_entry(["records"], "too_long", msg)])
 
 
 async def _predictions(
-    predictor: FastPredictor, matrix: np.ndarray, records: list[dict[str, Any]], explain: bool
+    predictor: VerifiedPredictor, matrix: np.ndarray, records: list[dict[str, Any]], explain: bool
 ) -> list[dict[str, Any]]:
     probabilities = predictor.predict_matrix(matrix)
     labels = predictor.labels(probabilities)
@@ -91,7 +71,7 @@ async def _predictions(
     return out
 
 
-def _model_ref(predictor: FastPredictor) -> dict[str, str]:
+def _model_ref(predictor: VerifiedPredictor) -> dict[str, str]:
     return {"name": predictor.name, "version": predictor.version}
 
 
@@ -99,17 +79,10 @@ def _model_ref(predictor: FastPredictor) -> dict[str, str]:
     "/predict",
     summary="Score records",
     responses={200: {"model": PredictResponse}, **ERRORS},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
-        }
-    },
+    openapi_extra=_request_body("PredictRequest"),
 )
-async def predict(request: Request, explain: bool = EXPLAIN) -> Response:
-    state = get_state(request)
-    predictor = ready_predictor(state)
-    payload = parse_json(await read_body(request, state.max_body_bytes))
+async def predict(request: Request, predictor: PredictorDep, payload: JsonBody, explain: bool = EXPLAIN) -> Response:
+    """P(label = 1) and the label of every record, in order (``PredictResponse``)."""
     records = payload.get("records") if type(payload) is dict else None
     if type(records) is list:
         request.state.n_records = len(records)
@@ -139,10 +112,17 @@ def _lookup(state: ServeState, ids: list[str]) -> Any:
     "/predict/clients",
     summary="Score clients by id from their latest feature-store rows",
     responses={200: {"model": ClientsResponse}, **ERRORS},
+    openapi_extra=_request_body("ClientsRequest"),
 )
-async def predict_clients(body: ClientsRequest, request: Request, explain: bool = EXPLAIN) -> Response:
-    state = get_state(request)
-    predictor = ready_predictor(state)
+async def predict_clients(
+    request: Request, state: StateDep, predictor: PredictorDep, payload: JsonBody, explain: bool = EXPLAIN
+) -> Response:
+    """Predictions of the requested clients found in the feature store, in request order (duplicates
+    once), and the ids not found (``ClientsResponse``)."""
+    try:
+        body = ClientsRequest.model_validate(payload)
+    except ValidationError as exc:  # answered like FastAPI's own body validation errors
+        raise RequestValidationError(exc.errors(include_url=False)) from None
     ids = list(dict.fromkeys(body.client_ids))
     request.state.n_records = len(ids)
     if len(ids) > state.max_records:

@@ -1,0 +1,50 @@
+"""``ServeConfig``: everything a server worker needs, built once and given to every worker explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clientml_mle.serve.fastpath.compile import DEFAULT_MAX_RECORDS
+
+if TYPE_CHECKING:
+    from clientml_de.settings import Settings
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The configuration of one server: frozen, and picklable (uvicorn's supervisor sends it to the worker
+    processes it spawns), so no worker reads it back from the environment."""
+
+    bundle_dir: Path  # the bundle to serve: one version's directory (or a models directory: its LATEST)
+    warehouse_url: str | None = None  # the feature store of /v1/predict/clients; None: that route answers 503
+    api_key: str | None = field(default=None, repr=False)  # None: the API is open
+    max_records: int = DEFAULT_MAX_RECORDS
+    log_level: str = "INFO"
+    metrics_dir: Path | None = None  # prometheus-client's multiprocess directory; None: one process
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        bundle_dir: Path,
+        *,
+        warehouse_url: str | None = None,
+        api_key: str | None = None,
+    ) -> ServeConfig:
+        """The configuration of ``settings`` (``CLIENTML_*``), with the explicit options given first.
+
+        ``warehouse_url`` None means ``CLIENTML_WAREHOUSE_URL`` when that variable is set, else none (the
+        settings' default warehouse is not assumed to exist); ``api_key`` None means ``CLIENTML_API_KEY``.
+        """
+        if not warehouse_url and settings.warehouse_url_is_set:
+            warehouse_url = settings.warehouse_url
+        return cls(
+            bundle_dir=Path(bundle_dir),
+            warehouse_url=warehouse_url or None,
+            api_key=api_key or settings.api_key_value(),
+            max_records=settings.max_records,
+            log_level=settings.log_level,
+            metrics_dir=settings.prometheus_multiproc_dir,
+        )

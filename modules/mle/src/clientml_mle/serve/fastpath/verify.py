@@ -1,0 +1,171 @@
+"""Verification: candidates -> a :class:`VerifiedPredictor`, or :class:`VerificationError`.
+
+On a few hundred probe records (both sides of every tree split, nulls, every category, unseen
+categories) the matrix must equal the pipeline's transform exactly and the probabilities must equal
+``bundle.predict_proba`` within :data:`VERIFY_TOLERANCE`. Encoders and scorers are tried fastest first;
+one that disagrees (or fails) gives way to the next, more literal one, logged as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from clientml_mle.serve.fastpath.base import VERIFY_TOLERANCE, BundleLike, VerificationError, dense
+from clientml_mle.serve.fastpath.compile import Candidates
+from clientml_mle.serve.fastpath.encoders import Encoder
+from clientml_mle.serve.fastpath.predictor import _SEAL, VerifiedPredictor
+from clientml_mle.serve.fastpath.records import probe_records, reference_frame
+from clientml_mle.serve.fastpath.scorers import Scorer
+from clientml_mle.serve.schemas import ValidRecords
+
+log = logging.getLogger(__name__)
+
+PROBE_RECORDS = 400
+
+
+class _Kinded(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+
+_Stage = TypeVar("_Stage", bound=_Kinded)
+_Result = TypeVar("_Result")
+
+
+def verify(candidates: Candidates, bundle: BundleLike, n: int = PROBE_RECORDS, seed: int = 0) -> VerifiedPredictor:
+    """The predictor of the first candidate encoder and scorer that match ``bundle`` on ``n`` probe records.
+
+    Each candidate is checked through the very methods the routes call. ``verified`` of the result
+    reports the records, the largest |difference|, the tolerance and the stages kept. Raises
+    VerificationError when even the literal path (``model[:-1].transform`` and the final estimator's
+    ``predict_proba``) disagrees.
+    """
+    records = probe_records(candidates.features, n, seed, probe_cuts(candidates))
+    frame = reference_frame(bundle, records, candidates.features)
+    valid = candidates.validator.validate_records(records)
+    with warnings.catch_warnings():  # the probe records hold unseen categories on purpose
+        warnings.simplefilter("ignore", UserWarning)
+        reference_matrix = dense(bundle.model[:-1].transform(frame))
+        reference = positive_probability(bundle.predict_proba(frame))
+        encoder, matrix = _first_encoder(candidates, valid, reference_matrix)
+        scorer, diff = _first_scorer(candidates, encoder, matrix, reference)
+    chosen = _predictor(candidates, encoder, scorer, {})
+    report = {
+        "records": len(records),
+        "max_abs_diff": diff,
+        "tolerance": VERIFY_TOLERANCE,
+        "model_type": candidates.model_type,
+        "encoder": encoder.kind,
+        "scorer": chosen.kind,
+        "explain": chosen.explain_kind,
+    }
+    return _predictor(candidates, encoder, scorer, report)
+
+
+def probe_cuts(candidates: Candidates) -> dict[str, list[float]]:
+    """Raw values of every feature near the trees' split thresholds (where the first encoder is
+    invertible): feature name -> sorted values."""
+    cuts: dict[str, set[float]] = {}
+    for booster in candidates.split_boosters:
+        for column, thresholds in split_thresholds(booster).items():
+            for threshold in thresholds:
+                found = candidates.encoders[0].raw_value(column, threshold)
+                if found is not None:
+                    cuts.setdefault(found[0], set()).add(found[1])
+    return {name: sorted(values) for name, values in cuts.items()}
+
+
+def split_thresholds(booster: Any) -> dict[int, list[float]]:
+    """Numeric split thresholds of every model column of a LightGBM booster: column -> sorted values."""
+    found: dict[int, set[float]] = {}
+    stack = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "split_feature" not in node:
+            continue
+        threshold = node.get("threshold")
+        if node.get("decision_type") == "<=" and isinstance(threshold, (int, float)):
+            found.setdefault(int(node["split_feature"]), set()).add(float(threshold))
+        stack.extend((node["left_child"], node["right_child"]))
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def positive_probability(proba: Any) -> np.ndarray:
+    """P(class 1), shape ``(n,)``, of ``predict_proba``'s ``(n, 2)`` output (or of an ``(n,)`` one)."""
+    array = np.asarray(proba, dtype=np.float64)
+    return array[:, 1] if array.ndim == 2 else array
+
+
+def _predictor(candidates: Candidates, encoder: Encoder, scorer: Scorer, report: dict[str, Any]) -> VerifiedPredictor:
+    return VerifiedPredictor(
+        **candidates.spec_fields(),
+        encoder=encoder,
+        scorer=scorer,
+        explainer=candidates.explainer,
+        verified=report,
+        seal=_SEAL,
+    )
+
+
+def _first_encoder(candidates: Candidates, valid: ValidRecords, reference: np.ndarray) -> tuple[Encoder, np.ndarray]:
+    def check(encoder: Encoder) -> tuple[np.ndarray, str | None]:
+        matrix = _predictor(candidates, encoder, candidates.scorers[0], {}).encode(valid)
+        return matrix, _matrix_difference(matrix, reference)
+
+    def failure(problems: str) -> str:
+        return f"the encoder differs from the pipeline's transform ({problems})"
+
+    return _first_passing("encoder", candidates.encoders, check, failure)
+
+
+def _first_scorer(
+    candidates: Candidates, encoder: Encoder, matrix: np.ndarray, reference: np.ndarray
+) -> tuple[Scorer, float]:
+    def check(scorer: Scorer) -> tuple[float, str | None]:
+        fast = _predictor(candidates, encoder, scorer, {}).predict_matrix(matrix)
+        diff = float(np.max(np.abs(fast - reference))) if len(fast) else 0.0
+        return diff, None if diff <= VERIFY_TOLERANCE else f"differs by up to {diff:.3g}"
+
+    def failure(problems: str) -> str:
+        return (
+            f"fast-path probabilities differ from bundle.predict_proba (tolerance {VERIFY_TOLERANCE:g}) on "
+            f"{matrix.shape[0]} probe records: {problems}"
+        )
+
+    return _first_passing("scorer", candidates.scorers, check, failure)
+
+
+def _first_passing(
+    what: str,
+    stages: Sequence[_Stage],
+    check: Callable[[_Stage], tuple[_Result, str | None]],
+    failure: Callable[[str], str],
+) -> tuple[_Stage, _Result]:
+    """The first stage whose check finds no problem (trial predictors: checked, never served), and what
+    the check computed; VerificationError naming every stage's problem when none passes."""
+    problems: list[str] = []
+    for stage in stages:
+        try:
+            result, problem = check(stage)
+        except Exception as exc:  # a stage that cannot even run is rejected like a wrong one
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is None:
+            if problems:
+                log.warning("%s %s rejected (%s); serving with %s", what, stages[0].kind, problems, stage.kind)
+            return stage, result
+        problems.append(f"{stage.kind}: {problem}")
+    raise VerificationError(failure("; ".join(problems)))
+
+
+def _matrix_difference(matrix: np.ndarray, reference: np.ndarray) -> str | None:
+    if matrix.shape == reference.shape and np.array_equal(matrix, reference, equal_nan=True):
+        return None
+    if matrix.shape != reference.shape:
+        return f"shapes {matrix.shape} vs {reference.shape}"
+    bad = np.argwhere(~np.isclose(reference, matrix, equal_nan=True, rtol=0, atol=0))
+    return f"first differences at {bad[:5].tolist()}"

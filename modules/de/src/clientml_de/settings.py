@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path(".clientml")
@@ -90,8 +90,12 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return value or None
 
+    # Whether CLIENTML_WAREHOUSE_URL was given (the defaulting below would count as "set" for pydantic).
+    _warehouse_configured: bool = PrivateAttr(default=False)
+
     @model_validator(mode="after")
     def _resolve_paths(self) -> Self:
+        self._warehouse_configured = bool(self.warehouse_url)
         self.state_dir = self.state_dir.resolve()
         self.models_dir = self.models_dir.resolve()
         if not self.warehouse_url:
@@ -104,7 +108,7 @@ class Settings(BaseSettings):
     @property
     def warehouse_url_is_set(self) -> bool:
         """Whether the warehouse was configured (``CLIENTML_WAREHOUSE_URL``) rather than defaulted."""
-        return "warehouse_url" in self.model_fields_set and bool(self.warehouse_url)
+        return self._warehouse_configured
 
     def api_key_value(self) -> str | None:
         """The API key in clear, or ``None`` when unset or empty (the API is then open)."""

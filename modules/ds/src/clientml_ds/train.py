@@ -174,8 +174,7 @@ def _train_model(
     table: str,
     kinds: Sequence[str],
 ) -> DsTrainResult:
-    frame = frame.reset_index(drop=True)
-    plan = plan_split(frame, training_labels(frame), test_size, seed)
+    plan = plan_split(frame, training_labels(frame), test_size, seed)  # positions in the frame's order
     log.info("split: %s", plan.reason)
     split = split_rows(frame, test_size=test_size, seed=seed, table=table, positions=(plan.train_pos, plan.test_pos))
     trusted = frozenset(trusted_types)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from clientml_de.contract import FEATURE_STORE, KEY_COLUMNS, LABEL_COLUMN
+from clientml_de.contract import BOOKKEEPING_COLUMNS, FEATURE_STORE, KEY_COLUMNS, LABEL_COLUMN
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from sklearn.pipeline import Pipeline
@@ -47,7 +47,8 @@ from clientml_mle.tracking import ChampionDecision, MlflowTracker, TrackingRecor
 log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
-CLIENT_COLUMN = KEY_COLUMNS[0]
+CLIENT_COLUMN, AS_OF_COLUMN = KEY_COLUMNS
+FEATURE_SET_COLUMN = BOOKKEEPING_COLUMNS[0]
 EVALUATION_FILE = "evaluation.json"
 MIN_PER_CLASS = 10
 
@@ -172,10 +173,10 @@ class Split:
             "test_rows": len(self.test_pos),
             "positive_rate": float(self.labels.mean()),
         }
-        if "feature_set_version" in frame.columns:
-            data["feature_set_versions"] = sorted({str(v) for v in frame["feature_set_version"].dropna()})
-        if KEY_COLUMNS[1] in frame.columns and len(frame):
-            data["max_as_of_date"] = str(pd.Timestamp(frame[KEY_COLUMNS[1]].max()).date())
+        if FEATURE_SET_COLUMN in frame.columns:
+            data["feature_set_versions"] = sorted({str(v) for v in frame[FEATURE_SET_COLUMN].dropna()})
+        if AS_OF_COLUMN in frame.columns and len(frame):
+            data["max_as_of_date"] = str(pd.Timestamp(frame[AS_OF_COLUMN].max()).date())
         return data
 
 
@@ -190,6 +191,7 @@ def split_rows(
 ) -> Split:
     """Step 1: cut a labeled frame (e.g. :func:`clientml_mle.features.training_frame`) into train and test.
 
+    The split keeps the frame (not copied when its index is already ``0..n-1``): do not change it after.
     ``feature_cols`` defaults to every column but the key, label and bookkeeping ones. ``positions``
     gives the (train, test) row positions (of ``frame`` in its order) instead of the stratified split of
     :func:`split_indices` (group-aware by client); ``test_size`` is then only recorded.
@@ -200,7 +202,8 @@ def split_rows(
     """
     if not 0 < test_size < 1:
         raise ValueError("test_size must be between 0 and 1")
-    frame = frame.reset_index(drop=True)
+    if not frame.index.equals(pd.RangeIndex(len(frame))):
+        frame = frame.reset_index(drop=True)  # a copy: only when the index is not already 0..n-1
     labels = training_labels(frame)
     columns = tuple(feature_cols) if feature_cols is not None else tuple(feature_columns(frame))
     if not columns:

@@ -1,17 +1,22 @@
 """``clientml``: one command line for the whole system.
 
 Each command imports its module only when it runs, so a command never pays for (or needs) the
-dependencies of another: the serving image has no Airflow or Spark.
+dependencies of another: the serving image has no Airflow or Spark. ``train`` lives here because it is
+the one command that depends on several modules: it runs the ds module's model selection or mle's
+baseline, and the modules below never import the ones above (``de`` <- ``mle`` <- ``ds`` <- this CLI).
 """
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from clientml_mle.cli import _MODELS_HELP, _WAREHOUSE_HELP, _fail, _log_to_stderr, _print_json
+from clientml_mle.cli import register as _register_mle
 
 app = typer.Typer(
     help="Client classification system: generate data, run the ETL, train, score and serve.",
@@ -19,15 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-def _print_json(payload: dict[str, Any]) -> None:
-    typer.echo(json.dumps(payload, indent=2, default=str))
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code=1)
 
 
 @app.command()
@@ -67,7 +63,92 @@ def pipeline(
     _print_json(summary.to_dict())
 
 
-from clientml_mle.cli import register as _register_mle  # noqa: E402 - after the commands above
+TRAINERS = ("ds", "default")
+
+
+@app.command("train")
+def train_command(
+    *,
+    warehouse: Annotated[str | None, typer.Option(help=_WAREHOUSE_HELP)] = None,
+    models_dir: Annotated[Path | None, typer.Option(help=_MODELS_HELP)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed; same seed and data, same model")] = None,
+    wait_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for the feature_store table to appear")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default: CLIENTML_MLFLOW_TRACKING_URI)")
+    ] = None,
+    model_name: Annotated[str | None, typer.Option(help="Registered model name")] = None,
+    tracking: Annotated[bool, typer.Option(help="Log to MLflow and apply the champion rule")] = True,
+    force_promote: Annotated[bool, typer.Option(help="Make the new version champion regardless")] = False,
+    trainer: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CLIENTML_TRAINER",
+            help="ds: model selection of the ds module (default when installed); default: mle's baseline",
+        ),
+    ] = None,
+    search_seconds: Annotated[
+        float | None, typer.Option(help="ds: time box of the hyperparameter search (a safety cap)")
+    ] = None,
+    search_trials: Annotated[
+        int | None, typer.Option(help="ds: LightGBM search trials, the budget (0: the time box alone)")
+    ] = None,
+    ground_truth: Annotated[
+        Path | None, typer.Option(help="ds: ground_truth.csv of generated data (best achievable AUC)")
+    ] = None,
+) -> None:
+    """Wait for feature_store, select and train a model, save a bundle, track it; print a JSON summary."""
+    _log_to_stderr()
+    if trainer is not None and trainer not in TRAINERS:
+        _fail(f"--trainer must be 'ds' or 'default', not {trainer!r}")
+    from clientml_de.settings import get_settings
+    from clientml_de.warehouse import WarehouseError
+    from clientml_mle.bundle import BundleIntegrityError
+    from clientml_mle.features import training_frame, wait_for_table
+    from clientml_mle.tracking import MlflowTracker
+
+    settings = get_settings()
+    tracker = None
+    if tracking:
+        tracker = MlflowTracker.from_settings(settings)
+        tracker.tracking_uri = tracking_uri or tracker.tracking_uri
+        tracker.model_name = model_name or tracker.model_name
+    url = warehouse or settings.warehouse_url
+    n_jobs = settings.train_n_jobs
+    try:
+        timeout = settings.wait_timeout_s if wait_timeout is None else wait_timeout
+        wait_for_table(url, timeout_s=timeout, poll_s=settings.wait_poll_s)
+        frame = training_frame(url)
+        run: Callable[..., Any]
+        if (trainer or settings.trainer) == "ds":
+            from clientml_ds.train import cli_train
+
+            run = partial(
+                cli_train,
+                n_jobs=n_jobs,
+                search_seconds=search_seconds,
+                search_trials=search_trials,
+                ground_truth=ground_truth,
+            )
+        else:
+            from clientml_mle.estimators import default_estimator
+            from clientml_mle.train import train
+
+            run = partial(train, lambda specs: default_estimator(specs, n_jobs=n_jobs))
+        result = run(
+            frame,
+            seed=settings.seed if seed is None else seed,
+            test_size=settings.test_size,
+            models_dir=models_dir or settings.models_dir,
+            tracking=tracker,
+            name=model_name or settings.model_name,
+            force_promote=force_promote,
+        )
+    except (TimeoutError, WarehouseError, BundleIntegrityError, ValueError) as exc:
+        _fail(str(exc))
+    _print_json(result.summary())
+
 
 _register_mle(app)
 

@@ -29,7 +29,7 @@ def test_quality_close_to_the_best_achievable_auc(trained: DsTrainResult) -> Non
     truth = trained.ground_truth
     assert truth is not None and truth["rows_without_truth"] == 0
     assert truth["rows"] == trained.result.training_data["test_rows"]
-    assert truth["model_roc_auc"] == pytest.approx(trained.result.metrics["roc_auc"])
+    assert truth["model_roc_auc"] == pytest.approx(trained.result.evaluation.roc_auc)
     gap = truth["best_achievable_roc_auc"] - truth["model_roc_auc"]
     assert gap < GAP_TOLERANCE, truth
     assert truth["gap_ci95_high"] > -TARGET_GAP, truth

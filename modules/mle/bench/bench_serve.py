@@ -139,9 +139,10 @@ def prepare(root: Path, n_clients: int, seed: int) -> Prepared:
     from clientml_de.load import load_source
     from clientml_de.warehouse import connect
     from clientml_mle.bundle import load_bundle
+    from clientml_mle.estimators import default_estimator
     from clientml_mle.features import latest_rows, training_frame
     from clientml_mle.tracking import MlflowTracker
-    from clientml_mle.train import default_estimator, train
+    from clientml_mle.train import train
     from clientml_synthetic import generate
 
     data = root / "data"

@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from clientml_de.tasks import run_all
+from clientml_mle.estimators import EstimatorFactory, default_estimator
 from clientml_mle.features import training_frame
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.tracking import MlflowTracker
-from clientml_mle.train import EstimatorFactory, TrainResult, default_estimator, train
+from clientml_mle.train import TrainResult, train
 from clientml_synthetic import generate
 from serve_fixtures import serve_world  # noqa: F401  (a fixture: conftest makes it visible to every test here)
 from sklearn.pipeline import Pipeline

@@ -75,7 +75,7 @@ def test_manifest_describes_the_bundle(trained: TrainResult) -> None:
     segment = next(f for f in manifest["features"] if f["name"] == "segment")
     assert segment["type"] == "category" and segment["categories"] == sorted(segment["categories"])
     assert manifest["threshold"] == trained.threshold
-    assert manifest["metrics"]["roc_auc"] == pytest.approx(trained.metrics["roc_auc"])
+    assert manifest["metrics"]["roc_auc"] == pytest.approx(trained.evaluation.roc_auc)
     assert manifest["training_data"]["table"] == "feature_store"
     assert manifest["training_data"]["rows"] == trained.training_data["rows"]
     assert len(manifest["training_data"]["fingerprint"]) == 64

@@ -76,6 +76,12 @@ def test_train_without_tracking_uses_the_settings(runner: CliRunner, warehouse_u
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["tracking"] is None and Path(summary["bundle"]).parent == models
+    # The output of `clientml train` (the ds trainer, the default): mle's summary, then ds's additions.
+    assert list(summary) == [
+        "bundle", "version", "name", "threshold", "metrics", "confusion_matrix", "training_data", "n_features", "tracking",
+        "trainer", "selection", "split", "report", "ground_truth",
+    ]  # fmt: skip
+    assert list(summary["confusion_matrix"]) == ["tn", "fp", "fn", "tp"] and len(summary["metrics"]) == 16
 
 
 def test_train_times_out_without_feature_store(runner: CliRunner, tmp_path: Path) -> None:

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from clientml_mle.bundle import CHAMPION_FILE, LATEST_FILE, load_bundle, read_pointer
+from clientml_mle.estimators import EstimatorFactory
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.tracking import CHAMPION_ALIAS, MlflowTracker, decide, model_signature
-from clientml_mle.train import EstimatorFactory, train
+from clientml_mle.train import train
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline
@@ -69,7 +70,7 @@ def test_champion_gate_both_ways(
     assert decision is not None and not decision.promoted
     assert decision.previous_champion == "2" and decision.new_version == "3"
     # The champion was re-scored on the same test rows (same seed, same split) as when it was trained.
-    assert decision.champion_roc_auc == pytest.approx(strong.metrics["roc_auc"])
+    assert decision.champion_roc_auc == pytest.approx(strong.evaluation.roc_auc)
     assert _champion(tracker) == "2"
 
     # LATEST is the newest bundle; CHAMPION the one the gate promoted.
@@ -81,7 +82,7 @@ def test_champion_gate_both_ways(
     assert strong.tracking is not None
     client = tracker.client
     run = client.get_run(strong.tracking.run_id)
-    assert run.data.metrics["roc_auc"] == pytest.approx(strong.metrics["roc_auc"])
+    assert run.data.metrics["roc_auc"] == pytest.approx(strong.evaluation.roc_auc)
     assert run.data.params["seed"] == "0" and run.data.tags["bundle_version"] == strong.version
     bundle_files = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "bundle")}
     assert {"manifest.json", "model.skops", "encoder.skops", "evaluation.json"} <= bundle_files

@@ -1,7 +1,8 @@
-"""The training harness and the evaluation metrics."""
+"""The training steps, the baseline ``train`` calling them, and the evaluation metrics."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from clientml_mle import train as train_module
-from clientml_mle.bundle import load_bundle
+from clientml_mle.bundle import load_bundle, read_manifest
+from clientml_mle.estimators import EstimatorFactory, default_estimator
 from clientml_mle.evaluate import _ranked_metrics, bootstrap_auc_ap, choose_threshold, evaluate
 from clientml_mle.schema import FeatureSpec
-from clientml_mle.train import EstimatorFactory, TrainResult, default_estimator, split_indices, train
+from clientml_mle.train import TrainResult, evaluate_model, fit, publish_bundle, split_indices, split_rows, train
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -20,22 +22,23 @@ from sklearn.pipeline import Pipeline
 
 
 def test_metrics_are_sane_on_generated_data(trained: TrainResult) -> None:
-    m = trained.metrics
-    assert m["roc_auc"] > 0.7
-    assert m["roc_auc_ci95_low"] < m["roc_auc"] < m["roc_auc_ci95_high"]
-    assert m["pr_auc_ci95_low"] < m["pr_auc"] < m["pr_auc_ci95_high"]
-    assert m["pr_auc"] > m["positive_rate"]
-    assert 0 < m["brier"] < 0.25 and 0 < m["log_loss"] < 0.69
-    cm = m["confusion_matrix"]
-    assert sum(cm.values()) == m["n_rows"] == trained.training_data["test_rows"]
-    assert m["precision"] == pytest.approx(cm["tp"] / (cm["tp"] + cm["fp"]))
-    assert len(m["calibration"]) == 10
-    assert sum(b["count"] for b in m["calibration"]) == m["n_rows"]
-    lift = m["lift_by_decile"]
-    assert [d["decile"] for d in lift] == list(range(1, 11))
-    assert sum(d["count"] for d in lift) == m["n_rows"]
-    assert lift[0]["lift"] > 1.5 > lift[-1]["lift"]
-    assert lift[-1]["cumulative_capture"] == pytest.approx(1.0)
+    m = trained.evaluation
+    assert m.roc_auc > 0.7
+    assert m.roc_auc_ci95_low < m.roc_auc < m.roc_auc_ci95_high
+    assert m.pr_auc_ci95_low < m.pr_auc < m.pr_auc_ci95_high
+    assert m.pr_auc > m.positive_rate
+    assert 0 < m.brier < 0.25 and 0 < m.log_loss < 0.69
+    cm = m.confusion_matrix
+    assert cm.tn + cm.fp + cm.fn + cm.tp == m.n_rows == trained.training_data["test_rows"]
+    assert m.precision == pytest.approx(cm.tp / (cm.tp + cm.fp))
+    assert len(m.calibration) == 10
+    assert sum(b.count for b in m.calibration) == m.n_rows
+    lift = m.lift_by_decile
+    assert [d.decile for d in lift] == list(range(1, 11))
+    assert sum(d.count for d in lift) == m.n_rows
+    assert lift[0].lift is not None and lift[-1].lift is not None
+    assert lift[0].lift > 1.5 > lift[-1].lift
+    assert lift[-1].cumulative_capture == pytest.approx(1.0)
     assert 0 < trained.threshold < 1
     data = trained.training_data
     assert data["train_rows"] + data["test_rows"] == data["rows"]
@@ -45,7 +48,7 @@ def test_training_is_reproducible_for_a_seed(
     frame: pd.DataFrame, trained: TrainResult, tmp_path: Path, estimator: EstimatorFactory
 ) -> None:
     again = train(estimator, frame, seed=1, models_dir=tmp_path / "a")
-    assert again.metrics == trained.metrics
+    assert again.evaluation == trained.evaluation
     assert again.threshold == trained.threshold
     assert again.training_data == trained.training_data
     assert again.version != trained.version
@@ -54,7 +57,7 @@ def test_training_is_reproducible_for_a_seed(
         load_bundle(again.bundle_path).predict_proba(x), load_bundle(trained.bundle_path).predict_proba(x)
     )
     other = train(estimator, frame, seed=2, models_dir=tmp_path / "b")
-    assert other.metrics["roc_auc"] != trained.metrics["roc_auc"]
+    assert other.evaluation.roc_auc != trained.evaluation.roc_auc
 
 
 def test_threshold_is_chosen_on_validation_rows_not_test_rows(
@@ -87,7 +90,7 @@ def test_a_pipeline_instance_and_a_fixed_threshold(frame: pd.DataFrame, tmp_path
         frame.fillna({c: 0 for c in numeric}),
         seed=0,
         models_dir=tmp_path,
-        threshold_rule=0.3,
+        threshold=0.3,
         feature_cols=numeric,
         n_boot=50,
     )
@@ -159,4 +162,71 @@ def test_evaluation_helpers() -> None:
     with pytest.raises(ValueError, match="both labels"):
         evaluate(np.zeros(4), np.full(4, 0.5), 0.5)
     perfect = evaluate(y, y.astype(float), 0.5, n_boot=100)
-    assert perfect["roc_auc"] == 1.0 and perfect["f1"] == 1.0 and perfect["roc_auc_ci95_low"] == 1.0
+    assert perfect.roc_auc == 1.0 and perfect.f1 == 1.0 and perfect.roc_auc_ci95_low == 1.0
+
+
+# The manifest's and evaluation.json's ``metrics`` keys, as they were before the evaluation was typed.
+METRIC_KEYS = [
+    "n_rows", "positive_rate", "roc_auc", "roc_auc_ci95_low", "roc_auc_ci95_high", "pr_auc", "pr_auc_ci95_low",
+    "pr_auc_ci95_high", "log_loss", "brier", "threshold", "accuracy", "precision", "recall", "f1",
+    "top_decile_lift", "confusion_matrix", "calibration", "lift_by_decile", "bootstrap",
+]  # fmt: skip
+
+
+def test_the_evaluation_serialises_to_the_manifest_keys(trained: TrainResult) -> None:
+    manifest = read_manifest(trained.bundle_path)
+    assert list(manifest.metrics) == METRIC_KEYS
+    assert list(manifest.metrics["confusion_matrix"]) == ["tn", "fp", "fn", "tp"]
+    assert list(manifest.metrics["calibration"][0]) == [
+        "bin_low",
+        "bin_high",
+        "count",
+        "mean_predicted",
+        "observed_rate",
+    ]
+    assert list(manifest.metrics["lift_by_decile"][0]) == [
+        "decile", "count", "min_probability", "positive_rate", "lift", "cumulative_lift", "cumulative_capture",
+    ]  # fmt: skip
+    assert manifest.metrics["bootstrap"] == {"n": 1000, "seed": trained.fitted.seed, "level": 0.95}
+    assert manifest.metrics == json.loads(json.dumps(trained.evaluation.to_dict()))
+    evaluation_json = json.loads((trained.bundle_path / "evaluation.json").read_text())
+    assert evaluation_json == {"test": manifest.metrics}
+    scalars = trained.evaluation.scalar_metrics()
+    assert list(scalars) == METRIC_KEYS[:16] and all(isinstance(v, float) for v in scalars.values())
+    assert trained.summary()["metrics"] == scalars
+
+
+def test_the_steps_with_given_positions_a_given_threshold_and_extra_files(
+    frame: pd.DataFrame, tmp_path: Path, estimator: EstimatorFactory
+) -> None:
+    n = len(frame)
+    train_pos, test_pos = np.arange(0, n - 400), np.arange(n - 400, n)
+    split = split_rows(frame, positions=(train_pos, test_pos), feature_cols=["tenure_days", "segment"])
+    assert [f.name for f in split.features] == ["tenure_days", "segment"]
+    assert split.training_data()["test_rows"] == 400 and len(split.x_test) == 400
+    fitted = fit(estimator, split, seed=5, threshold=0.4)
+    assert fitted.threshold == 0.4 and fitted.model.steps[0][0] == "encode"
+    evaluation = evaluate_model(fitted, split, n_boot=50)
+    assert evaluation.n_rows == 400 and evaluation.threshold == 0.4 and evaluation.bootstrap.seed == 5
+    note = tmp_path / "note.txt"
+    note.write_text("written between evaluate and publish")
+    bundle_dir = publish_bundle(
+        fitted, evaluation, tmp_path / "models", name="steps", extra_files={"notes/a.txt": note}
+    )
+    bundle = load_bundle(bundle_dir)
+    assert bundle.manifest.name == "steps" and (bundle_dir / "notes" / "a.txt").read_text() == note.read_text()
+    assert {"evaluation.json", "notes/a.txt"} <= set(bundle.manifest.files)
+    with pytest.raises(ValueError, match="clashes"):
+        publish_bundle(fitted, evaluation, tmp_path / "models", extra_files={"evaluation.json": note})
+    with pytest.raises(ValueError, match="not a probability"):
+        fit(estimator, split, threshold=1.5)
+
+
+def test_given_positions_are_checked(frame: pd.DataFrame) -> None:
+    for positions in [
+        (np.arange(0, 100), np.arange(50, 150)),  # overlapping
+        (np.arange(0, 100), np.array([], dtype=np.int64)),  # empty
+        (np.arange(0, 100), np.array([len(frame)])),  # out of range
+    ]:
+        with pytest.raises(ValueError, match="positions"):
+            split_rows(frame, positions=positions)

@@ -1,24 +1,25 @@
 """The candidate models, each one scikit-learn ``Pipeline([("encode", ColumnTransformer), ("model", clf)])``.
 
-The shape is what the bundle and the prediction API expect: the first step is the one-hot encoder
-(``handle_unknown="ignore"``: an unseen category or a null encodes as all zeros), the last step is the
-classifier; calibration, when chosen, wraps the classifier *inside* the pipeline
-(``CalibratedClassifierCV`` is then the last step).
+The shape is mle's (:mod:`clientml_mle.estimators`), what the bundle and the prediction API expect: the
+first step is mle's one-hot encoder (``handle_unknown="ignore"``: an unseen category or a null encodes as
+all zeros), the last step is the classifier; calibration, when chosen, wraps the classifier *inside* the
+pipeline (``CalibratedClassifierCV`` is then the last step).
 
 - ``dummy``: ``DummyClassifier(strategy="prior")``, the floor every model must beat;
 - ``logreg``: L2-regularised ``LogisticRegression``; its encoder's numeric branch is
   ``SimpleImputer(median, add_indicator=True, keep_empty_features=True)`` then ``StandardScaler``;
-- ``lightgbm``: ``LGBMClassifier`` on one-hot categoricals and raw numerics (it routes nulls itself).
+- ``lightgbm``: mle's :func:`~clientml_mle.estimators.lgbm_pipeline` (LightGBM on one-hot categoricals and
+  raw numerics, which it routes nulls itself), its parameters over mle's baseline.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import pandas as pd
+from clientml_mle.estimators import ENCODE_STEP, MODEL_STEP, lgbm_pipeline, make_encoder
 from clientml_mle.schema import FeatureSpec
 from sklearn.base import BaseEstimator, clone
 from sklearn.calibration import CalibratedClassifierCV
@@ -29,74 +30,30 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-CandidateKind = Literal["dummy", "logreg", "lightgbm"]
-CalibrationMethod = Literal["sigmoid", "isotonic"]
 # Simplest first: on a tie the earlier kind wins.
 COMPLEXITY: dict[str, int] = {"dummy": 0, "logreg": 1, "lightgbm": 2}
-ENCODE_STEP, MODEL_STEP = "encode", "model"
 CALIBRATION_FOLDS = 3
-
-# The LightGBM settings of clientml_mle.train.default_estimator: the search's first trial, so that it
-# never ends worse than the baseline.
-LGBM_BASELINE: dict[str, Any] = {
-    "n_estimators": 300,
-    "learning_rate": 0.03,
-    "num_leaves": 15,
-    "min_child_samples": 20,
-    "subsample": 0.8,
-    "colsample_bytree": 0.8,
-    "reg_lambda": 1.0,
-}
 LOGREG_BASELINE: dict[str, Any] = {"C": 1.0}
 
 
-def _categorical(features: Sequence[FeatureSpec]) -> list[FeatureSpec]:
-    # A categorical feature with no category at all in training carries nothing: left out.
-    return [f for f in features if f.type == "category" and f.categories]
+def scaled_numeric() -> Pipeline:
+    """The numeric branch of linear models: median imputation with missing indicators, then standardising.
 
-
-def _numeric(features: Sequence[FeatureSpec]) -> list[str]:
-    return [f.name for f in features if f.type != "category"]
-
-
-def _onehot(categorical: Sequence[FeatureSpec]) -> OneHotEncoder:
-    return OneHotEncoder(
-        categories=[list(f.categories or []) for f in categorical],
-        handle_unknown="ignore",
-        sparse_output=False,
-        dtype=np.float64,
-    )
-
-
-def make_encoder(features: Sequence[FeatureSpec], *, scale: bool) -> ColumnTransformer:
-    """One-hot encoding of the categoricals with exactly the schema's categories, and the numerics.
-
-    ``scale=False``: numerics passed through (trees). ``scale=True`` (linear models): numerics imputed
-    with the training median, a 0/1 missing-indicator column added for each feature that had nulls in
-    training, and everything standardised. ``keep_empty_features`` keeps a feature that is all-null in
-    training (imputed as 0), so the encoder's width never depends on which columns happen to be empty.
+    A 0/1 indicator column is added for each feature that had nulls in training; ``keep_empty_features``
+    keeps a feature that is all-null in training (imputed as 0), so the encoder's width never depends on
+    which columns happen to be empty.
     """
-    categorical = _categorical(features)
-    numeric_step: Any = "passthrough"
-    if scale:
-        numeric_step = Pipeline(
-            [
-                ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
-                ("scale", StandardScaler()),
-            ]
-        )
-    return ColumnTransformer(
+    return Pipeline(
         [
-            ("onehot", _onehot(categorical), [f.name for f in categorical]),
-            ("numeric", numeric_step, _numeric(features)),
-        ],
-        remainder="drop",
+            ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+            ("scale", StandardScaler()),
+        ]
     )
 
 
 def dummy_pipeline(features: Sequence[FeatureSpec]) -> Pipeline:
     """The prior: every client gets the training positive rate."""
-    return Pipeline([(ENCODE_STEP, make_encoder(features, scale=False)), (MODEL_STEP, DummyClassifier())])
+    return Pipeline([(ENCODE_STEP, make_encoder(features)), (MODEL_STEP, DummyClassifier())])
 
 
 def logreg_pipeline(
@@ -104,32 +61,7 @@ def logreg_pipeline(
 ) -> Pipeline:
     """L2-regularised logistic regression (``c``: sklearn's ``C``, the inverse strength) on scaled, imputed features."""
     model = LogisticRegression(C=c, class_weight=class_weight, max_iter=2000, random_state=seed)
-    return Pipeline([(ENCODE_STEP, make_encoder(features, scale=True)), (MODEL_STEP, model)])
-
-
-def lgbm_pipeline(
-    features: Sequence[FeatureSpec],
-    *,
-    params: Mapping[str, Any] | None = None,
-    class_weight: str | None = None,
-    n_jobs: int = 1,
-    seed: int = 0,
-) -> Pipeline:
-    """LightGBM with ``params`` (defaults: :data:`LGBM_BASELINE`), deterministic for ``seed``."""
-    from lightgbm import LGBMClassifier
-
-    settings = {**LGBM_BASELINE, **dict(params or {})}
-    model = LGBMClassifier(
-        **settings,
-        subsample_freq=1,
-        class_weight=class_weight,
-        n_jobs=n_jobs,
-        random_state=seed,
-        verbose=-1,
-        deterministic=True,
-        force_col_wise=True,
-    )
-    return Pipeline([(ENCODE_STEP, make_encoder(features, scale=False)), (MODEL_STEP, model)])
+    return Pipeline([(ENCODE_STEP, make_encoder(features, numeric=scaled_numeric())), (MODEL_STEP, model)])
 
 
 def build_candidate(
@@ -193,7 +125,7 @@ def untrusted_types(pipeline: Pipeline, sample: pd.DataFrame, labels: Any, trust
 
 
 def output_sources(encoder: ColumnTransformer) -> list[str]:
-    """For each output column of a fitted encoder of :func:`make_encoder`, the feature it comes from.
+    """For each output column of a fitted :func:`clientml_mle.estimators.make_encoder`, its feature.
 
     One-hot blocks map to their categorical feature; with the imputing branch, the missing indicators map
     to the numeric feature they flag. Used to add SHAP values of a feature's columns together.

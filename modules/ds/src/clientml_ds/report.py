@@ -27,6 +27,7 @@ matplotlib.use("Agg")
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from clientml_mle.evaluate import Evaluation
 from clientml_mle.schema import FeatureSpec
 from matplotlib.figure import Figure
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_auc_score, roc_curve
@@ -199,25 +200,25 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def plot_roc(bands: Mapping[str, FloatArray], metrics: Mapping[str, Any], path: Path) -> Path:
+def plot_roc(bands: Mapping[str, FloatArray], metrics: Evaluation, path: Path) -> Path:
     fig = Figure(figsize=(5, 4.5))
     ax = fig.add_subplot()
     grid = bands["grid"]
     ax.fill_between(grid, bands["roc_low"], bands["roc_high"], alpha=0.25, label="95% bootstrap band")
-    ax.plot(grid, bands["roc"], lw=2, label=f"model (AUC {metrics['roc_auc']:.3f})")
+    ax.plot(grid, bands["roc"], lw=2, label=f"model (AUC {metrics.roc_auc:.3f})")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve (test rows)")
     ax.legend(loc="lower right")
     return _save(fig, path)
 
 
-def plot_pr(bands: Mapping[str, FloatArray], metrics: Mapping[str, Any], path: Path) -> Path:
+def plot_pr(bands: Mapping[str, FloatArray], metrics: Evaluation, path: Path) -> Path:
     fig = Figure(figsize=(5, 4.5))
     ax = fig.add_subplot()
     grid = bands["grid"]
     ax.fill_between(grid, bands["pr_low"], bands["pr_high"], alpha=0.25, label="95% bootstrap band")
-    ax.plot(grid, bands["pr"], lw=2, label=f"model (AP {metrics['pr_auc']:.3f})")
-    ax.axhline(metrics["positive_rate"], ls="--", c="grey", lw=1, label="positive rate")
+    ax.plot(grid, bands["pr"], lw=2, label=f"model (AP {metrics.pr_auc:.3f})")
+    ax.axhline(metrics.positive_rate, ls="--", c="grey", lw=1, label="positive rate")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curve (test rows)", ylim=(0, 1.02))
     ax.legend(loc="upper right")
     return _save(fig, path)
@@ -240,9 +241,9 @@ def plot_calibration(y: IntArray, proba: FloatArray, path: Path, bins: int = 10)
     return _save(fig, path)
 
 
-def plot_confusion(metrics: Mapping[str, Any], path: Path) -> Path:
-    cm = metrics["confusion_matrix"]
-    matrix = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
+def plot_confusion(metrics: Evaluation, path: Path) -> Path:
+    cm = metrics.confusion_matrix
+    matrix = np.array([[cm.tn, cm.fp], [cm.fn, cm.tp]])
     fig = Figure(figsize=(4.2, 3.8))
     ax = fig.add_subplot()
     ax.imshow(matrix, cmap="Blues")
@@ -257,13 +258,13 @@ def plot_confusion(metrics: Mapping[str, Any], path: Path) -> Path:
         yticklabels=["0", "1"],
         xlabel="predicted",
         ylabel="actual",
-        title=f"Confusion matrix at threshold {metrics['threshold']:.3f}",
+        title=f"Confusion matrix at threshold {metrics.threshold:.3f}",
     )
     return _save(fig, path)
 
 
-def plot_lift(metrics: Mapping[str, Any], path: Path) -> Path:
-    lift = pd.DataFrame(metrics["lift_by_decile"])
+def plot_lift(metrics: Evaluation, path: Path) -> Path:
+    lift = pd.DataFrame(metrics.to_dict()["lift_by_decile"])
     fig = Figure(figsize=(5.5, 4))
     ax = fig.add_subplot()
     ax.bar(lift["decile"], lift["lift"].astype(float), color="C0", label="lift")
@@ -309,7 +310,7 @@ class ReportData:
     model: Pipeline
     features: list[FeatureSpec]
     threshold: float
-    metrics: Mapping[str, Any]
+    metrics: Evaluation
     x_test: pd.DataFrame
     y_test: IntArray
     proba_test: FloatArray
@@ -334,6 +335,7 @@ def write_report(data: ReportData, out_dir: Path) -> dict[str, Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     y, p, m = data.y_test, data.proba_test, data.metrics
+    metrics = m.to_dict()
     figures: dict[str, Path] = {}
     bands = curve_bands(y, p, seed=data.seed)
     figures["roc.png"] = plot_roc(bands, m, out_dir / "roc.png")
@@ -354,9 +356,9 @@ def write_report(data: ReportData, out_dir: Path) -> dict[str, Path]:
         "name": data.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "threshold": data.threshold,
-        "metrics": {k: v for k, v in m.items() if not isinstance(v, list | dict)},
-        "confusion_matrix": m.get("confusion_matrix"),
-        "lift_by_decile": m.get("lift_by_decile"),
+        "metrics": {k: v for k, v in metrics.items() if not isinstance(v, list | dict)},
+        "confusion_matrix": metrics["confusion_matrix"],
+        "lift_by_decile": metrics["lift_by_decile"],
         "selection": data.selection,
         "split": data.split,
         "training_data": data.training_data,

@@ -10,7 +10,7 @@ and LightGBM are seeded and LightGBM is ``deterministic``, so the same seed and 
 the same trials and the same best parameters, whatever the machine's speed. The time box only matters
 when it cuts the study short; the result then depends on how many trials fitted in, which is recorded
 (``stopped_by_time``) and logged as a warning. ``n_trials=None`` makes the budget the time box alone.
-The first trial of each study is the baseline (:data:`clientml_ds.models.LGBM_BASELINE`, ``C=1``), so a
+The first trial of each study is the baseline (:data:`clientml_mle.estimators.LGBM_BASELINE`, ``C=1``), so a
 search never ends below it.
 """
 
@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from clientml_mle.estimators import LGBM_BASELINE, positive_proba
 from clientml_mle.schema import FeatureSpec
 from sklearn.base import clone
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from clientml_ds.models import LGBM_BASELINE, LOGREG_BASELINE, build_candidate
+from clientml_ds.models import LOGREG_BASELINE, build_candidate
 from clientml_ds.split import Fold
 
 log = logging.getLogger(__name__)
@@ -101,11 +102,6 @@ def fold_metrics(y: IntArray, proba: FloatArray) -> dict[str, float]:
         "pr_auc": float(average_precision_score(y, proba)),
         "log_loss": float(log_loss(y, clipped, labels=[0, 1])),
     }
-
-
-def positive_proba(model: Pipeline, x: pd.DataFrame) -> FloatArray:
-    proba = model.predict_proba(x)
-    return np.asarray(proba[:, list(model.classes_).index(1)], dtype=np.float64)
 
 
 def cross_validate(
@@ -297,13 +293,6 @@ def search(
         seconds=seconds,
         trials=trials,
     )
-
-
-def _response(classifier: Any, x: Any) -> FloatArray:
-    """What ``CalibratedClassifierCV`` calibrates: the decision function, else P(label 1)."""
-    if hasattr(classifier, "decision_function"):
-        return np.asarray(classifier.decision_function(x), dtype=np.float64)
-    return np.asarray(classifier.predict_proba(x)[:, 1], dtype=np.float64)
 
 
 def calibrated_cv(

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from clientml_de.contract import KEY_COLUMNS
 from clientml_mle.train import split_indices
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
@@ -51,8 +52,9 @@ class SplitPlan:
 
 def plan_split(frame: pd.DataFrame, labels: IntArray, test_size: float, seed: int) -> SplitPlan:
     """Apply the split rule (module docstring) to a training frame with its 0/1 ``labels``."""
-    groups = frame["client_id"].to_numpy() if "client_id" in frame.columns else None
-    dates = pd.to_datetime(frame["as_of_date"]) if "as_of_date" in frame.columns else None
+    client, as_of = KEY_COLUMNS
+    groups = frame[client].to_numpy() if client in frame.columns else None
+    dates = pd.to_datetime(frame[as_of]) if as_of in frame.columns else None
     n_dates = int(dates.nunique()) if dates is not None else 0
     if dates is not None and n_dates > 1:
         plan = _time_split(dates, labels, groups, test_size)

@@ -1,55 +1,59 @@
-"""The training job: split, model selection on the training part, then the mle harness for the rest.
+"""The training job: split, model selection on the training part, then mle's training steps for the rest.
 
 ``train_model(frame, ...)``:
 
 1. split with the rule of :mod:`clientml_ds.split` (time-based when ``as_of_date`` varies, else
-   stratified random); the test rows are not looked at until the final evaluation;
+   stratified random), handed to :func:`clientml_mle.train.split_rows` as positions; the test rows are
+   not looked at until the final evaluation;
 2. select the model on the training rows (:func:`clientml_ds.select.select_model`: dummy, logistic
    regression and LightGBM on the same folds, bounded Optuna search, class weights, calibration, the
    threshold from out-of-fold predictions);
-3. hand the winner to :func:`clientml_mle.train.train` with that split and that threshold: it refits on
-   all training rows, evaluates on the test rows (bootstrap CIs), writes the bundle, tracks it in MLflow
-   and applies the champion gate. The evaluation report (``report/report.html`` and its PNGs, computed
-   from the final model on the test rows) is written *into* the bundle, so it is hashed with it.
+3. mle's steps with the winner: :func:`~clientml_mle.train.fit` on all training rows with that threshold,
+   :func:`~clientml_mle.train.evaluate_model` on the test rows (bootstrap CIs), then the evaluation report
+   (``report/report.html`` and its PNGs, from the final model on the test rows), then
+   :func:`~clientml_mle.train.publish_bundle` with the report inside the bundle (hashed with it) and
+   :func:`~clientml_mle.train.track_and_gate` (MLflow and the champion gate).
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
-from clientml_de.contract import FEATURE_STORE, LABEL_COLUMN
+from clientml_de.contract import FEATURE_STORE, KEY_COLUMNS
 from clientml_de.settings import get_settings
 from clientml_mle.bundle import TRUSTED_TYPES
+from clientml_mle.estimators import positive_proba
 from clientml_mle.evaluate import N_BOOTSTRAP
-from clientml_mle.features import feature_columns, training_frame, wait_for_table
-from clientml_mle.schema import FeatureSpec, coerce_frame, infer_feature_specs
+from clientml_mle.features import training_frame, wait_for_table
 from clientml_mle.tracking import MlflowTracker
-from clientml_mle.train import TrainResult
-from sklearn.pipeline import Pipeline
+from clientml_mle.train import (
+    TrainResult,
+    evaluate_model,
+    fit,
+    publish_bundle,
+    split_rows,
+    track_and_gate,
+    training_labels,
+)
 
 from clientml_ds.report import ReportData, ground_truth_comparison, write_report
-from clientml_ds.search import positive_proba
 from clientml_ds.select import SearchBudget, Selection, select_model
 from clientml_ds.split import SplitPlan, plan_split
 
 log = logging.getLogger(__name__)
 
-IntArray = npt.NDArray[np.int64]
 REPORT_DIR = "report"
-OnSave = Callable[[Pipeline, list[FeatureSpec], float, Mapping[str, Any], Mapping[str, Any]], dict[str, Path]]
 
 
 @dataclass(frozen=True)
 class DsTrainResult:
-    """The harness's result plus what model selection decided and where the report is."""
+    """mle's training result plus what model selection decided and where the report is."""
 
     result: TrainResult
     selection: Selection
@@ -66,7 +70,7 @@ class DsTrainResult:
         return self.result.bundle_path / REPORT_DIR / "report.html"
 
     def summary(self) -> dict[str, Any]:
-        """The harness's JSON summary plus the selection, the split, the report and the ground truth."""
+        """mle's JSON summary plus the selection, the split, the report and the ground truth."""
         out = self.result.summary()
         out["trainer"] = "clientml_ds"
         out["selection"] = self.selection.to_dict(trials=False)
@@ -83,13 +87,6 @@ def load_ground_truth(path: Path | str) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: not a ground-truth file, it lacks {sorted(missing)}")
     return truth
-
-
-def _labels(frame: pd.DataFrame) -> IntArray:
-    raw = pd.to_numeric(frame[LABEL_COLUMN], errors="coerce")
-    if raw.isna().any() or not raw.isin([0, 1]).all():
-        raise ValueError("the training frame must hold 0/1 labels only (use clientml_mle.features.training_frame)")
-    return raw.to_numpy().astype(np.int64)
 
 
 def _tracking_params(selection: Selection, plan: SplitPlan) -> dict[str, Any]:
@@ -133,7 +130,7 @@ def train_model(
     table: str = FEATURE_STORE,
     kinds: Sequence[str] = ("dummy", "logreg", "lightgbm"),
 ) -> DsTrainResult:
-    """Split, select, then train/evaluate/bundle/track through the mle harness (module docstring).
+    """Split, select, then fit/evaluate/report/bundle/track with mle's steps (module docstring).
 
     ``n_jobs`` is LightGBM's thread count for the final fit; the many small fits of cross-validation use
     one thread, and BLAS is held to one thread throughout (on a shared 2-core machine extra threads only
@@ -177,103 +174,82 @@ def _train_model(
     table: str,
     kinds: Sequence[str],
 ) -> DsTrainResult:
-    from clientml_mle.train import train as harness_train
-
-    frame = frame.reset_index(drop=True)
-    labels = _labels(frame)
-    columns = feature_columns(frame)
-    plan = plan_split(frame, labels, test_size, seed)
+    plan = plan_split(frame, training_labels(frame), test_size, seed)  # positions in the frame's order
     log.info("split: %s", plan.reason)
-    train_rows = frame.iloc[plan.train_pos]
-    train_rows.attrs = dict(frame.attrs)
-    specs = infer_feature_specs(train_rows, columns)
-    x_train = coerce_frame(train_rows, specs)
-    groups = train_rows["client_id"].to_numpy() if "client_id" in train_rows.columns else None
+    split = split_rows(frame, test_size=test_size, seed=seed, table=table, positions=(plan.train_pos, plan.test_pos))
     trusted = frozenset(trusted_types)
     selection = select_model(
-        x_train,
-        labels[plan.train_pos],
-        specs,
-        groups=groups,
+        split.x_train,
+        split.y_train,
+        split.features,
+        groups=split.train_groups,
         seed=seed,
         budget=budget,
         n_jobs=1,
         trusted_types=trusted,
         kinds=kinds,
     )
-    winner = selection.winner
-
-    test_rows = frame.iloc[plan.test_pos]
-    y_test = labels[plan.test_pos]
-    written: dict[str, Any] = {}
-
+    fitted = fit(
+        lambda features: selection.build(features, n_jobs=n_jobs, seed=seed),
+        split,
+        seed=seed,
+        threshold=selection.threshold,
+    )
+    evaluation = evaluate_model(fitted, split, n_boot=n_boot)
+    truth = None
     with tempfile.TemporaryDirectory(prefix="clientml-ds-report-") as tmp:
-
-        def on_save(
-            model: Pipeline,
-            features: list[FeatureSpec],
-            threshold: float,
-            metrics: Mapping[str, Any],
-            training_data: Mapping[str, Any],
-        ) -> dict[str, Path]:
-            x_test = coerce_frame(test_rows, features)
-            proba = positive_proba(model, x_test)
-            truth = None
-            if ground_truth is not None:
-                truth = ground_truth_comparison(
-                    test_rows["client_id"].astype(str).tolist(), y_test, proba, ground_truth, seed=seed
-                )
-                written["ground_truth"] = truth
-            data = ReportData(
-                name=name,
-                model=model,
-                features=features,
-                threshold=threshold,
-                metrics=metrics,
-                x_test=x_test,
-                y_test=y_test,
-                proba_test=proba,
-                selection=selection.to_dict(),
-                split=plan.to_dict(),
-                training_data=training_data,
-                ground_truth=truth,
-                seed=seed,
-            )
-            files = write_report(data, Path(tmp) / REPORT_DIR)
-            written["files"] = [f"{REPORT_DIR}/{n}" for n in files]
-            return {f"{REPORT_DIR}/{n}": p for n, p in files.items()}
-
-        result = harness_train(
-            lambda features: winner.build(features, n_jobs=n_jobs, seed=seed),
-            frame,
-            seed=seed,
-            test_size=test_size,
-            threshold_rule=selection.threshold,
-            models_dir=models_dir,
-            tracking=tracking,
+        proba = positive_proba(fitted.model, split.x_test)
+        if ground_truth is not None:
+            client_ids = split.test_rows[KEY_COLUMNS[0]].astype(str).tolist()
+            truth = ground_truth_comparison(client_ids, split.y_test, proba, ground_truth, seed=seed)
+        report = ReportData(
             name=name,
-            feature_cols=columns,
-            table=table,
-            n_boot=n_boot,
-            force_promote=force_promote,
-            params=_tracking_params(selection, plan),
-            split=(plan.train_pos.copy(), plan.test_pos.copy()),
-            bundle_files=on_save,
+            model=fitted.model,
+            features=fitted.features,
+            threshold=fitted.threshold,
+            metrics=evaluation,
+            x_test=split.x_test,
+            y_test=split.y_test,
+            proba_test=proba,
+            selection=selection.to_dict(),
+            split=plan.to_dict(),
+            training_data=fitted.training_data,
+            ground_truth=truth,
+            seed=seed,
+        )
+        files = write_report(report, Path(tmp) / REPORT_DIR)
+        bundle_dir = publish_bundle(
+            fitted,
+            evaluation,
+            models_dir,
+            name=name,
+            extra_files={f"{REPORT_DIR}/{n}": path for n, path in files.items()},
             trusted_types=trusted,
+        )
+    record = None
+    if tracking is not None:
+        record = track_and_gate(
+            tracking,
+            split=split,
+            fitted=fitted,
+            evaluation=evaluation,
+            bundle_dir=bundle_dir,
+            params=_tracking_params(selection, plan),
+            force=force_promote,
         )
     log.info(
         "trained %s: test ROC-AUC %.4f (CV %.4f), bundle %s",
-        winner.name,
-        result.metrics["roc_auc"],
-        winner.mean(),
-        result.bundle_path,
+        selection.winner.name,
+        evaluation.roc_auc,
+        selection.winner.mean(),
+        bundle_dir,
     )
     return DsTrainResult(
-        result=result,
+        result=TrainResult(fitted, evaluation, bundle_dir, name, record),
         selection=selection,
         split=plan,
-        report_files=list(written.get("files", [])),
-        ground_truth=written.get("ground_truth"),
+        report_files=[f"{REPORT_DIR}/{n}" for n in files],
+        ground_truth=truth,
     )
 
 

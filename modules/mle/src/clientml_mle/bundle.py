@@ -49,6 +49,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.pipeline import Pipeline
 
+from clientml_mle.estimators import positive_proba
 from clientml_mle.schema import FeatureSpec, coerce_frame, records_frame
 
 log = logging.getLogger(__name__)
@@ -481,9 +482,7 @@ class Bundle:
         x = self._input(df)
         if len(x) == 0:
             return np.empty(0, dtype=np.float64)
-        proba = self.model.predict_proba(x)
-        positive = list(self.model.classes_).index(1)
-        return np.asarray(proba[:, positive], dtype=np.float64)
+        return positive_proba(self.model, x)
 
     def predict(self, df: pd.DataFrame) -> npt.NDArray[np.int64]:
         """Labels at the bundle's threshold (1 when the probability is >= threshold)."""

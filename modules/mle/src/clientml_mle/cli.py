@@ -1,7 +1,9 @@
-"""``clientml train | score | serve``: the mle commands, added to the main ``clientml`` app by :func:`register`.
+"""``clientml score | serve``: the mle commands, added to the main ``clientml`` app by :func:`register`.
 
-Every command imports what it needs only when it runs (MLflow, LightGBM and the API are heavy).
-Options default to the ``CLIENTML_*`` settings (:func:`clientml_de.settings.get_settings`).
+(``clientml train`` is the main app's own: it chooses between the ds trainer and mle's baseline, and mle
+never depends on ds.) Every command imports what it needs only when it runs (MLflow, LightGBM and the API
+are heavy). Options default to the ``CLIENTML_*`` settings (:func:`clientml_de.settings.get_settings`).
+The helpers ``_print_json``, ``_fail`` and ``_log_to_stderr`` are shared with the main app.
 """
 
 from __future__ import annotations
@@ -34,107 +36,8 @@ def _log_to_stderr() -> None:
     logging.getLogger("clientml_mle").setLevel(logging.INFO)
 
 
-def _trainer(requested: str | None) -> str:
-    """``ds`` (the ds module's model selection) when installed, unless ``default`` is asked for."""
-    import importlib.util
-
-    installed = importlib.util.find_spec("clientml_ds") is not None
-    choice = requested or ("ds" if installed else "default")
-    if choice not in ("ds", "default"):
-        _fail(f"--trainer must be 'ds' or 'default', not {choice!r}")
-    if choice == "ds" and not installed:
-        _fail("--trainer ds needs the clientml-ds package, which is not installed here")
-    return choice
-
-
 def register(app: typer.Typer) -> None:
-    """Add the ``train``, ``score`` and ``serve`` commands to ``app``."""
-
-    @app.command("train")
-    def train_command(
-        *,
-        warehouse: Annotated[str | None, typer.Option(help=_WAREHOUSE_HELP)] = None,
-        models_dir: Annotated[Path | None, typer.Option(help=_MODELS_HELP)] = None,
-        seed: Annotated[int | None, typer.Option(help="Random seed; same seed and data, same model")] = None,
-        wait_timeout: Annotated[
-            float | None, typer.Option(help="Seconds to wait for the feature_store table to appear")
-        ] = None,
-        tracking_uri: Annotated[
-            str | None, typer.Option(help="MLflow tracking URI (default: CLIENTML_MLFLOW_TRACKING_URI)")
-        ] = None,
-        model_name: Annotated[str | None, typer.Option(help="Registered model name")] = None,
-        tracking: Annotated[bool, typer.Option(help="Log to MLflow and apply the champion rule")] = True,
-        force_promote: Annotated[bool, typer.Option(help="Make the new version champion regardless")] = False,
-        trainer: Annotated[
-            str | None,
-            typer.Option(
-                envvar="CLIENTML_TRAINER",
-                help="ds: model selection of the ds module (default when installed); default: mle's baseline",
-            ),
-        ] = None,
-        search_seconds: Annotated[
-            float | None, typer.Option(help="ds: time box of the hyperparameter search (a safety cap)")
-        ] = None,
-        search_trials: Annotated[
-            int | None, typer.Option(help="ds: LightGBM search trials, the budget (0: the time box alone)")
-        ] = None,
-        ground_truth: Annotated[
-            Path | None, typer.Option(help="ds: ground_truth.csv of generated data (best achievable AUC)")
-        ] = None,
-    ) -> None:
-        """Wait for feature_store, select and train a model, save a bundle, track it; print a JSON summary."""
-        _log_to_stderr()
-        from clientml_de.settings import get_settings
-        from clientml_de.warehouse import WarehouseError
-
-        from clientml_mle.bundle import BundleIntegrityError
-        from clientml_mle.features import training_frame, wait_for_table
-        from clientml_mle.tracking import MlflowTracker
-        from clientml_mle.train import default_estimator, train
-
-        settings = get_settings()
-        url = warehouse or settings.warehouse_url
-        timeout = settings.wait_timeout_s if wait_timeout is None else wait_timeout
-        tracker = None
-        if tracking:
-            tracker = MlflowTracker.from_settings(settings)
-            tracker.tracking_uri = tracking_uri or tracker.tracking_uri
-            tracker.model_name = model_name or tracker.model_name
-        try:
-            wait_for_table(url, timeout_s=timeout, poll_s=settings.wait_poll_s)
-            frame = training_frame(url)
-            n_jobs = settings.train_n_jobs
-            if _trainer(trainer) == "ds":
-                from clientml_ds.train import cli_train
-
-                ds_result = cli_train(
-                    frame,
-                    seed=settings.seed if seed is None else seed,
-                    test_size=settings.test_size,
-                    models_dir=models_dir or settings.models_dir,
-                    tracking=tracker,
-                    name=model_name or settings.model_name,
-                    n_jobs=n_jobs,
-                    force_promote=force_promote,
-                    search_seconds=search_seconds,
-                    search_trials=search_trials,
-                    ground_truth=ground_truth,
-                )
-                _print_json(ds_result.summary())
-                return
-            result = train(
-                lambda specs: default_estimator(specs, n_jobs=n_jobs),
-                frame,
-                seed=settings.seed if seed is None else seed,
-                test_size=settings.test_size,
-                models_dir=models_dir or settings.models_dir,
-                tracking=tracker,
-                name=model_name or settings.model_name,
-                force_promote=force_promote,
-            )
-        except (TimeoutError, WarehouseError, BundleIntegrityError, ValueError) as exc:
-            _fail(str(exc))
-        _print_json(result.summary())
+    """Add the ``score`` and ``serve`` commands to ``app``."""
 
     @app.command("score")
     def score_command(

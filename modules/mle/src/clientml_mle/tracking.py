@@ -21,7 +21,6 @@ champion yet, the new version is promoted. ``force=True`` always promotes (and s
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -326,7 +325,3 @@ class MlflowTracker:
             registered_version=new_version,
             decision=decision,
         )
-
-
-def decision_json(record: TrackingRecord) -> str:
-    return json.dumps(record.to_dict(), indent=2, default=str)

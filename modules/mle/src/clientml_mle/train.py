@@ -1,19 +1,20 @@
-"""The training harness: split, fit, choose the threshold, evaluate, bundle, track, decide champion.
+"""The training flow, as steps a trainer calls in order, and :func:`train`, the baseline calling them all.
 
-It is generic in the model: pass any sklearn Pipeline (its first step is the encoder, saved on its own in
-the bundle) or a function building one from the feature schema; :func:`default_estimator` is a minimal
-one-hot + LightGBM baseline.
+1. :func:`split_rows` -> :class:`Split`: a stratified test split (``test_size``), used once, for the final
+   evaluation; when a client has several rows (as-of dates), all of a client's rows stay on one side. A
+   trainer with its own rule (the ds module's time split) passes the row ``positions`` instead.
+2. :func:`fit` -> :class:`Fitted`: the threshold first (``"max_f1"``: a copy of the model is fitted on the
+   training rows minus a stratified validation part, ``validation_size``, and the threshold chosen on that
+   part, never on the test rows; or a given number), then the model refitted on all the training rows.
+3. :func:`evaluate_model` -> :class:`~clientml_mle.evaluate.Evaluation` on the test rows, at that threshold.
+4. :func:`publish_bundle`: the bundle (with ``evaluation.json`` and any extra files, e.g. a report written
+   between steps 3 and 4), ``LATEST`` moves to it.
+5. :func:`track_and_gate`: the run in MLflow and the champion rule (``tracking``); when the new version is
+   promoted, ``models_dir/CHAMPION`` moves to its bundle too.
 
-Protocol (all random choices derive from ``seed``, so a seed gives the same split, model and metrics):
-
-1. a stratified test split (``test_size``) that is used once, for the final evaluation; when a client
-   has several rows (as-of dates), the split keeps all of a client's rows on one side;
-2. a stratified validation split carved from the training rows (``validation_size``): a copy of the model
-   is fitted on the rest and the threshold is chosen on it (``"max_f1"``, or a fixed number), never on
-   the test rows;
-3. the model is refitted on all the training rows, evaluated on the test rows with that threshold, and
-   saved as a bundle (``LATEST`` moves to it); the run is tracked in MLflow and the champion rule applied
-   (``tracking``); when the new version is promoted, ``models_dir/CHAMPION`` moves to its bundle too.
+The model is any sklearn Pipeline (its first step is the encoder, saved on its own in the bundle) or a
+function building one from the feature schema (:mod:`clientml_mle.estimators`). All random choices derive
+from ``seed``: a seed gives the same split, model and metrics.
 """
 
 from __future__ import annotations
@@ -22,93 +23,59 @@ import hashlib
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from clientml_de.contract import FEATURE_STORE, KEY_COLUMNS, LABEL_COLUMN
+from clientml_de.contract import BOOKKEEPING_COLUMNS, FEATURE_STORE, KEY_COLUMNS, LABEL_COLUMN
 from sklearn.base import clone
-from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from clientml_mle.bundle import CHAMPION_FILE, TRUSTED_TYPES, save_bundle, set_pointer
-from clientml_mle.evaluate import N_BOOTSTRAP, choose_threshold, evaluate, scalar_metrics
+from clientml_mle.estimators import EstimatorFactory, positive_proba, seeded
+from clientml_mle.evaluate import N_BOOTSTRAP, Evaluation, choose_threshold, evaluate
 from clientml_mle.features import feature_columns
 from clientml_mle.schema import FeatureSpec, coerce_frame, infer_feature_specs
 from clientml_mle.tracking import ChampionDecision, MlflowTracker, TrackingRecord
 
 log = logging.getLogger(__name__)
 
-EstimatorFactory = Callable[[list[FeatureSpec]], Pipeline]
 IntArray = npt.NDArray[np.int64]
-# (model, features, threshold, test metrics, training data) -> {name in the bundle: file}
-BundleFiles = Callable[[Pipeline, list[FeatureSpec], float, Mapping[str, Any], Mapping[str, Any]], Mapping[str, Path]]
-_MIN_PER_CLASS = 10
+CLIENT_COLUMN, AS_OF_COLUMN = KEY_COLUMNS
+FEATURE_SET_COLUMN = BOOKKEEPING_COLUMNS[0]
+EVALUATION_FILE = "evaluation.json"
+MIN_PER_CLASS = 10
 
 
-def default_estimator(features: Sequence[FeatureSpec], n_jobs: int = 2) -> Pipeline:
-    """One-hot encoding of the categorical features (numbers passed through), then LightGBM.
+def training_labels(frame: pd.DataFrame, *, min_per_class: int = MIN_PER_CLASS) -> IntArray:
+    """The 0/1 labels of a training frame's ``label`` column, shape ``(len(frame),)``.
 
-    The encoder knows exactly the manifest's categories; unknown values and nulls encode as all zeros.
-    Categorical features with no category at all in training are left out. LightGBM handles NaN.
+    Raises:
+        ValueError: no label column, a row without a label, a label other than 0/1, or fewer than
+            ``min_per_class`` rows of either label.
     """
-    from lightgbm import LGBMClassifier
-
-    categorical = [f for f in features if f.type == "category" and f.categories]
-    numeric = [f.name for f in features if f.type != "category"]
-    encoder = ColumnTransformer(
-        [
-            (
-                "onehot",
-                OneHotEncoder(
-                    categories=[list(f.categories or []) for f in categorical],
-                    handle_unknown="ignore",
-                    sparse_output=False,
-                    dtype=np.float64,
-                ),
-                [f.name for f in categorical],
-            ),
-            ("numeric", "passthrough", numeric),
-        ],
-        remainder="drop",
-    )
-    classifier = LGBMClassifier(
-        n_estimators=300,
-        learning_rate=0.03,
-        num_leaves=15,
-        min_child_samples=20,
-        subsample=0.8,
-        subsample_freq=1,
-        colsample_bytree=0.8,
-        reg_lambda=1.0,
-        n_jobs=n_jobs,
-        verbose=-1,
-        deterministic=True,
-        force_col_wise=True,
-    )
-    return Pipeline([("encoder", encoder), ("classifier", classifier)])
-
-
-def seeded(pipeline: Pipeline, seed: int) -> Pipeline:
-    """Set every unset ``random_state`` parameter of the pipeline to ``seed``."""
-    unset = {
-        name: seed
-        for name, value in pipeline.get_params(deep=True).items()
-        if name.endswith("random_state") and value is None
-    }
-    if unset:
-        pipeline.set_params(**unset)
-    return pipeline
+    if LABEL_COLUMN not in frame.columns:
+        raise ValueError(f"the training frame has no {LABEL_COLUMN!r} column")
+    raw = pd.to_numeric(frame[LABEL_COLUMN], errors="coerce")
+    if raw.isna().any():
+        raise ValueError(f"the training frame has {int(raw.isna().sum())} rows without a label")
+    if not raw.isin([0, 1]).all():
+        raise ValueError("labels must be 0 or 1")
+    labels = raw.to_numpy().astype(np.int64)
+    counts = np.bincount(labels, minlength=2)
+    if counts.min() < min_per_class:
+        raise ValueError(f"too few rows to train: {counts[0]} negatives and {counts[1]} positives")
+    return labels
 
 
 def data_fingerprint(frame: pd.DataFrame, columns: Sequence[str]) -> str:
-    """SHA-256 of the given columns' names, dtypes and values (row order as given)."""
+    """SHA-256 (hex) of the given columns' names, dtypes and values (row order as given)."""
     digest = hashlib.sha256()
     sub = frame[list(columns)]
     digest.update(json.dumps([[c, str(sub[c].dtype)] for c in sub.columns]).encode())
@@ -119,7 +86,11 @@ def data_fingerprint(frame: pd.DataFrame, columns: Sequence[str]) -> str:
 def split_indices(
     labels: IntArray, test_size: float, seed: int, groups: npt.NDArray[Any] | None = None
 ) -> tuple[IntArray, IntArray]:
-    """Stratified train/test positions; with ``groups``, a group never straddles the split."""
+    """Stratified (train, test) positions, sorted; with ``groups``, a group never straddles the split.
+
+    Without repeated groups: ``train_test_split`` with ``test_size`` (a fraction). With them:
+    the first fold of a shuffled ``StratifiedGroupKFold`` of ``round(1 / test_size)`` folds.
+    """
     positions = np.arange(len(labels))
     if groups is not None and len(np.unique(groups)) < len(groups):
         folds = max(2, round(1 / test_size))
@@ -130,56 +101,135 @@ def split_indices(
     return np.sort(train_pos).astype(np.int64), np.sort(test_pos).astype(np.int64)
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    """What a training run produced."""
+def _rows(frame: pd.DataFrame, positions: IntArray) -> pd.DataFrame:
+    rows = frame.iloc[positions]
+    rows.attrs = dict(frame.attrs)  # the warehouse's feature types, which the schema is inferred from
+    return rows
 
-    bundle_path: Path
-    name: str
-    threshold: float
-    metrics: dict[str, Any]
-    features: list[FeatureSpec]
-    training_data: dict[str, Any]
-    params: dict[str, Any]
-    tracking: TrackingRecord | None = None
-    model: Pipeline | None = field(default=None, repr=False, compare=False)
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """A labeled frame (index ``0..n-1``) and the positions of its training and test rows.
+
+    Rows in neither (e.g. a time split leaving out earlier rows of test clients) are not used. The
+    feature schema is inferred from the training rows only.
+    """
+
+    frame: pd.DataFrame = field(repr=False)
+    labels: IntArray = field(repr=False)
+    train_pos: IntArray = field(repr=False)
+    test_pos: IntArray = field(repr=False)
+    feature_cols: tuple[str, ...]
+    test_size: float
+    table: str = FEATURE_STORE
+
+    @cached_property
+    def train_rows(self) -> pd.DataFrame:
+        """The raw training rows (every column of the frame)."""
+        return _rows(self.frame, self.train_pos)
+
+    @cached_property
+    def test_rows(self) -> pd.DataFrame:
+        """The raw test rows (every column: an older champion using other features can score them)."""
+        return _rows(self.frame, self.test_pos)
+
+    @cached_property
+    def features(self) -> list[FeatureSpec]:
+        """The feature schema inferred from the training rows (the bundle manifest's ``features``)."""
+        return infer_feature_specs(self.train_rows, list(self.feature_cols))
+
+    @cached_property
+    def x_train(self) -> pd.DataFrame:
+        """The training rows as model input (the schema's columns and dtypes), shape (n_train, n_features)."""
+        return coerce_frame(self.train_rows, self.features)
+
+    @cached_property
+    def x_test(self) -> pd.DataFrame:
+        """The test rows as model input, shape (n_test, n_features)."""
+        return coerce_frame(self.test_rows, self.features)
 
     @property
-    def version(self) -> str:
-        return self.bundle_path.name
+    def y_train(self) -> IntArray:
+        return self.labels[self.train_pos]
 
     @property
-    def decision(self) -> ChampionDecision | None:
-        return self.tracking.decision if self.tracking is not None else None
+    def y_test(self) -> IntArray:
+        return self.labels[self.test_pos]
 
-    def summary(self) -> dict[str, Any]:
-        """A JSON-friendly summary (what ``clientml train`` prints)."""
-        return {
-            "bundle": str(self.bundle_path),
-            "version": self.version,
-            "name": self.name,
-            "threshold": self.threshold,
-            "metrics": scalar_metrics(self.metrics),
-            "confusion_matrix": self.metrics.get("confusion_matrix"),
-            "training_data": self.training_data,
-            "n_features": len(self.features),
-            "tracking": self.tracking.to_dict() if self.tracking is not None else None,
+    @property
+    def train_groups(self) -> npt.NDArray[Any] | None:
+        """The client id of each training row (``None`` without a client column): for group-aware splits."""
+        return self.train_rows[CLIENT_COLUMN].to_numpy() if CLIENT_COLUMN in self.frame.columns else None
+
+    def training_data(self) -> dict[str, Any]:
+        """What the bundle manifest records about the data: table, row counts, fingerprint, label rate."""
+        frame = self.frame
+        key_cols = [c for c in KEY_COLUMNS if c in frame.columns]
+        data: dict[str, Any] = {
+            "table": self.table,
+            "rows": len(frame),
+            "fingerprint": data_fingerprint(frame, [*key_cols, LABEL_COLUMN, *self.feature_cols]),
+            "train_rows": len(self.train_pos),
+            "test_rows": len(self.test_pos),
+            "positive_rate": float(self.labels.mean()),
         }
+        if FEATURE_SET_COLUMN in frame.columns:
+            data["feature_set_versions"] = sorted({str(v) for v in frame[FEATURE_SET_COLUMN].dropna()})
+        if AS_OF_COLUMN in frame.columns and len(frame):
+            data["max_as_of_date"] = str(pd.Timestamp(frame[AS_OF_COLUMN].max()).date())
+        return data
 
 
-def _labels(frame: pd.DataFrame) -> IntArray:
-    if LABEL_COLUMN not in frame.columns:
-        raise ValueError(f"the training frame has no {LABEL_COLUMN!r} column")
-    raw = pd.to_numeric(frame[LABEL_COLUMN], errors="coerce")
-    if raw.isna().any():
-        raise ValueError(f"the training frame has {int(raw.isna().sum())} rows without a label")
-    if not raw.isin([0, 1]).all():
-        raise ValueError("labels must be 0 or 1")
-    labels = raw.to_numpy().astype(np.int64)
-    counts = np.bincount(labels, minlength=2)
-    if counts.min() < _MIN_PER_CLASS:
-        raise ValueError(f"too few rows to train: {counts[0]} negatives and {counts[1]} positives")
-    return labels
+def split_rows(
+    frame: pd.DataFrame,
+    *,
+    test_size: float = 0.2,
+    seed: int = 0,
+    feature_cols: Sequence[str] | None = None,
+    table: str = FEATURE_STORE,
+    positions: tuple[IntArray, IntArray] | None = None,
+) -> Split:
+    """Step 1: cut a labeled frame (e.g. :func:`clientml_mle.features.training_frame`) into train and test.
+
+    The split keeps the frame (not copied when its index is already ``0..n-1``): do not change it after.
+    ``feature_cols`` defaults to every column but the key, label and bookkeeping ones. ``positions``
+    gives the (train, test) row positions (of ``frame`` in its order) instead of the stratified split of
+    :func:`split_indices` (group-aware by client); ``test_size`` is then only recorded.
+
+    Raises:
+        ValueError: ``test_size`` not in (0, 1), bad labels (:func:`training_labels`), no feature column,
+            or ``positions`` that are empty, out of range or overlapping.
+    """
+    if not 0 < test_size < 1:
+        raise ValueError("test_size must be between 0 and 1")
+    if not frame.index.equals(pd.RangeIndex(len(frame))):
+        frame = frame.reset_index(drop=True)  # a copy: only when the index is not already 0..n-1
+    labels = training_labels(frame)
+    columns = tuple(feature_cols) if feature_cols is not None else tuple(feature_columns(frame))
+    if not columns:
+        raise ValueError("the training frame has no feature columns")
+    if positions is None:
+        groups = frame[CLIENT_COLUMN].to_numpy() if CLIENT_COLUMN in frame.columns else None
+        train_pos, test_pos = split_indices(labels, test_size, seed, groups)
+    else:
+        train_pos, test_pos = (np.asarray(p, dtype=np.int64).copy() for p in positions)
+        inside = all(len(p) and p.min() >= 0 and p.max() < len(frame) for p in (train_pos, test_pos))
+        if not inside or np.intersect1d(train_pos, test_pos).size:
+            raise ValueError("positions must be two non-empty, disjoint sets of row positions of the frame")
+    return Split(frame, labels, train_pos, test_pos, columns, test_size, table)
+
+
+@dataclass(frozen=True, eq=False)
+class Fitted:
+    """A model fitted on a split's training rows, its decision threshold and what it was trained on."""
+
+    model: Pipeline = field(repr=False)
+    features: list[FeatureSpec]
+    threshold: float
+    threshold_rule: str | float
+    seed: int
+    validation_size: float
+    training_data: dict[str, Any]
 
 
 def _build(estimator: Pipeline | EstimatorFactory, specs: list[FeatureSpec], seed: int) -> Pipeline:
@@ -189,150 +239,220 @@ def _build(estimator: Pipeline | EstimatorFactory, specs: list[FeatureSpec], see
     return seeded(pipeline, seed)
 
 
-def _rows(frame: pd.DataFrame, positions: IntArray) -> pd.DataFrame:
-    rows = frame.iloc[positions]
-    rows.attrs = dict(frame.attrs)
-    return rows
+def fit(
+    estimator: Pipeline | EstimatorFactory,
+    split: Split,
+    *,
+    seed: int = 0,
+    threshold: str | float = "max_f1",
+    validation_size: float = 0.2,
+) -> Fitted:
+    """Step 2: choose the threshold, then fit ``estimator`` on all of ``split``'s training rows.
+
+    ``estimator`` is a Pipeline (cloned, never fitted itself) or a function of the feature schema
+    building one; every unset ``random_state`` is set to ``seed``. ``threshold``: a number in [0, 1] is
+    used as it is; ``"max_f1"`` fits a copy on the training rows minus a stratified ``validation_size``
+    part (group-aware, seed ``seed + 1``) and takes the probability maximising F1 on that part.
+
+    Raises:
+        ValueError: ``validation_size`` not in (0, 1), a threshold outside [0, 1] or an unknown rule.
+        TypeError: ``estimator`` is not (and does not build) a Pipeline.
+    """
+    if not 0 < validation_size < 1:
+        raise ValueError("validation_size must be between 0 and 1")
+    specs, x_train, y_train = split.features, split.x_train, split.y_train
+    if isinstance(threshold, str):
+        fit_rel, val_rel = split_indices(y_train, validation_size, seed + 1, split.train_groups)
+        probe = _build(estimator, specs, seed)
+        probe.fit(x_train.iloc[fit_rel], y_train[fit_rel])
+        chosen = choose_threshold(y_train[val_rel], positive_proba(probe, x_train.iloc[val_rel]), threshold)
+    elif 0 <= threshold <= 1:
+        chosen = float(threshold)
+    else:
+        raise ValueError(f"threshold {threshold} is not a probability")
+    model = _build(estimator, specs, seed)
+    model.fit(x_train, y_train)
+    return Fitted(model, specs, chosen, threshold, seed, validation_size, split.training_data())
 
 
-def _positive_proba(model: Pipeline, x: pd.DataFrame) -> npt.NDArray[np.float64]:
-    proba = model.predict_proba(x)
-    return np.asarray(proba[:, list(model.classes_).index(1)], dtype=np.float64)
+def evaluate_model(fitted: Fitted, split: Split, *, n_boot: int = N_BOOTSTRAP) -> Evaluation:
+    """Step 3: evaluate ``fitted`` on ``split``'s test rows at its threshold (bootstrap seeded by its seed).
+
+    Raises:
+        ValueError: the test rows do not hold both labels.
+    """
+    same = fitted.features == split.features
+    x_test = split.x_test if same else coerce_frame(split.test_rows, fitted.features)
+    proba = positive_proba(fitted.model, x_test)
+    evaluation = evaluate(split.y_test, proba, fitted.threshold, n_boot=n_boot, seed=fitted.seed)
+    low, high = evaluation.roc_auc_ci95_low, evaluation.roc_auc_ci95_high
+    log.info("test ROC-AUC %.4f (95%% CI %.4f-%.4f)", evaluation.roc_auc, low, high)
+    return evaluation
+
+
+def publish_bundle(
+    fitted: Fitted,
+    evaluation: Evaluation,
+    models_dir: Path | str,
+    *,
+    name: str = "clientml-classifier",
+    extra_files: Mapping[str, Path] | None = None,
+    trusted_types: frozenset[str] = TRUSTED_TYPES,
+) -> Path:
+    """Step 4: save the bundle (``LATEST`` moves to it) and return its directory.
+
+    The bundle holds the model, its encoder, ``evaluation.json`` (``{"test": evaluation}``) and
+    ``extra_files`` (relative path in the bundle -> local file, e.g. ``{"report/report.html": path}``),
+    all hashed in the manifest.
+
+    Raises:
+        ValueError: an extra file's path clashes with a bundle file.
+        clientml_mle.bundle.UntrustedModelError: the model holds types outside ``trusted_types``.
+    """
+    extra = dict(extra_files or {})
+    if EVALUATION_FILE in extra:
+        raise ValueError(f"extra file {EVALUATION_FILE!r} clashes with a bundle file")
+    metrics = evaluation.to_dict()
+    with tempfile.TemporaryDirectory(prefix="clientml-train-") as tmp:
+        evaluation_json = Path(tmp) / EVALUATION_FILE
+        evaluation_json.write_text(json.dumps({"test": metrics}, indent=2, default=float), encoding="utf-8")
+        return save_bundle(
+            models_dir,
+            fitted.model,
+            fitted.features,
+            fitted.threshold,
+            metrics,
+            fitted.training_data,
+            name,
+            {EVALUATION_FILE: evaluation_json, **extra},
+            trusted_types=trusted_types,
+        )
+
+
+def run_params(
+    split: Split, fitted: Fitted, evaluation: Evaluation, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The run's MLflow parameters: the protocol's, the estimator's (``model.<step>__<param>``), ``extra``."""
+    model = fitted.model
+    return {
+        "seed": fitted.seed,
+        "test_size": split.test_size,
+        "validation_size": fitted.validation_size,
+        "threshold_rule": fitted.threshold_rule,
+        "n_features": len(fitted.features),
+        "n_boot": evaluation.bootstrap.n,
+        "estimator": type(model.steps[-1][1]).__name__,
+        **{f"model.{k}": v for k, v in model.get_params(deep=True).items() if "__" in k},
+        **dict(extra or {}),
+    }
+
+
+def track_and_gate(
+    tracker: MlflowTracker,
+    *,
+    split: Split,
+    fitted: Fitted,
+    evaluation: Evaluation,
+    bundle_dir: Path,
+    params: Mapping[str, Any] | None = None,
+    force: bool = False,
+) -> TrackingRecord:
+    """Step 5: log the run (bundle, model, :func:`run_params` plus ``params``), register it, apply the
+    champion rule on ``split``'s test rows; when promoted, ``CHAMPION`` (beside the bundle) moves to it.
+
+    ``force`` promotes regardless of the rule. Raises what MLflow raises (e.g. an unreachable server).
+    """
+    record = tracker.record(
+        bundle_dir=bundle_dir,
+        model=fitted.model,
+        features=fitted.features,
+        params=run_params(split, fitted, evaluation, params),
+        metrics=evaluation.scalar_metrics(),
+        eval_frame=split.test_rows,
+        eval_labels=split.y_test,
+        new_roc_auc=evaluation.roc_auc,
+        new_roc_auc_ci95_low=evaluation.roc_auc_ci95_low,
+        force=force,
+    )
+    if record.decision.promoted:
+        set_pointer(bundle_dir.parent, bundle_dir.name, CHAMPION_FILE)
+    return record
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """What a training run produced: the fitted model, its test evaluation, its bundle, its tracking."""
+
+    fitted: Fitted
+    evaluation: Evaluation
+    bundle_path: Path
+    name: str
+    tracking: TrackingRecord | None = None
+
+    @property
+    def version(self) -> str:
+        return self.bundle_path.name
+
+    @property
+    def decision(self) -> ChampionDecision | None:
+        return self.tracking.decision if self.tracking is not None else None
+
+    @property
+    def model(self) -> Pipeline:
+        return self.fitted.model
+
+    @property
+    def threshold(self) -> float:
+        return self.fitted.threshold
+
+    @property
+    def features(self) -> list[FeatureSpec]:
+        return self.fitted.features
+
+    @property
+    def training_data(self) -> dict[str, Any]:
+        return self.fitted.training_data
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-friendly summary (what ``clientml train`` prints)."""
+        return {
+            "bundle": str(self.bundle_path),
+            "version": self.version,
+            "name": self.name,
+            "threshold": self.threshold,
+            "metrics": self.evaluation.scalar_metrics(),
+            "confusion_matrix": asdict(self.evaluation.confusion_matrix),
+            "training_data": self.training_data,
+            "n_features": len(self.features),
+            "tracking": self.tracking.to_dict() if self.tracking is not None else None,
+        }
 
 
 def train(
     estimator: Pipeline | EstimatorFactory,
     frame: pd.DataFrame,
     *,
+    models_dir: Path | str,
     seed: int = 0,
     test_size: float = 0.2,
-    validation_size: float = 0.2,
-    threshold_rule: str | float = "max_f1",
-    models_dir: Path | str,
+    threshold: str | float = "max_f1",
     tracking: MlflowTracker | None = None,
     name: str = "clientml-classifier",
     feature_cols: Sequence[str] | None = None,
-    table: str = FEATURE_STORE,
     n_boot: int = N_BOOTSTRAP,
     force_promote: bool = False,
-    params: Mapping[str, Any] | None = None,
-    split: tuple[IntArray, IntArray] | None = None,
-    bundle_files: BundleFiles | None = None,
-    trusted_types: frozenset[str] = TRUSTED_TYPES,
 ) -> TrainResult:
-    """Train, evaluate and publish a model on a labeled frame (see the module docstring).
+    """The five steps in order (module docstring) with the stratified split; ``tracking=None`` skips step 5.
 
-    ``frame`` is e.g. :func:`clientml_mle.features.training_frame`; ``feature_cols`` defaults to every
-    column but the key, label and bookkeeping ones. ``tracking=None`` skips MLflow (no champion decision).
-    ``split`` gives the (train, test) row positions instead of the stratified split; ``bundle_files`` is
-    called with the fitted model, its features, threshold, test metrics and training data, and returns
-    extra files (e.g. an evaluation report) to publish, hashed, inside the bundle.
+    Raises what the steps raise (``ValueError`` for a bad frame or threshold, ...).
     """
-    if not 0 < test_size < 1 or not 0 < validation_size < 1:
-        raise ValueError("test_size and validation_size must be between 0 and 1")
-    frame = frame.reset_index(drop=True)
-    labels = _labels(frame)
-    columns = list(feature_cols) if feature_cols is not None else feature_columns(frame)
-    if not columns:
-        raise ValueError("the training frame has no feature columns")
-    groups = frame["client_id"].to_numpy() if "client_id" in frame.columns else None
-
-    train_pos, test_pos = split if split is not None else split_indices(labels, test_size, seed, groups)
-    fit_rel, val_rel = split_indices(
-        labels[train_pos], validation_size, seed + 1, groups[train_pos] if groups is not None else None
-    )
-    train_rows, test_rows = _rows(frame, train_pos), _rows(frame, test_pos)
-    specs = infer_feature_specs(train_rows, columns)
-    x_train = coerce_frame(train_rows, specs)
-    x_test = coerce_frame(test_rows, specs)
-    y_train, y_test = labels[train_pos], labels[test_pos]
-
-    if isinstance(threshold_rule, float):
-        threshold = threshold_rule
-    else:
-        # Threshold: a copy fitted without the validation rows, chosen on them.
-        probe = _build(estimator, specs, seed)
-        probe.fit(x_train.iloc[fit_rel], y_train[fit_rel])
-        proba = _positive_proba(probe, x_train.iloc[val_rel])
-        threshold = choose_threshold(y_train[val_rel], proba, threshold_rule)
-
-    model = _build(estimator, specs, seed)
-    model.fit(x_train, y_train)
-    test_proba = _positive_proba(model, x_test)
-    metrics = evaluate(y_test, test_proba, threshold, n_boot=n_boot, seed=seed)
-    log.info("test ROC-AUC %.4f (95%% CI %.4f-%.4f)", metrics["roc_auc"], *metrics_ci(metrics))
-
-    key_cols = [c for c in KEY_COLUMNS if c in frame.columns]
-    training_data = {
-        "table": table,
-        "rows": len(frame),
-        "fingerprint": data_fingerprint(frame, [*key_cols, LABEL_COLUMN, *columns]),
-        "train_rows": len(train_pos),
-        "test_rows": len(test_pos),
-        "positive_rate": float(labels.mean()),
-    }
-    if "feature_set_version" in frame.columns:
-        training_data["feature_set_versions"] = sorted({str(v) for v in frame["feature_set_version"].dropna()})
-    if "as_of_date" in frame.columns and len(frame):
-        training_data["max_as_of_date"] = str(pd.Timestamp(frame["as_of_date"].max()).date())
-    run_params = {
-        "seed": seed,
-        "test_size": test_size,
-        "validation_size": validation_size,
-        "threshold_rule": threshold_rule,
-        "n_features": len(specs),
-        "n_boot": n_boot,
-        "estimator": type(model.steps[-1][1]).__name__,
-        **{f"model.{k}": v for k, v in model.get_params(deep=True).items() if "__" in k},
-        **dict(params or {}),
-    }
-
-    with tempfile.TemporaryDirectory(prefix="clientml-train-") as tmp:
-        evaluation = Path(tmp) / "evaluation.json"
-        evaluation.write_text(json.dumps({"test": metrics}, indent=2, default=float), encoding="utf-8")
-        bundle_path = save_bundle(
-            models_dir,
-            model,
-            specs,
-            threshold,
-            metrics,
-            training_data,
-            name,
-            {
-                "evaluation.json": evaluation,
-                **(bundle_files(model, specs, threshold, metrics, training_data) if bundle_files else {}),
-            },
-            trusted_types=trusted_types,
-        )
-
+    split = split_rows(frame, test_size=test_size, seed=seed, feature_cols=feature_cols)
+    fitted = fit(estimator, split, seed=seed, threshold=threshold)
+    evaluation = evaluate_model(fitted, split, n_boot=n_boot)
+    bundle_dir = publish_bundle(fitted, evaluation, models_dir, name=name)
     record = None
     if tracking is not None:
-        record = tracking.record(
-            bundle_dir=bundle_path,
-            model=model,
-            features=specs,
-            params=run_params,
-            metrics=scalar_metrics(metrics),
-            eval_frame=test_rows,
-            eval_labels=y_test,
-            new_roc_auc=metrics["roc_auc"],
-            new_roc_auc_ci95_low=metrics["roc_auc_ci95_low"],
-            force=force_promote,
+        record = track_and_gate(
+            tracking, split=split, fitted=fitted, evaluation=evaluation, bundle_dir=bundle_dir, force=force_promote
         )
-        if record.decision.promoted:
-            set_pointer(models_dir, bundle_path.name, CHAMPION_FILE)
-    return TrainResult(
-        bundle_path=bundle_path,
-        name=name,
-        threshold=threshold,
-        metrics=metrics,
-        features=specs,
-        training_data=training_data,
-        params=run_params,
-        tracking=record,
-        model=model,
-    )
-
-
-def metrics_ci(metrics: Mapping[str, Any]) -> tuple[float, float]:
-    return float(metrics["roc_auc_ci95_low"]), float(metrics["roc_auc_ci95_high"])
+    return TrainResult(fitted, evaluation, bundle_dir, name, record)

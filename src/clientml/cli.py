@@ -104,8 +104,8 @@ def train_command(
         _fail(f"--trainer must be 'ds' or 'default', not {trainer!r}")
     from clientml_de.settings import get_settings
     from clientml_de.warehouse import WarehouseError
-    from clientml_mle.bundle import BundleIntegrityError
     from clientml_mle.features import training_frame, wait_for_table
+    from clientml_mle.pointers import BundleIntegrityError
     from clientml_mle.tracking import MlflowTracker
 
     settings = get_settings()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from clientml_mle.bundle import read_pointer
+from clientml_mle.pointers import read_pointer
 from typer.testing import CliRunner
 
 from clientml.cli import app

@@ -11,21 +11,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from clientml_mle.bundle import (
+from clientml_mle.bundle import ENCODER_FILE, MODEL_FILE, UntrustedModelError, load_bundle, save_bundle, verify_bundle
+from clientml_mle.pointers import (
     CHAMPION_FILE,
-    ENCODER_FILE,
     LATEST_FILE,
     MANIFEST_FILE,
-    MODEL_FILE,
     BundleIntegrityError,
-    UntrustedModelError,
     list_versions,
-    load_bundle,
     read_latest,
     read_pointer,
-    save_bundle,
     set_pointer,
-    verify_bundle,
 )
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.train import TrainResult

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clientml_mle.bundle import CHAMPION_FILE, LATEST_FILE, read_pointer
+from clientml_mle.pointers import CHAMPION_FILE, LATEST_FILE, read_pointer
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

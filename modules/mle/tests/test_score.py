@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from clientml_mle.bundle import BundleIntegrityError, load_bundle
+from clientml_mle.bundle import load_bundle
 from clientml_mle.features import unlabeled_rows
+from clientml_mle.pointers import BundleIntegrityError
 from clientml_mle.score import score
 from clientml_mle.train import TrainResult
 

@@ -9,8 +9,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from clientml_mle.bundle import CHAMPION_FILE, LATEST_FILE, load_bundle, read_pointer
+from clientml_mle.bundle import load_bundle
 from clientml_mle.estimators import EstimatorFactory
+from clientml_mle.pointers import CHAMPION_FILE, LATEST_FILE, read_pointer
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.tracking import CHAMPION_ALIAS, MlflowTracker, decide, model_signature
 from clientml_mle.train import train

@@ -26,17 +26,14 @@ training harness): LATEST is the newest bundle (the contract's pointer), CHAMPIO
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import math
-import os
 import platform
-import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -50,21 +47,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.pipeline import Pipeline
 
 from clientml_mle.estimators import positive_proba
+from clientml_mle.pointers import (
+    LATEST_FILE,
+    MANIFEST_FILE,
+    TMP_PREFIX,
+    VERSION_PATTERN,
+    BundleIntegrityError,
+    fsync_dir,
+    resolve_bundle_dir,
+    set_pointer,
+    write_bytes,
+)
 from clientml_mle.schema import FeatureSpec, coerce_frame, records_frame
 
 log = logging.getLogger(__name__)
 
 FORMAT = "clientml-bundle/1"
-MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.skops"
 ENCODER_FILE = "encoder.skops"
-LATEST_FILE = "LATEST"
-# Moved by the training harness when MLflow's champion gate promotes a bundle (see tracking.py).
-CHAMPION_FILE = "CHAMPION"
-POINTERS = (LATEST_FILE, CHAMPION_FILE)
-_LOCK_FILE = ".lock"
-_TMP_PREFIX = ".tmp-"
-_VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{12}$")
 _DIGEST_CHARS = 12
 _COERCED = "clientml_coerced_for"
 
@@ -84,10 +84,6 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
     }
 )
 _LIBRARIES = ("scikit-learn", "lightgbm", "skops", "numpy", "pandas", "scipy", "clientml-mle")
-
-
-class BundleIntegrityError(Exception):
-    """A bundle is incomplete, altered or not a bundle; the message names the file and the problem."""
 
 
 class UntrustedModelError(BundleIntegrityError):
@@ -173,32 +169,6 @@ def _safe_relative(rel: str) -> PurePosixPath:
     return path
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-@contextlib.contextmanager
-def _locked(models_dir: Path) -> Iterator[None]:
-    with (models_dir / _LOCK_FILE).open("a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def _dump_skops(obj: Any, what: str, trusted: frozenset[str]) -> bytes:
     import skops.io as sio
 
@@ -227,55 +197,6 @@ def _load_skops(data: bytes, rel: str, trusted: frozenset[str]) -> Any:
 
 def _new_version(created: datetime, digest: str) -> str:
     return f"{created:%Y%m%dT%H%M%S}.{created.microsecond:06d}Z-{digest[:_DIGEST_CHARS]}"
-
-
-def read_pointer(models_dir: Path | str, pointer: str = LATEST_FILE) -> str | None:
-    """The version a pointer file (``LATEST`` or ``CHAMPION``) names, or ``None`` when there is none."""
-    if pointer not in POINTERS:
-        raise ValueError(f"unknown pointer {pointer!r} (use one of {POINTERS})")
-    path = Path(models_dir) / pointer
-    try:
-        version = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    if not _VERSION.match(version):
-        raise BundleIntegrityError(f"{path}: {version!r} is not a bundle version")
-    return version
-
-
-def read_latest(models_dir: Path | str) -> str | None:
-    """The version ``models_dir/LATEST`` points to, or ``None`` when there is no pointer yet."""
-    return read_pointer(models_dir, LATEST_FILE)
-
-
-def list_versions(models_dir: Path | str) -> list[str]:
-    """Every published bundle version in ``models_dir``, oldest first."""
-    root = Path(models_dir)
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and _VERSION.match(p.name))
-
-
-def set_pointer(models_dir: Path | str, version: str, pointer: str, *, only_forward: bool = False) -> bool:
-    """Atomically point ``models_dir/<pointer>`` at ``version`` (``os.replace`` of a fsynced temp file).
-
-    With ``only_forward`` the pointer never moves to an older version. Returns whether it moved.
-    """
-    root = Path(models_dir)
-    if pointer not in POINTERS:
-        raise ValueError(f"unknown pointer {pointer!r} (use one of {POINTERS})")
-    if not _VERSION.match(version) or not (root / version / MANIFEST_FILE).is_file():
-        raise BundleIntegrityError(f"{root}: {version!r} is not a bundle there, cannot point {pointer} at it")
-    with _locked(root):
-        current = read_pointer(root, pointer)
-        if current == version or (only_forward and current is not None and current > version):
-            log.info("%s stays on %s (not moved to %s)", pointer, current, version)
-            return False
-        tmp = root / f"{_TMP_PREFIX}{pointer}-{uuid.uuid4().hex}"
-        _write_bytes(tmp, f"{version}\n".encode())
-        tmp.replace(root / pointer)
-        _fsync_dir(root)
-    return True
 
 
 def save_bundle(  # noqa: PLR0917 - the documented positional API
@@ -334,16 +255,16 @@ def save_bundle(  # noqa: PLR0917 - the documented positional API
     version = _new_version(created, _content_digest(manifest))
     manifest["version"] = version
 
-    tmp = root / f"{_TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+    tmp = root / f"{TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir()
         for rel, data in payload.items():
-            _write_bytes(tmp / rel, data)
-        _write_bytes(tmp / MANIFEST_FILE, (json.dumps(manifest, indent=2, allow_nan=False) + "\n").encode())
-        _fsync_dir(tmp)
+            write_bytes(tmp / rel, data)
+        write_bytes(tmp / MANIFEST_FILE, (json.dumps(manifest, indent=2, allow_nan=False) + "\n").encode())
+        fsync_dir(tmp)
         final = root / version
         tmp.rename(final)  # atomic; fails if the version exists
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -353,25 +274,6 @@ def save_bundle(  # noqa: PLR0917 - the documented positional API
 
 
 # --- reading -------------------------------------------------------------------------------------------
-
-
-def resolve_bundle_dir(path: Path | str, pointer: str = LATEST_FILE) -> Path:
-    """A bundle directory, or a models directory resolved through a pointer (``LATEST`` by default)."""
-    p = Path(path)
-    if (p / MANIFEST_FILE).is_file():
-        return p
-    version = read_pointer(p, pointer)
-    if version is not None:
-        bundle = p / version
-        if not (bundle / MANIFEST_FILE).is_file():
-            raise BundleIntegrityError(f"{p / pointer}: points to {version}, which is not a bundle in {p}")
-        return bundle
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such models directory or bundle")
-    raise FileNotFoundError(
-        f"{p}: neither a bundle (no {MANIFEST_FILE}) nor a models directory with a {pointer} pointer "
-        "(train a model first)"
-    )
 
 
 def _verified_files(bundle_dir: Path, manifest: Manifest) -> dict[str, bytes]:
@@ -416,7 +318,7 @@ def read_manifest(bundle_dir: Path | str) -> Manifest:
     if not isinstance(raw, dict):
         raise BundleIntegrityError(f"{MANIFEST_FILE}: not a JSON object in bundle {bundle_dir}")
     version = str(raw.get("version", ""))
-    if not _VERSION.match(version):
+    if not VERSION_PATTERN.match(version):
         raise BundleIntegrityError(f"{MANIFEST_FILE}: version {version!r} is malformed in bundle {bundle_dir}")
     if _content_digest(raw)[:_DIGEST_CHARS] != version.rsplit("-", 1)[1]:
         raise BundleIntegrityError(

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         from clientml_de.settings import get_settings
         from clientml_de.warehouse import WarehouseError
 
-        from clientml_mle.bundle import (
+        from clientml_mle.pointers import (
             CHAMPION_FILE,
             LATEST_FILE,
             BundleIntegrityError,

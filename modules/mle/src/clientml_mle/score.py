@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clientml_mle.bundle import LATEST_FILE, load_bundle
+from clientml_mle.bundle import load_bundle
 from clientml_mle.features import unlabeled_rows
+from clientml_mle.pointers import LATEST_FILE
 
 log = logging.getLogger(__name__)
 

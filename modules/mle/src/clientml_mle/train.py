@@ -37,10 +37,11 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
-from clientml_mle.bundle import CHAMPION_FILE, TRUSTED_TYPES, save_bundle, set_pointer
+from clientml_mle.bundle import TRUSTED_TYPES, save_bundle
 from clientml_mle.estimators import EstimatorFactory, positive_proba, seeded
 from clientml_mle.evaluate import N_BOOTSTRAP, Evaluation, choose_threshold, evaluate
 from clientml_mle.features import feature_columns
+from clientml_mle.pointers import CHAMPION_FILE, set_pointer
 from clientml_mle.schema import FeatureSpec, coerce_frame, infer_feature_specs
 from clientml_mle.tracking import ChampionDecision, MlflowTracker, TrackingRecord
 

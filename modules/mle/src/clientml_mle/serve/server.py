@@ -48,7 +48,8 @@ def run_server(
     """
     from clientml_de.settings import export_environment, get_settings
 
-    from clientml_mle.bundle import CHAMPION_FILE, LATEST_FILE, read_pointer, resolve_bundle_dir, verify_bundle
+    from clientml_mle.bundle import verify_bundle
+    from clientml_mle.pointers import CHAMPION_FILE, LATEST_FILE, read_pointer, resolve_bundle_dir
 
     settings = get_settings()
     configure_logging(settings.log_level)

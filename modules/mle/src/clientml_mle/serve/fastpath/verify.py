@@ -51,7 +51,7 @@ def verify(candidates: Candidates, bundle: BundleLike, n: int = PROBE_RECORDS, s
     with warnings.catch_warnings():  # the probe records hold unseen categories on purpose
         warnings.simplefilter("ignore", UserWarning)
         reference_matrix = dense(bundle.model[:-1].transform(frame))
-        reference = positive_probability(bundle.predict_proba(frame))
+        reference = np.asarray(bundle.predict_proba(frame), dtype=np.float64)  # P(label=1), shape (n,)
         encoder, matrix = _first_encoder(candidates, valid, reference_matrix)
         scorer, diff = _first_scorer(candidates, encoder, matrix, reference)
     chosen = _predictor(candidates, encoder, scorer, {})
@@ -93,12 +93,6 @@ def split_thresholds(booster: Any) -> dict[int, list[float]]:
             found.setdefault(int(node["split_feature"]), set()).add(float(threshold))
         stack.extend((node["left_child"], node["right_child"]))
     return {k: sorted(v) for k, v in found.items()}
-
-
-def positive_probability(proba: Any) -> np.ndarray:
-    """P(class 1), shape ``(n,)``, of ``predict_proba``'s ``(n, 2)`` output (or of an ``(n,)`` one)."""
-    array = np.asarray(proba, dtype=np.float64)
-    return array[:, 1] if array.ndim == 2 else array
 
 
 def _predictor(candidates: Candidates, encoder: Encoder, scorer: Scorer, report: dict[str, Any]) -> VerifiedPredictor:

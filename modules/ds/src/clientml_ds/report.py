@@ -200,12 +200,19 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def plot_roc(bands: Mapping[str, FloatArray], metrics: Evaluation, path: Path) -> Path:
+def _curve_with_band(bands: Mapping[str, FloatArray], curve: str, label: str) -> tuple[Figure, Any]:
+    """A figure with the ``curve`` (``roc`` or ``pr``) on ``bands["grid"]`` and its 95% bootstrap band."""
     fig = Figure(figsize=(5, 4.5))
     ax = fig.add_subplot()
     grid = bands["grid"]
-    ax.fill_between(grid, bands["roc_low"], bands["roc_high"], alpha=0.25, label="95% bootstrap band")
-    ax.plot(grid, bands["roc"], lw=2, label=f"model (AUC {metrics.roc_auc:.3f})")
+    ax.fill_between(grid, bands[f"{curve}_low"], bands[f"{curve}_high"], alpha=0.25, label="95% bootstrap band")
+    ax.plot(grid, bands[curve], lw=2, label=label)
+    return fig, ax
+
+
+def plot_roc(bands: Mapping[str, FloatArray], metrics: Evaluation, path: Path) -> Path:
+    """ROC curve of the test rows with its bootstrap band and the chance diagonal, saved as a PNG."""
+    fig, ax = _curve_with_band(bands, "roc", f"model (AUC {metrics.roc_auc:.3f})")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve (test rows)")
     ax.legend(loc="lower right")
@@ -213,11 +220,8 @@ def plot_roc(bands: Mapping[str, FloatArray], metrics: Evaluation, path: Path) -
 
 
 def plot_pr(bands: Mapping[str, FloatArray], metrics: Evaluation, path: Path) -> Path:
-    fig = Figure(figsize=(5, 4.5))
-    ax = fig.add_subplot()
-    grid = bands["grid"]
-    ax.fill_between(grid, bands["pr_low"], bands["pr_high"], alpha=0.25, label="95% bootstrap band")
-    ax.plot(grid, bands["pr"], lw=2, label=f"model (AP {metrics.pr_auc:.3f})")
+    """Precision-recall curve of the test rows with its bootstrap band and the positive rate, as a PNG."""
+    fig, ax = _curve_with_band(bands, "pr", f"model (AP {metrics.pr_auc:.3f})")
     ax.axhline(metrics.positive_rate, ls="--", c="grey", lw=1, label="positive rate")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curve (test rows)", ylim=(0, 1.02))
     ax.legend(loc="upper right")

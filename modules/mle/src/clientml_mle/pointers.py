@@ -13,9 +13,10 @@ import fcntl
 import logging
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from clientml_de.files import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +104,8 @@ def set_pointer(models_dir: Path | str, version: str, pointer: str, *, only_forw
         if current == version or (only_forward and current is not None and current > version):
             log.info("%s stays on %s (not moved to %s)", pointer, current, version)
             return False
-        tmp = root / f"{TMP_PREFIX}{pointer}-{uuid.uuid4().hex}"
-        write_bytes(tmp, f"{version}\n".encode())
-        tmp.replace(root / pointer)
+        with atomic_file(root / pointer) as handle:
+            handle.write(f"{version}\n".encode())
         fsync_dir(root)
     return True
 

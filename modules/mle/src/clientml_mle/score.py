@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from clientml_de.files import atomic_file
 
 from clientml_mle.bundle import load_bundle
 from clientml_mle.features import unlabeled_rows
@@ -20,19 +19,9 @@ OUTPUT_COLUMNS = ("client_id", "probability", "label")
 
 
 def write_csv_atomically(frame: pd.DataFrame, out: Path) -> None:
-    """Write ``frame`` to ``out`` through a temporary file in the same directory and ``os.replace``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            frame.to_csv(fh, index=False, lineterminator="\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``frame`` to ``out`` (UTF-8, ``\\n`` line ends) whole or not at all (:func:`atomic_file`)."""
+    with atomic_file(out) as handle:
+        frame.to_csv(handle, index=False, lineterminator="\n", encoding="utf-8")
 
 
 def score(warehouse_url: str, models_dir: Path | str, out: Path | str, *, pointer: str = LATEST_FILE) -> int:

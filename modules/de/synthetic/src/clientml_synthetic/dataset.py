@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from clientml_de.files import atomic_file
 from tqdm import tqdm
 
 from clientml_synthetic.clients import draw_clients
@@ -39,7 +40,7 @@ from clientml_synthetic.render import (
 )
 from clientml_synthetic.sales import draw_activity, draw_sales, pin_latest_sale
 from clientml_synthetic.story import AS_OF
-from clientml_synthetic.write import CsvSink, atomic_csv
+from clientml_synthetic.write import CsvSink
 
 MIN_CLIENTS = 10
 MAX_CLIENTS = 1_000_000
@@ -147,7 +148,7 @@ def generate(
     counts = _Counts()
 
     with contextlib.ExitStack() as stack:
-        writers = {name: CsvSink(stack.enter_context(atomic_csv(paths[name])), FILES[name]) for name in FILES}
+        writers = {name: CsvSink(stack.enter_context(atomic_file(paths[name])), FILES[name]) for name in FILES}
         for writer in writers.values():
             stack.callback(writer.close)  # runs before the files are moved into place
         bar = stack.enter_context(

@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-
-
-@contextlib.contextmanager
-def atomic_csv(path: Path) -> Iterator[BinaryIO]:
-    """A binary file at a temporary name next to ``path``, moved onto ``path`` only on success.
-
-    On any exception the temporary file is removed and ``path`` is left as it was; OSError from
-    creating, writing or moving the file propagates.
-    """
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # Not mkstemp: its 0600 mode would stick to the final file; this way the umask decides, as for open().
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class CsvSink:

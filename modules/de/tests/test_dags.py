@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clientml_de.pipeline import DAG_ORDER, load_dags
+from clientml_de import tasks
+from clientml_de.pipeline import DAG_ORDER, load_dags, task_errors
 from clientml_de.warehouse import connect
 
 pytestmark = pytest.mark.airflow
@@ -65,13 +66,17 @@ def test_each_dag_runs_with_dag_test(dags: dict[str, Any], generated_small: Path
     warehouse.close()
 
 
-def test_failing_load_fails_the_dag_run(dags: dict[str, Any], tmp_path: Path) -> None:
+def test_failing_load_fails_the_dag_run_and_keeps_its_error(dags: dict[str, Any], tmp_path: Path) -> None:
     dag = dags["load_client_data"]
+    missing = tmp_path / "missing.csv"
     run = dag.test(
         run_conf={
-            "clients_source": str(tmp_path / "missing.csv"),
+            "clients_source": str(missing),
             "warehouse_url": f"duckdb:///{tmp_path / 'w.duckdb'}",
             "dataset_config": "",
         }
     )
     assert str(run.state) == "failed"
+    # The error travels through Airflow (the failed task's XCom), not through a module global.
+    assert task_errors("load_client_data", run.run_id) == {"load": f"SourceError: {missing}: file not found"}
+    assert not hasattr(tasks, "last_failure")

@@ -28,8 +28,7 @@ from urllib.parse import urlparse
 import duckdb
 import ibis
 
-from clientml_de.contract import TableSpec
-from clientml_de.validate import typed_schema
+from clientml_de.validate import ValidatedLoad, typed_schema
 
 REJECTED_ROWS = "rejected_rows"
 LOAD_RUNS = "load_runs"
@@ -123,8 +122,16 @@ class Warehouse(ABC):
         return self._scratch
 
     @abstractmethod
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
-        """Atomically replace ``spec.table`` and its rejected rows with the validated result, and log it."""
+    def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
+        """Atomically replace ``validated.spec.table`` and its rejected rows with ``validated``, and log it.
+
+        ``record`` becomes a row of ``load_runs`` in the same atomic step; rows of ``rejected_rows``
+        from earlier loads of other tables are kept.
+
+        Raises:
+            duckdb.Error, psycopg.Error, or a Spark error: the write failed; the previous tables are
+                left as they were.
+        """
 
     @abstractmethod
     def replace_table(self, name: str, expr: ibis.Table) -> None:
@@ -185,13 +192,14 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"table {table!r} does not exist in warehouse {self.redacted_url}")
         return f'SELECT DISTINCT "{column}" AS value FROM "{table}"'
 
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
+    def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
+        table = validated.spec.table
         with self._transaction() as raw:
-            raw.execute(f'CREATE OR REPLACE TABLE "{spec.table}" AS SELECT * FROM _valid_{spec.table}')
+            raw.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM {validated.valid}')
             for name, columns in _BOOKKEEPING.items():
                 raw.execute(f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(columns, {})})")
-            raw.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = ?", [spec.table])
-            raw.execute(f"INSERT INTO {REJECTED_ROWS} SELECT *, CAST(now() AS TIMESTAMP) FROM _rejected_{spec.table}")
+            raw.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = ?", [table])
+            raw.execute(f"INSERT INTO {REJECTED_ROWS} SELECT *, CAST(now() AS TIMESTAMP) FROM {validated.rejected}")
             raw.execute(f"INSERT INTO {LOAD_RUNS} VALUES {record.values_sql()}")
 
     def replace_table(self, name: str, expr: ibis.Table) -> None:
@@ -238,25 +246,25 @@ class PostgresWarehouse(Warehouse):
 
         return psycopg.connect(self.url.replace("postgresql+psycopg://", "postgresql://"))
 
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
-        columns = typed_schema(spec)
+    def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
+        table, scratch = validated.spec.table, validated.connection
         with tempfile.TemporaryDirectory(prefix="clientml-copy-") as tmp:
             valid_csv, rejected_csv = Path(tmp) / "valid.csv", Path(tmp) / "rejected.csv"
-            scratch.execute(f"COPY _valid_{spec.table} TO '{valid_csv}' (FORMAT csv, HEADER false)")
+            scratch.execute(f"COPY {validated.valid} TO '{valid_csv}' (FORMAT csv, HEADER false)")
             scratch.execute(
-                f"COPY (SELECT *, CAST(now() AS TIMESTAMP) FROM _rejected_{spec.table}) "
+                f"COPY (SELECT *, CAST(now() AS TIMESTAMP) FROM {validated.rejected}) "
                 f"TO '{rejected_csv}' (FORMAT csv, HEADER false)"
             )
-            staging = f"{spec.table}__loading"
+            staging = f"{table}__loading"
             with self._psycopg() as conn, conn.transaction(), conn.cursor() as cur:
                 cur.execute(f'DROP TABLE IF EXISTS "{staging}"')
-                cur.execute(f'CREATE TABLE "{staging}" ({_ddl(columns, _PG_TYPES)})')
+                cur.execute(f'CREATE TABLE "{staging}" ({_ddl(typed_schema(validated.spec), _PG_TYPES)})')
                 _copy_file(cur, f'COPY "{staging}" FROM STDIN (FORMAT csv)', valid_csv)
-                cur.execute(f'DROP TABLE IF EXISTS "{spec.table}"')
-                cur.execute(f'ALTER TABLE "{staging}" RENAME TO "{spec.table}"')
+                cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+                cur.execute(f'ALTER TABLE "{staging}" RENAME TO "{table}"')
                 for name, bookkeeping in _BOOKKEEPING.items():
                     cur.execute(f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(bookkeeping, _PG_TYPES)})")
-                cur.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = %s", [spec.table])
+                cur.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = %s", [table])
                 _copy_file(cur, f"COPY {REJECTED_ROWS} FROM STDIN (FORMAT csv)", rejected_csv)
                 cur.execute(f"INSERT INTO {LOAD_RUNS} VALUES {record.values_sql()}")
 
@@ -322,19 +330,20 @@ class SparkWarehouse(Warehouse):
     def has_table(self, name: str) -> bool:
         return bool(self.session.catalog.tableExists(name))
 
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
+    def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
+        table, scratch = validated.spec.table, validated.connection
         staging = self.path / "staging" / uuid.uuid4().hex
         staging.mkdir(parents=True)
         try:
-            scratch.execute(f"COPY _valid_{spec.table} TO '{staging / 'valid.parquet'}' (FORMAT parquet)")
+            scratch.execute(f"COPY {validated.valid} TO '{staging / 'valid.parquet'}' (FORMAT parquet)")
             scratch.execute(
-                f"COPY (SELECT *, CAST(now() AS TIMESTAMP) AS loaded_at FROM _rejected_{spec.table}) "
+                f"COPY (SELECT *, CAST(now() AS TIMESTAMP) AS loaded_at FROM {validated.rejected}) "
                 f"TO '{staging / 'rejected.parquet'}' (FORMAT parquet)"
             )
-            self._swap(spec.table, self._read_parquet(staging / "valid.parquet"))
+            self._swap(table, self._read_parquet(staging / "valid.parquet"))
             rejected = self._read_parquet(staging / "rejected.parquet")
             if self.has_table(REJECTED_ROWS):
-                kept = self.session.table(REJECTED_ROWS).where(f"source_table <> '{spec.table}'")
+                kept = self.session.table(REJECTED_ROWS).where(f"source_table <> '{table}'")
                 rejected = kept.unionByName(rejected)
             self._swap(REJECTED_ROWS, rejected)
             runs = self.session.sql(f"SELECT * FROM VALUES {record.values_sql()}")

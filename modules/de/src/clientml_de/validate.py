@@ -240,16 +240,20 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], tab
 
     ``_lines_<table>`` is a view of the raw rows with their line numbers.
     """
-    columns = "{" + ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in header) + "}"
     raw, rejects = f"_raw_{table}", f"_rejects_{table}"
     con.execute(f"DROP TABLE IF EXISTS {rejects}")
     con.execute(f"DROP TABLE IF EXISTS {raw}")
+    # The file name and the header's column names come from the user: parameters, not SQL text.
     reader = (
-        f"read_csv({_literal(str(path))}, columns={columns}, header=true, auto_detect=false, delim=',', "
-        f"quote='\"', escape='\"', store_rejects=true, rejects_table='{rejects}', rejects_scan='{rejects}_scan')"
+        "read_csv($path, columns=$columns, header=true, auto_detect=false, delim=',', quote='\"', escape='\"', "
+        f"store_rejects=true, rejects_table='{rejects}', rejects_scan='{rejects}_scan')"
     )
+    columns = dict.fromkeys(header, "VARCHAR")
     try:
-        con.execute(f"CREATE TEMP TABLE {raw} AS SELECT row_number() OVER () AS _ordinal, * FROM {reader}")
+        con.execute(
+            f"CREATE TEMP TABLE {raw} AS SELECT row_number() OVER () AS _ordinal, * FROM {reader}",
+            {"path": str(path), "columns": columns},
+        )
     except duckdb.Error as exc:
         raise SourceError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
     # DuckDB numbers the physical lines of rows it could not split into the header's fields; the
@@ -388,13 +392,14 @@ def validate(
             FROM _checked_{table} k LEFT JOIN _repeats_{table} r USING (_line)
             WHERE (k._reason IS NOT NULL OR r._conflict IS NOT NULL) AND NOT coalesce(r._duplicate, FALSE)
         )
-        SELECT {_literal(table)} AS source_table, {_literal(source_file)} AS source_file,
+        SELECT $table AS source_table, $source_file AS source_file,
                p._line AS line_number, CAST(to_json(struct_pack({record})) AS VARCHAR) AS raw_record, p.reason
         FROM problems p JOIN {lines} l USING (_line)
         UNION ALL
-        SELECT {_literal(table)}, {_literal(source_file)}, _line, csv_line, reason FROM _rejects_{table}_lines
+        SELECT $table, $source_file, _line, csv_line, reason FROM _rejects_{table}_lines
         ORDER BY line_number
-        """
+        """,
+        {"table": table, "source_file": source_file},
     )
     structural = _count(con, f"_rejects_{table}_lines")
     duplicates = con.execute(f"SELECT count(*) FILTER (WHERE _duplicate) FROM _repeats_{table}").fetchone()

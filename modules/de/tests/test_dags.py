@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,17 @@ from clientml_de.warehouse import connect
 
 pytestmark = pytest.mark.airflow
 
+# What the DAG processor must not import when it parses a DAG file (it does so every few seconds).
+HEAVY_MODULES = ("ibis", "duckdb", "pandas", "pyarrow", "pyspark", "psycopg", "pydantic_settings")
+IMPORT_EACH_DAG = """
+import importlib, json, sys
+seen = {}
+for name in sys.argv[1:]:
+    importlib.import_module(f"clientml_de.dags.{name}")
+    seen[name] = sorted(m for m in HEAVY if m in sys.modules)
+print(json.dumps(seen))
+"""
+
 
 @pytest.fixture(scope="module")
 def dags() -> dict[str, Any]:
@@ -22,6 +34,15 @@ def dags() -> dict[str, Any]:
     if not (home / "airflow.db").exists():
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     return load_dags()
+
+
+def test_dag_files_import_no_heavy_module() -> None:
+    # A fresh interpreter: this one has imported everything already.
+    script = f"HEAVY = {HEAVY_MODULES!r}\n{IMPORT_EACH_DAG}"
+    result = subprocess.run(
+        [sys.executable, "-c", script, *DAG_ORDER], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert json.loads(result.stdout.splitlines()[-1]) == {name: [] for name in DAG_ORDER}
 
 
 def test_dag_ids_and_no_import_errors(dags: dict[str, Any]) -> None:

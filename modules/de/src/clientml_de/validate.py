@@ -238,7 +238,11 @@ def _problems(column: Column) -> list[str]:
 def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], table: str) -> None:
     """Read the file with DuckDB's CSV reader into ``_raw_<table>`` (all text) plus its structural rejects.
 
-    ``_lines_<table>`` is a view of the raw rows with their line numbers.
+    ``header`` is the file's header (:func:`read_header`); every column is read as VARCHAR.
+    ``_lines_<table>`` is a view of the raw rows with their line numbers; :func:`validate` reads both.
+
+    Raises:
+        SourceError: DuckDB cannot read the file as CSV (names the file and DuckDB's first error line).
     """
     raw, rejects = f"_raw_{table}", f"_rejects_{table}"
     con.execute(f"DROP TABLE IF EXISTS {rejects}")

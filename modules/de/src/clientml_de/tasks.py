@@ -83,7 +83,13 @@ def load_sales(source: str | None, warehouse_url: str | None, dataset_config: st
 
 
 def build_features(warehouse_url: str | None, dataset_config: str | None) -> dict[str, Any]:
-    """Rebuild ``feature_store`` from ``clients`` and ``sales``."""
+    """Rebuild ``feature_store`` from ``clients`` and ``sales``.
+
+    Empty arguments fall back as in :func:`load_clients`. Returns ``{"table": "feature_store", "rows": n}``.
+
+    Raises:
+        clientml_de.warehouse.WarehouseError: the warehouse is unreachable or ``clients``/``sales`` are not loaded.
+    """
     config = _dataset_config(dataset_config)
     warehouse = connect(resolve_warehouse_url(warehouse_url), get_settings().spark_master)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,10 +10,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clientml_de.pipeline import DAG_ORDER, load_dags
+from clientml_de import tasks
+from clientml_de.pipeline import DAG_ORDER, load_dags, task_errors
 from clientml_de.warehouse import connect
 
 pytestmark = pytest.mark.airflow
+
+# What the DAG processor must not import when it parses a DAG file (it does so every few seconds).
+HEAVY_MODULES = (
+    "ibis",
+    "duckdb",
+    "pandas",
+    "pyarrow",
+    "pyspark",
+    "psycopg",
+    "pydantic_settings",
+    "clientml_de.settings",
+)
+IMPORT_EACH_DAG = """
+import importlib, json, sys
+seen = {}
+for name in sys.argv[1:]:
+    importlib.import_module(f"clientml_de.dags.{name}")
+    seen[name] = sorted(m for m in HEAVY if m in sys.modules)
+print(json.dumps(seen))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +43,15 @@ def dags() -> dict[str, Any]:
     if not (home / "airflow.db").exists():
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     return load_dags()
+
+
+def test_dag_files_import_no_heavy_module() -> None:
+    # A fresh interpreter: this one has imported everything already.
+    script = f"HEAVY = {HEAVY_MODULES!r}\n{IMPORT_EACH_DAG}"
+    result = subprocess.run(
+        [sys.executable, "-c", script, *DAG_ORDER], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert json.loads(result.stdout.splitlines()[-1]) == {name: [] for name in DAG_ORDER}
 
 
 def test_dag_ids_and_no_import_errors(dags: dict[str, Any]) -> None:
@@ -65,13 +96,17 @@ def test_each_dag_runs_with_dag_test(dags: dict[str, Any], generated_small: Path
     warehouse.close()
 
 
-def test_failing_load_fails_the_dag_run(dags: dict[str, Any], tmp_path: Path) -> None:
+def test_failing_load_fails_the_dag_run_and_keeps_its_error(dags: dict[str, Any], tmp_path: Path) -> None:
     dag = dags["load_client_data"]
+    missing = tmp_path / "missing.csv"
     run = dag.test(
         run_conf={
-            "clients_source": str(tmp_path / "missing.csv"),
+            "clients_source": str(missing),
             "warehouse_url": f"duckdb:///{tmp_path / 'w.duckdb'}",
             "dataset_config": "",
         }
     )
     assert str(run.state) == "failed"
+    # The error travels through Airflow (the failed task's XCom), not through a module global.
+    assert task_errors("load_client_data", run.run_id) == {"load": f"SourceError: {missing}: file not found"}
+    assert not hasattr(tasks, "last_failure")

@@ -132,6 +132,9 @@ def test_same_rows_on_duckdb_postgres_and_spark(
     ):
         warehouse = connect(url)
         frames[name] = _normalise(_build(warehouse, clients, sales))
+        runs = warehouse.table("load_runs").order_by("loaded_at").to_pandas()
+        assert runs.source_file.tolist() == [str(clients), str(sales)], name
+        assert (runs.rows_read == runs.rows_loaded + runs.rows_rejected + runs.duplicates).all(), name
         if name != "spark":
             warehouse.close()
 

@@ -41,3 +41,10 @@ def test_a_bad_value_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLIENTML_TEST_SIZE", "1.5")
     with pytest.raises(ValueError, match="test_size"):
         Settings()
+
+
+def test_variables_in_any_case_set_fields_and_arguments_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("clientml_seed", "5")
+    monkeypatch.setenv("CLIENTML_NOT_A_SETTING", "x")
+    assert Settings().seed == 5
+    assert Settings(seed=3).seed == 3

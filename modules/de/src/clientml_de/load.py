@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from clientml_de.contract import TableSpec
-from clientml_de.validate import SourceError, check_columns, drop_staging, read_header, stage_csv, validate
+from clientml_de.validate import SourceError, check_columns, read_header, stage_csv, validate
 from clientml_de.warehouse import LoadSummary, Warehouse
 
 _REMOTE_SCHEMES = ("http", "https", "s3", "gs", "gcs", "abfs", "az")
@@ -43,7 +43,15 @@ def local_copy(source: str) -> Iterator[Path]:
 
 
 def load_source(source: str, spec: TableSpec, warehouse: Warehouse) -> LoadSummary:
-    """Load ``source`` into ``spec.table``; see the module docstring for the guarantees."""
+    """Load ``source`` (a path or URI) into ``spec.table``; see the module docstring for the guarantees.
+
+    Returns what became of the file's rows (also appended to ``load_runs``).
+
+    Raises:
+        SourceError: the file cannot be fetched or read at all, a required column is absent, or the table
+            a column references is not loaded yet; nothing is written then.
+        clientml_de.warehouse.WarehouseError: the warehouse cannot be reached.
+    """
     with local_copy(source) as path:
         header = read_header(path)
         check_columns(path, header, spec)
@@ -59,7 +67,8 @@ def load_source(source: str, spec: TableSpec, warehouse: Warehouse) -> LoadSumma
                     )
                 reference = warehouse.reference_sql(scratch, ref_table, ref_column)
         stage_csv(scratch, path, header, spec.table)
-        counts = validate(scratch, spec, header, source, reference)
+        validated = validate(scratch, spec, header, source, reference)
+        counts = validated.counts
         summary = LoadSummary(
             table=spec.table,
             source_file=source,
@@ -70,6 +79,6 @@ def load_source(source: str, spec: TableSpec, warehouse: Warehouse) -> LoadSumma
             ignored_columns=counts.ignored_columns,
             run_id=uuid.uuid4().hex,
         )
-        warehouse.publish_load(scratch, spec, summary)
-        drop_staging(scratch, spec.table)
+        warehouse.publish_load(validated, summary)
+        validated.drop()
     return summary

@@ -12,11 +12,11 @@ import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clientml_de import tasks
 from clientml_de.contract import FEATURE_STORE
 from clientml_de.settings import export_environment, get_settings, process_environment
 from clientml_de.warehouse import LOAD_RUNS, connect
@@ -60,7 +60,6 @@ def embedded_airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "CLIENTML_TASK_RETRIES": "0",
     }
 
 
@@ -80,13 +79,18 @@ def prepare_airflow(home: Path) -> None:
 
 
 def load_dags() -> dict[str, Any]:
-    """Parse the DAG folder; import errors are a failure, not a warning."""
+    """Parse the DAG folder (import errors are a failure, not a warning); tasks are not retried here."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(str(DAGS_FOLDER))
     if bag.import_errors:
         raise PipelineError(f"DAG import errors: {bag.import_errors}")
-    return {dag_id: bag.get_dag(dag_id) for dag_id in DAG_ORDER}
+    dags = {dag_id: bag.get_dag(dag_id) for dag_id in DAG_ORDER}
+    # Embedded, a retry of a local file cannot help and would only make the user wait a minute.
+    for dag in dags.values():
+        for task in dag.tasks:
+            task.retries = 0
+    return dags
 
 
 def run_pipeline(
@@ -113,7 +117,6 @@ def run_pipeline(
     summary = PipelineSummary(warehouse=connect(warehouse_url).redacted_url)
     for dag_id in DAG_ORDER:
         dag = dags[dag_id]
-        tasks.last_failure.clear()
         run_conf = {key: value for key, value in conf.items() if key in dag.params}
         dag_started = time.monotonic()
         # Airflow logs to stdout; keep stdout for the JSON summary.
@@ -129,11 +132,31 @@ def run_pipeline(
         )
         if str(run.state) != "success":
             failed = [ti.task_id for ti in run.get_task_instances() if str(ti.state) != "success"]
-            cause = tasks.last_failure[0] if tasks.last_failure else "see the log above"
+            cause = "; ".join(task_errors(dag_id, run.run_id).values()) or "see the log above"
             raise PipelineError(f"DAG {dag_id} ended {run.state} in task(s) {', '.join(failed)}: {cause}")
     _summarise_warehouse(summary, warehouse_url)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def task_errors(dag_id: str, run_id: str) -> dict[str, str]:
+    """The errors of the failed tasks of one DAG run, by task id, read from the Airflow metadata database.
+
+    Each is the ``"<ExceptionType>: <message>"`` that :func:`clientml_de.dag_support.record_failure` kept
+    as the task's XCom; a task that failed without running its callable (e.g. upstream failed) has none.
+    """
+    # Airflow is imported only here and in load_dags: it reads its configuration when first imported,
+    # and prepare_airflow sets that configuration first.
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from clientml_de.dag_support import FAILURE_XCOM_KEY
+
+    query = XComModel.get_many(run_id=run_id, dag_ids=dag_id, key=FAILURE_XCOM_KEY)
+    with create_session() as session:
+        # Airflow annotates the query as Select[tuple[XComModel]]; its scalars are XComModel rows.
+        xcoms: Iterable[Any] = session.scalars(query)
+        return {xcom.task_id: str(XComModel.deserialize_value(xcom)) for xcom in xcoms}
 
 
 def _summarise_warehouse(summary: PipelineSummary, warehouse_url: str) -> None:

@@ -1,6 +1,6 @@
 """The system's runtime settings: one pydantic-settings class, read through :func:`get_settings`.
 
-Every runtime knob of every module (warehouse, sources, DAG retries, models directory, MLflow, training,
+Every runtime knob of every module (warehouse, sources, models directory, MLflow, training,
 serving) is a field here, set by a ``CLIENTML_*`` environment variable, so the CLI,
 the Airflow DAGs, the trainer, the API workers and the containers share one source of truth. The class
 lives in the lowest module (``de``) because every other module depends on it, never the reverse.
@@ -49,8 +49,6 @@ class Settings(BaseSettings):
     sales_source: str | None = None
     dataset_config: Path | None = None
     spark_master: str = "local[*]"
-    # Retries of the DAG tasks; the embedded pipeline sets 0 since retrying a local file cannot help.
-    task_retries: int = Field(default=2, ge=0)
 
     # --- models and tracking ----------------------------------------------------------------------
     # Where bundles are written and read (one directory per version plus the LATEST/CHAMPION pointers).

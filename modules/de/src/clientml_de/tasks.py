@@ -8,37 +8,17 @@ the same warehouse. Arguments that are empty fall back to the ``CLIENTML_*`` env
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from clientml_de.config import DatasetConfig
-from clientml_de.contract import FEATURE_STORE
+from clientml_de.contract import FEATURE_STORE, TableSpec
 from clientml_de.features import build_feature_store
 from clientml_de.load import load_source
 from clientml_de.settings import get_settings
 from clientml_de.warehouse import connect
 
 WAREHOUSE_CONNECTION_ID = "clientml_warehouse"
-# The last task error in this process: dag.test() only reports a state, and the embedded pipeline
-# wants to show the user the error itself.
-last_failure: list[str] = []
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _remember_failure(func: Callable[_P, _R]) -> Callable[_P, _R]:
-    @functools.wraps(func)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return func(*args, **kwargs)
-        except Exception as exc:
-            last_failure[:] = [f"{type(exc).__name__}: {exc}"]
-            raise
-
-    return wrapper
 
 
 def _airflow_connection_url() -> str | None:
@@ -60,42 +40,56 @@ def resolve_warehouse_url(url: str | None) -> str:
     return url or _airflow_connection_url() or get_settings().warehouse_url
 
 
-def _source(value: str | None, setting: str | None, what: str) -> str:
-    source = value or setting
-    if not source:
-        raise ValueError(f"no {what} source given: pass it as a DAG param or set CLIENTML_{what.upper()}_SOURCE")
-    return source
-
-
 def _dataset_config(path: str | Path | None) -> DatasetConfig:
     return DatasetConfig.load(path or get_settings().dataset_config)
 
 
-@_remember_failure
+def _load(spec: TableSpec, source: str | None, setting: str | None, warehouse_url: str | None) -> dict[str, Any]:
+    source = source or setting
+    if not source:
+        raise ValueError(
+            f"no {spec.table} source given: pass it as a DAG param or set CLIENTML_{spec.table.upper()}_SOURCE"
+        )
+    warehouse = connect(resolve_warehouse_url(warehouse_url), get_settings().spark_master)
+    try:
+        return load_source(source, spec, warehouse).to_dict()
+    finally:
+        warehouse.close()
+
+
 def load_clients(source: str | None, warehouse_url: str | None, dataset_config: str | None) -> dict[str, Any]:
-    """Load the clients file into ``clients`` (and its rejects into ``rejected_rows``)."""
+    """Load the clients file into ``clients`` (and its rejects into ``rejected_rows``).
+
+    Empty arguments fall back to ``CLIENTML_CLIENTS_SOURCE``, the warehouse connection or setting, and
+    ``CLIENTML_DATASET_CONFIG``. Returns the :class:`~clientml_de.warehouse.LoadSummary` as a dict.
+
+    Raises:
+        ValueError: no source given nor configured.
+        clientml_de.validate.SourceError: the file cannot be loaded at all (names the file and the problem).
+        clientml_de.warehouse.WarehouseError: the warehouse URL is wrong or unreachable.
+    """
     spec = _dataset_config(dataset_config).clients_spec()
-    warehouse = connect(resolve_warehouse_url(warehouse_url), get_settings().spark_master)
-    try:
-        return load_source(_source(source, get_settings().clients_source, "clients"), spec, warehouse).to_dict()
-    finally:
-        warehouse.close()
+    return _load(spec, source, get_settings().clients_source, warehouse_url)
 
 
-@_remember_failure
 def load_sales(source: str | None, warehouse_url: str | None, dataset_config: str | None) -> dict[str, Any]:
-    """Load the sales file into ``sales``, checking client ids against the loaded ``clients``."""
+    """Load the sales file into ``sales``, checking client ids against the loaded ``clients``.
+
+    Arguments, result and errors as :func:`load_clients` (``CLIENTML_SALES_SOURCE`` for the source);
+    also :class:`~clientml_de.validate.SourceError` when ``clients`` is not loaded yet.
+    """
     spec = _dataset_config(dataset_config).sales_spec()
-    warehouse = connect(resolve_warehouse_url(warehouse_url), get_settings().spark_master)
-    try:
-        return load_source(_source(source, get_settings().sales_source, "sales"), spec, warehouse).to_dict()
-    finally:
-        warehouse.close()
+    return _load(spec, source, get_settings().sales_source, warehouse_url)
 
 
-@_remember_failure
 def build_features(warehouse_url: str | None, dataset_config: str | None) -> dict[str, Any]:
-    """Rebuild ``feature_store`` from ``clients`` and ``sales``."""
+    """Rebuild ``feature_store`` from ``clients`` and ``sales``.
+
+    Empty arguments fall back as in :func:`load_clients`. Returns ``{"table": "feature_store", "rows": n}``.
+
+    Raises:
+        clientml_de.warehouse.WarehouseError: the warehouse is unreachable or ``clients``/``sales`` are not loaded.
+    """
     config = _dataset_config(dataset_config)
     warehouse = connect(resolve_warehouse_url(warehouse_url), get_settings().spark_master)
     try:

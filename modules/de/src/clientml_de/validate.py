@@ -2,11 +2,11 @@
 
 DuckDB's native, parallel CSV reader parses the file in-process and the rules of
 :mod:`clientml_de.contract` become one generated SQL statement, so the same checks apply whatever the
-warehouse is. The result is three relations in the given DuckDB connection:
-
-- ``_valid_<table>``: typed rows that passed every rule (one per distinct source row);
-- ``_rejected_<table>``: the quarantined rows, whole and as read, with their line number and the reasons;
-- counts that reconcile: rows read = loaded + rejected + exact duplicates.
+warehouse is. :func:`validate` returns a :class:`ValidatedLoad`, the handle that
+:meth:`~clientml_de.warehouse.Warehouse.publish_load` takes: the relation of the typed rows that passed
+every rule (one per distinct source row), the relation of the quarantined rows (whole and as read, with
+their line number and the reasons), both in the scratch DuckDB connection, and counts that reconcile:
+rows read = loaded + rejected + exact duplicates.
 
 Line numbers count records from the header (line 1). They equal physical line numbers unless a quoted
 field earlier in the file spans several lines or blank lines are skipped.
@@ -53,6 +53,43 @@ class ValidationCounts:
     rows_rejected: int
     duplicates: int
     ignored_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValidatedLoad:
+    """One source file, parsed and checked: the handle :meth:`Warehouse.publish_load` takes.
+
+    ``valid`` and ``rejected`` name relations of ``connection`` (SQL identifiers, usable as they are in a
+    ``FROM`` clause); they live until :meth:`drop`.
+
+    Attributes:
+        spec: the contract of the target table (its name and typed columns).
+        source_file: the source as the user named it (path or URI), as recorded with rejected rows.
+        connection: the scratch DuckDB connection holding the two relations.
+        valid: the typed rows that passed every rule, one per distinct source row; the columns of
+            ``spec.columns`` in order, typed as :func:`typed_schema` says.
+        rejected: the quarantined rows, ordered by line: ``source_table, source_file, line_number (BIGINT),
+            raw_record, reason`` (VARCHAR otherwise).
+        counts: how the file's rows were accounted for.
+    """
+
+    spec: TableSpec
+    source_file: str
+    connection: duckdb.DuckDBPyConnection
+    valid: str
+    rejected: str
+    counts: ValidationCounts
+
+    def drop(self) -> None:
+        """Remove the scratch relations of this file's validation (the handle is unusable afterwards)."""
+        table = self.spec.table
+        for view in (self.valid, f"_lines_{table}"):
+            self.connection.execute(f"DROP VIEW IF EXISTS {view}")
+        for name in (
+            "raw", "checked", "repeated", "repeats", "rejected", "rejects", "rejects_{}_scan", "rejects_{}_lines"
+        ):  # fmt: skip
+            relation = "_" + (name.format(table) if "{}" in name else f"{name}_{table}")
+            self.connection.execute(f"DROP TABLE IF EXISTS {relation}")
 
 
 def read_header(path: Path) -> list[str]:
@@ -201,18 +238,26 @@ def _problems(column: Column) -> list[str]:
 def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], table: str) -> None:
     """Read the file with DuckDB's CSV reader into ``_raw_<table>`` (all text) plus its structural rejects.
 
-    ``_lines_<table>`` is a view of the raw rows with their line numbers.
+    ``header`` is the file's header (:func:`read_header`); every column is read as VARCHAR.
+    ``_lines_<table>`` is a view of the raw rows with their line numbers; :func:`validate` reads both.
+
+    Raises:
+        SourceError: DuckDB cannot read the file as CSV (names the file and DuckDB's first error line).
     """
-    columns = "{" + ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in header) + "}"
     raw, rejects = f"_raw_{table}", f"_rejects_{table}"
     con.execute(f"DROP TABLE IF EXISTS {rejects}")
     con.execute(f"DROP TABLE IF EXISTS {raw}")
+    # The file name and the header's column names come from the user: parameters, not SQL text.
     reader = (
-        f"read_csv({_literal(str(path))}, columns={columns}, header=true, auto_detect=false, delim=',', "
-        f"quote='\"', escape='\"', store_rejects=true, rejects_table='{rejects}', rejects_scan='{rejects}_scan')"
+        "read_csv($path, columns=$columns, header=true, auto_detect=false, delim=',', quote='\"', escape='\"', "
+        f"store_rejects=true, rejects_table='{rejects}', rejects_scan='{rejects}_scan')"
     )
+    columns = dict.fromkeys(header, "VARCHAR")
     try:
-        con.execute(f"CREATE TEMP TABLE {raw} AS SELECT row_number() OVER () AS _ordinal, * FROM {reader}")
+        con.execute(
+            f"CREATE TEMP TABLE {raw} AS SELECT row_number() OVER () AS _ordinal, * FROM {reader}",
+            {"path": str(path), "columns": columns},
+        )
     except duckdb.Error as exc:
         raise SourceError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
     # DuckDB numbers the physical lines of rows it could not split into the header's fields; the
@@ -250,11 +295,15 @@ def validate(
     header: list[str],
     source_file: str,
     reference_sql: str | None = None,
-) -> ValidationCounts:
-    """Split the staged rows into the view ``_valid_<table>`` and the table ``_rejected_<table>``.
+) -> ValidatedLoad:
+    """Split the rows :func:`stage_csv` staged into valid and quarantined rows; return the handle on both.
 
-    ``reference_sql`` is a query giving the allowed values of the column that has ``references``
+    ``header`` is the file's header (:func:`read_header`), ``source_file`` the source as the user named
+    it. ``reference_sql`` is a query giving the allowed values of the column that has ``references``
     (the client ids for sales).
+
+    Raises:
+        duckdb.Error: the staged relations are missing (``stage_csv`` not called) or DuckDB fails.
 
     The work is shaped for tens of millions of rows: every row is typed and checked in one pass, and
     only the rows whose key occurs more than once (few) go through the comparisons that exact
@@ -347,32 +396,25 @@ def validate(
             FROM _checked_{table} k LEFT JOIN _repeats_{table} r USING (_line)
             WHERE (k._reason IS NOT NULL OR r._conflict IS NOT NULL) AND NOT coalesce(r._duplicate, FALSE)
         )
-        SELECT {_literal(table)} AS source_table, {_literal(source_file)} AS source_file,
+        SELECT $table AS source_table, $source_file AS source_file,
                p._line AS line_number, CAST(to_json(struct_pack({record})) AS VARCHAR) AS raw_record, p.reason
         FROM problems p JOIN {lines} l USING (_line)
         UNION ALL
-        SELECT {_literal(table)}, {_literal(source_file)}, _line, csv_line, reason FROM _rejects_{table}_lines
+        SELECT $table, $source_file, _line, csv_line, reason FROM _rejects_{table}_lines
         ORDER BY line_number
-        """
+        """,
+        {"table": table, "source_file": source_file},
     )
     structural = _count(con, f"_rejects_{table}_lines")
     duplicates = con.execute(f"SELECT count(*) FILTER (WHERE _duplicate) FROM _repeats_{table}").fetchone()
-    return ValidationCounts(
+    counts = ValidationCounts(
         rows_read=_count(con, f"_raw_{table}") + structural,
         rows_loaded=_count(con, f"_valid_{table}"),
         rows_rejected=_count(con, f"_rejected_{table}"),
         duplicates=int(duplicates[0]) if duplicates else 0,
         ignored_columns=tuple(n for n in header if n not in {c.name for c in spec.columns}),
     )
-
-
-def drop_staging(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Remove the temporary relations of one file's validation."""
-    for view in (f"_valid_{table}", f"_lines_{table}"):
-        con.execute(f"DROP VIEW IF EXISTS {view}")
-    for name in ("raw", "checked", "repeated", "repeats", "rejected", "rejects", "rejects_{}_scan", "rejects_{}_lines"):
-        relation = "_" + (name.format(table) if "{}" in name else f"{name}_{table}")
-        con.execute(f"DROP TABLE IF EXISTS {relation}")
+    return ValidatedLoad(spec, source_file, con, valid=f"_valid_{table}", rejected=f"_rejected_{table}", counts=counts)
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

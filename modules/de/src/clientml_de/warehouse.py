@@ -28,8 +28,7 @@ from urllib.parse import urlparse
 import duckdb
 import ibis
 
-from clientml_de.contract import TableSpec
-from clientml_de.validate import typed_schema
+from clientml_de.validate import ValidatedLoad, typed_schema
 
 REJECTED_ROWS = "rejected_rows"
 LOAD_RUNS = "load_runs"
@@ -82,23 +81,31 @@ class LoadSummary:
     run_id: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields by name (``ignored_columns`` a tuple), JSON-serialisable."""
         return asdict(self)
 
-    def values_sql(self) -> str:
-        """The ``load_runs`` row, as a SQL ``VALUES`` tuple."""
-
-        def lit(text: str) -> str:
-            return "'" + text.replace("'", "''") + "'"
-
+    def load_runs_values(self) -> tuple[str, str, str, int, int, int, int, str]:
+        """The ``load_runs`` row but ``loaded_at``, as query parameters (``ignored_columns`` comma-joined)."""
         return (
-            f"({lit(self.run_id)}, {lit(self.table)}, {lit(self.source_file)}, {self.rows_read}, "
-            f"{self.rows_loaded}, {self.rows_rejected}, {self.duplicates}, "
-            f"{lit(','.join(self.ignored_columns))}, CAST(now() AS TIMESTAMP))"
+            self.run_id,
+            self.table,
+            self.source_file,
+            self.rows_read,
+            self.rows_loaded,
+            self.rows_rejected,
+            self.duplicates,
+            ",".join(self.ignored_columns),
         )
 
 
 def _ddl(columns: list[tuple[str, str]], types: dict[str, str]) -> str:
     return ", ".join(f'"{name}" {types.get(sql_type, sql_type)}' for name, sql_type in columns)
+
+
+def _insert_load_run(placeholder: str) -> str:
+    """``INSERT INTO load_runs``: the values as parameters marked ``placeholder``, loaded_at the engine's now()."""
+    markers = ", ".join([placeholder] * (len(_BOOKKEEPING[LOAD_RUNS]) - 1))
+    return f"INSERT INTO {LOAD_RUNS} VALUES ({markers}, CAST(now() AS TIMESTAMP))"
 
 
 class Warehouse(ABC):
@@ -123,8 +130,16 @@ class Warehouse(ABC):
         return self._scratch
 
     @abstractmethod
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
-        """Atomically replace ``spec.table`` and its rejected rows with the validated result, and log it."""
+    def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
+        """Atomically replace ``validated.spec.table`` and its rejected rows with ``validated``, and log it.
+
+        ``record`` becomes a row of ``load_runs`` in the same atomic step; rows of ``rejected_rows``
+        from earlier loads of other tables are kept.
+
+        Raises:
+            duckdb.Error, psycopg.Error, or a Spark error: the write failed; the previous tables are
+                left as they were.
+        """
 
     @abstractmethod
     def replace_table(self, name: str, expr: ibis.Table) -> None:
@@ -185,14 +200,15 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"table {table!r} does not exist in warehouse {self.redacted_url}")
         return f'SELECT DISTINCT "{column}" AS value FROM "{table}"'
 
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
+    def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
+        table = validated.spec.table
         with self._transaction() as raw:
-            raw.execute(f'CREATE OR REPLACE TABLE "{spec.table}" AS SELECT * FROM _valid_{spec.table}')
+            raw.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM {validated.valid}')
             for name, columns in _BOOKKEEPING.items():
                 raw.execute(f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(columns, {})})")
-            raw.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = ?", [spec.table])
-            raw.execute(f"INSERT INTO {REJECTED_ROWS} SELECT *, CAST(now() AS TIMESTAMP) FROM _rejected_{spec.table}")
-            raw.execute(f"INSERT INTO {LOAD_RUNS} VALUES {record.values_sql()}")
+            raw.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = ?", [table])
+            raw.execute(f"INSERT INTO {REJECTED_ROWS} SELECT *, CAST(now() AS TIMESTAMP) FROM {validated.rejected}")
+            raw.execute(_insert_load_run("?"), record.load_runs_values())
 
     def replace_table(self, name: str, expr: ibis.Table) -> None:
         sql = self.con.compile(expr)
@@ -238,27 +254,24 @@ class PostgresWarehouse(Warehouse):
 
         return psycopg.connect(self.url.replace("postgresql+psycopg://", "postgresql://"))
 
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
-        columns = typed_schema(spec)
+    def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
+        table, scratch = validated.spec.table, validated.connection
         with tempfile.TemporaryDirectory(prefix="clientml-copy-") as tmp:
             valid_csv, rejected_csv = Path(tmp) / "valid.csv", Path(tmp) / "rejected.csv"
-            scratch.execute(f"COPY _valid_{spec.table} TO '{valid_csv}' (FORMAT csv, HEADER false)")
-            scratch.execute(
-                f"COPY (SELECT *, CAST(now() AS TIMESTAMP) FROM _rejected_{spec.table}) "
-                f"TO '{rejected_csv}' (FORMAT csv, HEADER false)"
-            )
-            staging = f"{spec.table}__loading"
+            scratch.table(validated.valid).write_csv(str(valid_csv), header=False)
+            _with_loaded_at(validated).write_csv(str(rejected_csv), header=False)
+            staging = f"{table}__loading"
             with self._psycopg() as conn, conn.transaction(), conn.cursor() as cur:
                 cur.execute(f'DROP TABLE IF EXISTS "{staging}"')
-                cur.execute(f'CREATE TABLE "{staging}" ({_ddl(columns, _PG_TYPES)})')
+                cur.execute(f'CREATE TABLE "{staging}" ({_ddl(typed_schema(validated.spec), _PG_TYPES)})')
                 _copy_file(cur, f'COPY "{staging}" FROM STDIN (FORMAT csv)', valid_csv)
-                cur.execute(f'DROP TABLE IF EXISTS "{spec.table}"')
-                cur.execute(f'ALTER TABLE "{staging}" RENAME TO "{spec.table}"')
+                cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+                cur.execute(f'ALTER TABLE "{staging}" RENAME TO "{table}"')
                 for name, bookkeeping in _BOOKKEEPING.items():
                     cur.execute(f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(bookkeeping, _PG_TYPES)})")
-                cur.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = %s", [spec.table])
+                cur.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = %s", [table])
                 _copy_file(cur, f"COPY {REJECTED_ROWS} FROM STDIN (FORMAT csv)", rejected_csv)
-                cur.execute(f"INSERT INTO {LOAD_RUNS} VALUES {record.values_sql()}")
+                cur.execute(_insert_load_run("%s"), record.load_runs_values())
 
     def replace_table(self, name: str, expr: ibis.Table) -> None:
         sql = self.con.compile(expr)
@@ -274,6 +287,11 @@ class PostgresWarehouse(Warehouse):
             self.con.disconnect()
             del self.__dict__["con"]
         super().close()
+
+
+def _with_loaded_at(validated: ValidatedLoad) -> duckdb.DuckDBPyRelation:
+    """The quarantined rows plus ``loaded_at`` (now, UTC): the columns of ``rejected_rows`` in order."""
+    return validated.connection.sql(f"SELECT *, CAST(now() AS TIMESTAMP) AS loaded_at FROM {validated.rejected}")
 
 
 def _copy_file(cur: Any, statement: str, path: Path) -> None:
@@ -322,23 +340,25 @@ class SparkWarehouse(Warehouse):
     def has_table(self, name: str) -> bool:
         return bool(self.session.catalog.tableExists(name))
 
-    def publish_load(self, scratch: duckdb.DuckDBPyConnection, spec: TableSpec, record: LoadSummary) -> None:
+    def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
+        from pyspark.sql import functions
+
+        table = validated.spec.table
         staging = self.path / "staging" / uuid.uuid4().hex
         staging.mkdir(parents=True)
         try:
-            scratch.execute(f"COPY _valid_{spec.table} TO '{staging / 'valid.parquet'}' (FORMAT parquet)")
-            scratch.execute(
-                f"COPY (SELECT *, CAST(now() AS TIMESTAMP) AS loaded_at FROM _rejected_{spec.table}) "
-                f"TO '{staging / 'rejected.parquet'}' (FORMAT parquet)"
-            )
-            self._swap(spec.table, self._read_parquet(staging / "valid.parquet"))
+            validated.connection.table(validated.valid).write_parquet(str(staging / "valid.parquet"))
+            _with_loaded_at(validated).write_parquet(str(staging / "rejected.parquet"))
+            self._swap(table, self._read_parquet(staging / "valid.parquet"))
             rejected = self._read_parquet(staging / "rejected.parquet")
             if self.has_table(REJECTED_ROWS):
-                kept = self.session.table(REJECTED_ROWS).where(f"source_table <> '{spec.table}'")
+                kept = self.session.table(REJECTED_ROWS).where(functions.col("source_table") != table)
                 rejected = kept.unionByName(rejected)
             self._swap(REJECTED_ROWS, rejected)
-            runs = self.session.sql(f"SELECT * FROM VALUES {record.values_sql()}")
-            runs = runs.toDF(*(name for name, _ in _BOOKKEEPING[LOAD_RUNS]))
+            # One row from Python values (a local relation, no SQL text); loaded_at is Spark's clock.
+            schema = ", ".join(f"{name} {_SPARK_TYPES.get(kind, kind)}" for name, kind in _BOOKKEEPING[LOAD_RUNS][:-1])
+            runs = self.session.createDataFrame([record.load_runs_values()], schema)
+            runs = runs.withColumn("loaded_at", functions.current_timestamp())
             if self.has_table(LOAD_RUNS):
                 runs = self.session.table(LOAD_RUNS).unionByName(runs)
             self._swap(LOAD_RUNS, runs)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
-from clientml_de import tasks
 from clientml_de.assets import CLIENTS_ASSET
-from clientml_de.settings import get_settings
-
-_settings = get_settings()
+from clientml_de.dag_support import dag_params, default_args
 
 
 @dag(
@@ -19,17 +15,15 @@ _settings = get_settings()
     schedule=None,
     catchup=False,
     tags=["clientml", "de"],
-    params={
-        "clients_source": Param(_settings.clients_source or "", type="string", description="Path or URI"),
-        "warehouse_url": Param("", type="string", description="Empty: connection or environment"),
-        "dataset_config": Param(str(_settings.dataset_config or ""), type="string"),
-    },
-    default_args={"retries": _settings.task_retries, "retry_delay": timedelta(minutes=1)},
+    params=dag_params("clients_source"),
+    default_args=default_args(),
     doc_md=__doc__,
 )
 def load_client_data() -> None:
     @task(outlets=[CLIENTS_ASSET])
     def load(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from clientml_de import tasks  # the work's heavy imports, when the task runs (not at parse time)
+
         assert params is not None
         return tasks.load_clients(params["clients_source"], params["warehouse_url"], params["dataset_config"])
 

@@ -6,16 +6,12 @@ finish first.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
-from clientml_de import tasks
 from clientml_de.assets import SALES_ASSET
-from clientml_de.settings import get_settings
-
-_settings = get_settings()
+from clientml_de.dag_support import dag_params, default_args
 
 
 @dag(
@@ -23,17 +19,15 @@ _settings = get_settings()
     schedule=None,
     catchup=False,
     tags=["clientml", "de"],
-    params={
-        "sales_source": Param(_settings.sales_source or "", type="string", description="Path or URI"),
-        "warehouse_url": Param("", type="string", description="Empty: connection or environment"),
-        "dataset_config": Param(str(_settings.dataset_config or ""), type="string"),
-    },
-    default_args={"retries": _settings.task_retries, "retry_delay": timedelta(minutes=1)},
+    params=dag_params("sales_source"),
+    default_args=default_args(),
     doc_md=__doc__,
 )
 def load_sales_data() -> None:
     @task(outlets=[SALES_ASSET])
     def load(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from clientml_de import tasks  # the work's heavy imports, when the task runs (not at parse time)
+
         assert params is not None
         return tasks.load_sales(params["sales_source"], params["warehouse_url"], params["dataset_config"])
 

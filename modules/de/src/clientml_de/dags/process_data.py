@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
-from clientml_de import tasks
 from clientml_de.assets import CLIENTS_ASSET, FEATURE_STORE_ASSET, SALES_ASSET
-from clientml_de.settings import get_settings
-
-_settings = get_settings()
+from clientml_de.dag_support import dag_params, default_args
 
 
 @dag(
@@ -19,16 +15,15 @@ _settings = get_settings()
     schedule=(CLIENTS_ASSET & SALES_ASSET),
     catchup=False,
     tags=["clientml", "de"],
-    params={
-        "warehouse_url": Param("", type="string", description="Empty: connection or environment"),
-        "dataset_config": Param(str(_settings.dataset_config or ""), type="string"),
-    },
-    default_args={"retries": _settings.task_retries, "retry_delay": timedelta(minutes=1)},
+    params=dag_params(),
+    default_args=default_args(),
     doc_md=__doc__,
 )
 def process_data() -> None:
     @task(outlets=[FEATURE_STORE_ASSET])
     def build_feature_store(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from clientml_de import tasks  # the work's heavy imports, when the task runs (not at parse time)
+
         assert params is not None
         return tasks.build_features(params["warehouse_url"], params["dataset_config"])
 

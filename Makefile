@@ -23,7 +23,7 @@ help:  ## List the targets
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
 
-$(BIN)/clientml: $(UV) uv.lock pyproject.toml modules/*/pyproject.toml
+$(BIN)/clientml: $(UV) uv.lock pyproject.toml modules/*/pyproject.toml tools/*/pyproject.toml
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
@@ -34,7 +34,7 @@ lint: install  ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy over every module
-	$(BIN)/mypy src modules/de/src modules/mle/src modules/ds/src
+	$(BIN)/mypy src modules/de/src modules/mle/src modules/ds/src tools/testkit/src
 
 test: install lint typecheck  ## The whole suite (lint, types, every test tier)
 	$(BIN)/pytest

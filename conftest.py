@@ -46,7 +46,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
-    from clientml_de.localpg import PostgresUnavailableError, throwaway_postgres
+    from clientml_testkit.localpg import PostgresUnavailableError, throwaway_postgres
 
     try:
         with throwaway_postgres() as url:

@@ -6,18 +6,12 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from clientml_mle.bundle import read_pointer
 from typer.testing import CliRunner
 
 from clientml.cli import app
 
 FAST = ["--search-trials", "2", "--search-seconds", "120", "--wait-timeout", "5"]
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 def test_train_with_tracking_then_score_with_the_champion(

@@ -16,11 +16,6 @@ from typer.testing import CliRunner
 from clientml.cli import app
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
 def test_train_then_score(
     runner: CliRunner, warehouse_url: str, source_dir: Path, tracking_uri: str, tmp_path: Path
 ) -> None:

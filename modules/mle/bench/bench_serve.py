@@ -424,7 +424,10 @@ def main() -> None:
         )
         ours_cmd = [sys.executable, "-c", code, str(prepared.models_dir), str(port), str(args.workers)]
         print(f"clientml API on 127.0.0.1:{port} ({args.workers} workers)", flush=True)
-        with serving(ours_cmd, port=port, ready_path="/health/ready", log=root / "ours.log", **options):
+        ready = ("ready: fast path verified", args.workers)  # the line each worker logs once it is ready
+        with serving(
+            ours_cmd, port=port, ready_path="/health/ready", ready_log=ready, log=root / "ours.log", **options
+        ):
             ours = bench_server(
                 port,
                 "/v1/predict",

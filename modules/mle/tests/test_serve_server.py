@@ -19,11 +19,12 @@ from serve_fixtures import ServeWorld
 API_KEY = "server-test-key"
 WORKERS = 2
 STARTUP_TIMEOUT_S = 90.0
+WORKER_READY = "ready: fast path verified"  # each worker logs it once its bundle is loaded and verified
 
 
 @pytest.fixture(scope="module")
 def server(serve_world: ServeWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The server on a free port, every worker ready (``/health/ready``); its output goes to the log file."""
+    """The server on a free port, every worker ready; its output goes to the log file."""
     port = free_port()
     log_file = tmp_path_factory.mktemp("server") / "server.log"
     code = (
@@ -33,7 +34,10 @@ def server(serve_world: ServeWorld, tmp_path_factory: pytest.TempPathFactory) ->
     env = {**os.environ, "CLIENTML_API_KEY": API_KEY, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     args = [sys.executable, "-c", code, str(serve_world.models_dir), serve_world.warehouse_url, str(port), str(WORKERS)]
-    with serving(args, port=port, ready_path="/health/ready", log=log_file, env=env, timeout_s=STARTUP_TIMEOUT_S):
+    ready = (WORKER_READY, WORKERS)
+    with serving(
+        args, port=port, ready_path="/health/ready", ready_log=ready, log=log_file, env=env, timeout_s=STARTUP_TIMEOUT_S
+    ):
         yield f"http://127.0.0.1:{port}", log_file
 
 

@@ -44,6 +44,11 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
+def _logged(log: Path, ready_log: tuple[str, int] | None) -> bool:
+    """Whether ``log`` holds ``ready_log``'s text as many times as it asks (always, without one)."""
+    return ready_log is None or log.read_text(errors="replace").count(ready_log[0]) >= ready_log[1]
+
+
 @contextlib.contextmanager
 def serving(
     command: list[str],
@@ -55,12 +60,15 @@ def serving(
     name: str = "the server",
     timeout_s: float = 180.0,
     ready_streak: int = 20,
+    ready_log: tuple[str, int] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``command`` in a process group of its own (output to ``log``); yield once ``ready_path`` answered.
+    """Start ``command`` in a process group of its own (output to ``log``); yield once it is ready.
 
-    Ready means ``ready_streak`` 200s in a row, each on a new connection, so that with several worker
-    processes every worker has answered. Raises ``RuntimeError`` with the log's tail when the server exits
-    or is not ready within ``timeout_s``. The whole process group is stopped afterwards.
+    Ready means ``ready_streak`` 200s in a row from ``ready_path``, each on a new connection, and, with
+    ``ready_log=(text, n)``, ``text`` written ``n`` times to the log: with several worker processes a
+    busy worker may leave every check to an idle one, so the workers' own "ready" lines are the proof
+    that each of them is. Raises ``RuntimeError`` with the log's tail when the server exits or is not
+    ready within ``timeout_s``. The whole process group is stopped afterwards.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
@@ -75,7 +83,7 @@ def serving(
                 raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} was not ready within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
-            ok = http_status(port, ready_path) == 200
+            ok = http_status(port, ready_path) == 200 and _logged(log, ready_log)
             streak = streak + 1 if ok else 0
             if not ok:
                 time.sleep(0.2)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from clientml_mle.bundle import read_pointer
 from typer.testing import CliRunner
 
@@ -14,6 +15,7 @@ from clientml.cli import app
 FAST = ["--search-trials", "2", "--search-seconds", "120", "--wait-timeout", "5"]
 
 
+@pytest.mark.slow
 def test_train_with_tracking_then_score_with_the_champion(
     runner: CliRunner, small_warehouse: str, small_source: Path, tmp_path: Path
 ) -> None:
@@ -56,6 +58,7 @@ def test_train_with_tracking_then_score_with_the_champion(
     assert scored["rows"] == int(clients["label"].isna().sum()) == len(pd.read_csv(out))
 
 
+@pytest.mark.slow
 def test_without_a_champion_score_fails_clearly_unless_latest(
     runner: CliRunner, small_warehouse: str, tmp_path: Path
 ) -> None:

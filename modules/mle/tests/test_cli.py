@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from clientml.cli import app
 
 
+@pytest.mark.slow
 def test_train_then_score(
     runner: CliRunner, warehouse_url: str, source_dir: Path, tracking_uri: str, tmp_path: Path
 ) -> None:
@@ -60,6 +61,7 @@ def test_train_then_score(
     assert json.loads(result.stdout)["pointer"] == "CHAMPION"
 
 
+@pytest.mark.slow
 def test_train_without_tracking_uses_the_settings(runner: CliRunner, warehouse_url: str, tmp_path: Path) -> None:
     models = tmp_path / "from-env"
     result = runner.invoke(

@@ -20,6 +20,8 @@ API_KEY = "server-test-key"
 WORKERS = 2
 STARTUP_TIMEOUT_S = 90.0
 WORKER_READY = "ready: fast path verified"  # each worker logs it once its bundle is loaded and verified
+# A real server with two worker processes: its start alone takes several seconds.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

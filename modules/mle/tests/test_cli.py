@@ -21,24 +21,8 @@ def test_train_then_score(
     runner: CliRunner, warehouse_url: str, source_dir: Path, tracking_uri: str, tmp_path: Path
 ) -> None:
     models = tmp_path / "models"
-    result = runner.invoke(
-        app,
-        [
-            "train",
-            "--warehouse",
-            warehouse_url,
-            "--models-dir",
-            str(models),
-            "--seed",
-            "4",
-            "--wait-timeout",
-            "5",
-            "--tracking-uri",
-            tracking_uri,
-            "--model-name",
-            "cli-test-model",
-        ],
-    )
+    args = ["train", "--warehouse", warehouse_url, "--models-dir", str(models), "--seed", "4", "--wait-timeout", "5"]
+    result = runner.invoke(app, [*args, "--tracking-uri", tracking_uri, "--model-name", "cli-test-model"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert Path(summary["bundle"]).parent == models

@@ -15,7 +15,7 @@ DEMO_DIR ?= .demo
 DEMO_WAREHOUSE := duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
 MODELS_DIR ?= modules/ds/models
 
-.PHONY: help install lint typecheck test demo bench-etl bench-train bench-serve clean
+.PHONY: help install lint typecheck test test-fast demo bench-etl bench-train bench-serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ help:  ## List the targets
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
 
-$(BIN)/clientml: $(UV) uv.lock pyproject.toml modules/*/pyproject.toml modules/de/synthetic/pyproject.toml
+$(BIN)/clientml: $(UV) uv.lock pyproject.toml modules/*/pyproject.toml modules/de/synthetic/pyproject.toml tools/*/pyproject.toml
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
@@ -34,10 +34,15 @@ lint: install  ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy over every module
-	$(BIN)/mypy src modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src
+	$(BIN)/mypy src modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src tools/testkit/src
 
 test: install lint typecheck  ## The whole suite (lint, types, every test tier)
 	$(BIN)/pytest
+
+FAST_TIER := not (postgres or spark or airflow or slow or realdata)
+
+test-fast: install  ## The tests that need no service and are quick (no lint, no types): the edit loop
+	$(BIN)/pytest -m "$(FAST_TIER)" $(PYTEST_ARGS)
 
 demo: install  ## The main job end to end: generate, ETL, train, score, serve one prediction
 	rm -rf $(DEMO_DIR)

@@ -26,19 +26,25 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import resource
 import shutil
-import subprocess
 import sys
-import threading
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
+from clientml_testkit.bench import (
+    MB,
+    Measured,
+    PeakRss,
+    Stopwatch,
+    code_state,
+    json_tail,
+    load_average,
+    machine,
+    run_measured,
+)
+from clientml_testkit.localpg import create_database, server_pids, server_port, server_version, throwaway_postgres
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[2]
@@ -54,112 +60,6 @@ STAGE_TITLES = {
 }
 TARGET_SECONDS_1M = 300.0
 TARGET_SPEEDUP = 10.0
-SAMPLE_SECONDS = 0.1
-_MB = 1 << 20
-_QUIET_ENV = {
-    "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "1",
-}
-
-
-# --------------------------------------------------------------------------------------------------
-# Measuring
-# --------------------------------------------------------------------------------------------------
-
-
-class PeakRss:
-    """Samples the summed RSS of some processes and all their descendants in a background thread."""
-
-    def __init__(self, roots: list[int], extra_roots: list[int] | None = None) -> None:
-        self.roots = roots
-        self.extra_roots = extra_roots or []
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _rss(self) -> int:
-        seen: set[int] = set()
-        total = 0
-        for pid in self.roots + self.extra_roots:
-            try:
-                root = psutil.Process(pid)
-                family = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                continue
-            for proc in family:
-                if proc.pid in seen:
-                    continue
-                seen.add(proc.pid)
-                with contextlib.suppress(psutil.Error):
-                    total += proc.memory_info().rss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(SAMPLE_SECONDS)
-
-    def sample(self) -> None:
-        self.peak = max(self.peak, self._rss())
-
-    def reset(self) -> None:
-        self.peak = 0
-        self.sample()
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-@dataclass
-class Measured:
-    seconds: float
-    cpu_seconds: float
-    peak_rss: int
-    returncode: int
-    stdout: str
-    log: Path
-
-
-def run_measured(command: list[str], log: Path, extra_roots: list[int] | None = None) -> Measured:
-    """Run ``command``; wall time and peak RSS of its tree; stdout kept, stderr to ``log``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **_QUIET_ENV}
-    with log.open("w") as err, (log.with_suffix(".stdout")).open("w+") as out:
-        err.write("$ " + " ".join(command) + "\n")
-        err.flush()
-        started = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=REPO_ROOT)
-        with PeakRss([proc.pid], extra_roots) as monitor:
-            # wait4 also gives the kernel's high-water mark of the largest single process.
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            seconds = time.perf_counter() - started
-        out.seek(0)
-        stdout = out.read()
-    peak = max(monitor.peak, usage.ru_maxrss * 1024)
-    cpu = usage.ru_utime + usage.ru_stime
-    return Measured(seconds, cpu, peak, proc.returncode, stdout, log)
-
-
-def _json_tail(text: str) -> dict[str, Any]:
-    """The JSON object a helper printed last on stdout."""
-    start = text.rfind("\n{")
-    payload = text[start + 1 :] if start >= 0 else text[text.find("{") :]
-    result: dict[str, Any] = json.loads(payload)
-    return result
-
-
-def _failure(measured: Measured) -> str:
-    lines = measured.log.read_text(errors="replace").strip().splitlines()
-    killed = " (killed: out of memory?)" if measured.returncode in (-9, 137) else ""
-    tail = "\n".join(lines[-15:])
-    return f"exit code {measured.returncode}{killed}; see {measured.log}\n{tail}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -175,45 +75,17 @@ def helper_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Stopwatch:
-    """Wall time, CPU time of this process (all threads) and peak RSS of one stage at a time."""
-
-    def __init__(self, monitor: PeakRss) -> None:
-        self.monitor = monitor
-        self.restart()
-
-    @staticmethod
-    def _cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
-    def restart(self) -> None:
-        self.monitor.reset()
-        self.wall, self.cpu = time.perf_counter(), self._cpu()
-
-    def lap(self, rows: int) -> dict[str, float | int]:
-        self.monitor.sample()
-        lap = {
-            "seconds": time.perf_counter() - self.wall,
-            "cpu_seconds": self._cpu() - self.cpu,
-            "peak_rss": self.monitor.peak,
-            "rows": rows,
-        }
-        self.restart()
-        return lap
-
-
 def helper_stages(args: argparse.Namespace) -> int:
     """Run the three stages in this process, timing each and sampling its peak RSS."""
     clients, sales = Path(args.clients), Path(args.sales)
-    extra = _postgres_server_pids(args.server_port) if args.server_port else []
+    extra = server_pids(args.server_port) if args.server_port else []
     results: dict[str, Any] = {}
     with PeakRss([os.getpid()], extra) as monitor:
         if args.engine == "pandas":
             sys.path.insert(0, str(HERE))
             import pandas_reference
 
-            watch = _Stopwatch(monitor)
+            watch = Stopwatch(monitor)
             outcome = pandas_reference.run(
                 clients,
                 sales,
@@ -235,7 +107,7 @@ def helper_stages(args: argparse.Namespace) -> int:
             warehouse = connect(args.warehouse)
             try:
                 counts: dict[str, Any] = {}
-                watch = _Stopwatch(monitor)
+                watch = Stopwatch(monitor)
                 for stage, source, spec in (
                     ("load_clients", clients, config.clients_spec()),
                     ("load_sales", sales, config.sales_spec()),
@@ -270,6 +142,12 @@ class Row:
     speedup: float | None = None
     cpu_seconds: float | None = None
 
+    @classmethod
+    def of(cls, size: int, engine: str, stage: str, figures: dict[str, Any], note: str = "") -> Row:
+        """A row of a measurement's figures: ``seconds``, ``cpu_seconds``, ``peak_rss`` and ``rows`` if known."""
+        seconds, cpu, peak = figures["seconds"], figures.get("cpu_seconds"), figures["peak_rss"]
+        return cls(size, engine, stage, seconds, figures.get("rows"), peak, note, cpu_seconds=cpu)
+
     @property
     def rows_per_second(self) -> float | None:
         if self.seconds is None or self.rows is None or self.seconds <= 0:
@@ -283,7 +161,7 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     airflow_home: Path = Path()
-    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_before: str = ""
     code_state: str = ""
 
     @property
@@ -292,6 +170,14 @@ class Bench:
 
     def log(self, message: str) -> None:
         print(f"[bench-etl {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+    def measure(self, command: list[str], name: str, server: list[int] | None = None, quiet: bool = False) -> Measured:
+        """``command`` run from the repository root, its stderr in ``logs/<name>.log``, plus ``server``'s RSS."""
+        measured = run_measured(command, self.workdir / "logs" / f"{name}.log", extra_roots=server, cwd=REPO_ROOT)
+        if not quiet:
+            peak = measured.peak_rss / MB
+            self.log(f"  {measured.seconds:.1f} s, peak RSS {peak:,.0f} MB, exit {measured.returncode}")
+        return measured
 
     # ---------------------------------------------------------------------------------------------
 
@@ -303,28 +189,15 @@ class Bench:
             info: dict[str, Any] = json.loads(marker.read_text())
             self.log(f"{size:,} clients: data cached in {data} (generated {info['generated_at']})")
             cached = f"cached ({data.relative_to(self.workdir)}), figures of {info['generated_at']}"
-            self.rows.append(
-                Row(
-                    size,
-                    "-",
-                    "generate",
-                    info["seconds"],
-                    info["rows"],
-                    info["peak_rss"],
-                    cached,
-                    None,
-                    info.get("cpu_seconds"),
-                )
-            )
+            self.rows.append(Row.of(size, "-", "generate", info, cached))
             return data, info
         self.log(f"{size:,} clients: generating into {data}")
         command = [PYTHON, str(Path(__file__).resolve()), "_generate", "--out", str(data)]
         command += ["--clients", str(size), "--seed", str(self.args.seed), "--bad-rows", str(self.args.bad_rows)]
-        measured = run_measured(command, self.workdir / "logs" / f"{size}-generate.log")
-        self.log(f"  {measured.seconds:.1f} s, peak RSS {measured.peak_rss / _MB:,.0f} MB, exit {measured.returncode}")
+        measured = self.measure(command, f"{size}-generate")
         if measured.returncode != 0:
-            raise SystemExit(f"generation failed: {_failure(measured)}")
-        summary = _json_tail(measured.stdout)
+            raise SystemExit(f"generation failed: {measured.failure()}")
+        summary = json_tail(measured.stdout)
         info = {
             "seconds": measured.seconds,
             "cpu_seconds": measured.cpu_seconds,
@@ -334,17 +207,7 @@ class Bench:
             "summary": summary,
         }
         marker.write_text(json.dumps(info, indent=2))
-        self.rows.append(
-            Row(
-                size,
-                "-",
-                "generate",
-                measured.seconds,
-                info["rows"],
-                measured.peak_rss,
-                cpu_seconds=measured.cpu_seconds,
-            )
-        )
+        self.rows.append(Row.of(size, "-", "generate", info))
         return data, info
 
     def prepare_airflow(self) -> None:
@@ -355,9 +218,10 @@ class Bench:
         self.log("creating the embedded Airflow metadata database (one-off, not timed)")
         code = "import sys; from pathlib import Path; from clientml_de.pipeline import prepare_airflow; "
         code += "prepare_airflow(Path(sys.argv[1]))"
-        measured = run_measured([PYTHON, "-c", code, str(self.airflow_home)], self.workdir / "logs" / "airflow.log")
+        command = [PYTHON, "-c", code, str(self.airflow_home)]
+        measured = self.measure(command, "airflow", quiet=True)
         if measured.returncode != 0:
-            raise SystemExit(f"airflow db migrate failed: {_failure(measured)}")
+            raise SystemExit(f"airflow db migrate failed: {measured.failure()}")
         self.notes.append(
             f"One-off `airflow db migrate` of the embedded Airflow: {measured.seconds:.1f} s (not timed)."
         )
@@ -366,16 +230,13 @@ class Bench:
         self.log(f"{size:,} clients, {engine}: clientml pipeline")
         command = [str(Path(PYTHON).parent / "clientml"), "pipeline", "--clients", str(data / "clients.csv")]
         command += ["--sales", str(data / "sales.csv"), "--warehouse", url, "--airflow-home", str(self.airflow_home)]
-        measured = run_measured(command, self.workdir / "logs" / f"{size}-{engine}-pipeline.log", server)
-        self.log(f"  {measured.seconds:.1f} s, peak RSS {measured.peak_rss / _MB:,.0f} MB, exit {measured.returncode}")
-        row = Row(
-            size, engine, "end_to_end", measured.seconds, None, measured.peak_rss, cpu_seconds=measured.cpu_seconds
-        )
+        measured = self.measure(command, f"{size}-{engine}-pipeline", server)
+        row = Row.of(size, engine, "end_to_end", vars(measured))
         if measured.returncode != 0:
             row.seconds, row.note = None, "FAILED"
-            self.notes.append(f"{size:,} {engine} pipeline failed: {_failure(measured)}")
+            self.notes.append(f"{size:,} {engine} pipeline failed: {measured.failure()}")
         else:
-            summary = _json_tail(measured.stdout)
+            summary = json_tail(measured.stdout)
             row.rows = sum(f["rows_read"] for f in summary["files"])
             row.note = f"{summary['feature_store']['rows']:,} feature rows"
             dag_seconds = [f"{run['dag_id']} {run['seconds']:.1f} s" for run in summary["dag_runs"] if "seconds" in run]
@@ -395,37 +256,19 @@ class Bench:
             command += ["--warehouse", url]
         if port:
             command += ["--server-port", str(port)]
-        log = self.workdir / "logs" / f"{size}-{engine}-stages.log"
-        measured = run_measured(command, log, _postgres_server_pids(port) if port else None)
-        self.log(f"  {measured.seconds:.1f} s, peak RSS {measured.peak_rss / _MB:,.0f} MB, exit {measured.returncode}")
+        measured = self.measure(command, f"{size}-{engine}-stages", server_pids(port))
         if measured.returncode != 0:
             note = "FAILED" + (" (out of memory?)" if measured.returncode in (-9, 137) else "")
             self.rows.append(Row(size, engine, "end_to_end" if engine == "pandas" else "load_clients", note=note))
-            self.notes.append(f"{size:,} {engine} stages failed: {_failure(measured)}")
+            self.notes.append(f"{size:,} {engine} stages failed: {measured.failure()}")
             return
-        results = _json_tail(measured.stdout)
+        results = json_tail(measured.stdout)
         if engine == "pandas":
             rows = results["load_clients"]["rows"] + results["load_sales"]["rows"]
             note = f"{results['feature_rows']:,} feature rows"
-            self.rows.append(
-                Row(
-                    size,
-                    engine,
-                    "end_to_end",
-                    measured.seconds,
-                    rows,
-                    measured.peak_rss,
-                    note,
-                    None,
-                    measured.cpu_seconds,
-                )
-            )
+            self.rows.append(Row.of(size, engine, "end_to_end", {**vars(measured), "rows": rows}, note))
         note = "within the run above" if engine == "pandas" else "in-process, no Airflow"
-        for stage in STAGES:
-            r = results[stage]
-            self.rows.append(
-                Row(size, engine, stage, r["seconds"], r["rows"], r["peak_rss"], note, None, r["cpu_seconds"])
-            )
+        self.rows += [Row.of(size, engine, stage, results[stage], note) for stage in STAGES]
 
     def run_size(self, size: int) -> None:
         data, _ = self.generate(size)
@@ -438,13 +281,11 @@ class Bench:
                 if engine in self.args.stage_engines:
                     self.stages(size, engine, f"duckdb:///{run_dir / 'stages.duckdb'}", data)
             elif engine == "postgres":
-                from clientml_de.localpg import throwaway_postgres
-
                 with throwaway_postgres() as url:
-                    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
-                    self.pipeline(size, engine, url, data, _postgres_server_pids(port))
+                    port = server_port(url)
+                    self.pipeline(size, engine, url, data, server_pids(port))
                     if engine in self.args.stage_engines:
-                        stage_url = _create_database(url, "stages")
+                        stage_url = create_database(url, "stages")
                         self.stages(size, engine, stage_url, data, port)
         if self.args.skip_pandas_above is not None and size > self.args.skip_pandas_above:
             skip = f"skipped (--skip-pandas-above {self.args.skip_pandas_above:,})"
@@ -462,8 +303,8 @@ class Bench:
 
     def run(self) -> str:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.load_before = os.getloadavg()
-        self.code_state = _code_state()
+        self.load_before = load_average()
+        self.code_state = code_state(REPO_ROOT, ["modules/de/src", "src"])
         if any(e in ("duckdb", "postgres") for e in self.args.engines):
             self.prepare_airflow()
         for size in self.args.sizes:
@@ -512,7 +353,7 @@ class Bench:
                         _seconds(r.seconds),
                         _seconds(r.cpu_seconds),
                         "" if r.rows_per_second is None else f"{r.rows_per_second:,.0f}",
-                        "" if r.peak_rss is None else f"{r.peak_rss / _MB:,.0f}",
+                        "" if r.peak_rss is None else f"{r.peak_rss / MB:,.0f}",
                         "" if r.speedup is None else f"{r.speedup:.2f}x",
                         r.note,
                     ]
@@ -528,9 +369,7 @@ class Bench:
             "",
             f"Code: {self.code_state}",
             "",
-            "Load average (1/5/15 min) at the start: {:.2f} {:.2f} {:.2f}; at the end: {:.2f} {:.2f} {:.2f}".format(
-                *self.load_before, *os.getloadavg()
-            ),
+            f"Load average (1/5/15 min) at the start: {self.load_before}; at the end: {load_average()}",
             "",
             *lines,
             "",
@@ -550,72 +389,17 @@ class Bench:
         return "\n".join(text) + "\n"
 
 
+def _machine() -> str:
+    postgres = []
+    with contextlib.suppress(Exception):
+        postgres.append(server_version())
+    return machine(("duckdb", "pandas", "ibis"), postgres)
+
+
 def _seconds(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
-
-
-def _postgres_server_pids(port: int | None) -> list[int]:
-    """The postmaster listening on ``port`` (its children are sampled with it)."""
-    if not port:
-        return []
-    pids = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if proc.info.get("name") == "postgres" and f"-p {port}" in " ".join(cmdline):
-            pids.append(proc.pid)
-    return pids
-
-
-def _create_database(url: str, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def _code_state() -> str:
-    """The commit measured, and the pipeline sources that differ from it (others edit the tree)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--", "modules/de/src", "src"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    changed = [line[3:] for line in status]
-    return f"commit {head}" + (f", with uncommitted changes to {', '.join(changed)}" if changed else "")
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = psutil.virtual_memory().total / (1 << 30)
-    versions = []
-    for module in ("duckdb", "pandas", "ibis"):
-        with contextlib.suppress(Exception):
-            versions.append(f"{module} {__import__(module).__version__}")
-    with contextlib.suppress(Exception):
-        from clientml_de.localpg import _binary
-
-        out = subprocess.run([_binary("postgres"), "--version"], capture_output=True, text=True, check=True)
-        versions.append("PostgreSQL " + out.stdout.split()[2])
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GB RAM, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, {', '.join(versions)}"
-    )
 
 
 # --------------------------------------------------------------------------------------------------

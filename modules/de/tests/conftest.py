@@ -1,4 +1,7 @@
-"""Fixtures of the de tests: small hand-written sources and warehouses on every engine."""
+"""Fixtures of the de tests: small hand-written sources, generated data, a DuckDB warehouse.
+
+The shared fixtures (``postgres_url``, ``worlds``, ``real_data`` ...) come from ``clientml_testkit.fixtures``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 import pytest
 from clientml_de.config import DatasetConfig
 from clientml_de.warehouse import Warehouse, connect
+from clientml_testkit.data import Worlds
 from de_support import CLIENT_HEADER, GOOD_CLIENTS, GOOD_SALES, SALES_HEADER, write_csv
 
 
@@ -33,13 +37,9 @@ def default_config() -> DatasetConfig:
 
 
 @pytest.fixture(scope="session")
-def generated_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def generated_small(worlds: Worlds) -> Path:
     """2,000 generated clients with 2% bad rows, shared by the tests that only read them."""
-    from clientml_synthetic import generate
-
-    out = tmp_path_factory.mktemp("generated")
-    generate(out, n_clients=2_000, seed=11, bad_rows=0.02, progress=False)
-    return out
+    return worlds.source(2_000, 11, bad_rows=0.02)
 
 
 WarehouseFactory = Callable[[str], Warehouse]

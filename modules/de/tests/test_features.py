@@ -120,6 +120,7 @@ def spark_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"spark:///{tmp_path_factory.mktemp('spark')}"
 
 
+@pytest.mark.spark
 def test_same_rows_on_duckdb_postgres_and_spark(
     tmp_path: Path, generated_small: Path, postgres_url: str, spark_url: str
 ) -> None:

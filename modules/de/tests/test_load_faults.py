@@ -155,6 +155,7 @@ KILL_MIDWAY = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_process_killed_during_duckdb_publish_leaves_old_table(tmp_path: Path, sources: tuple[Path, Path]) -> None:
     url = f"duckdb:///{tmp_path / 'killed.duckdb'}"
     warehouse = connect(url)

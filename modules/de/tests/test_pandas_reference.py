@@ -17,7 +17,7 @@ from clientml_de.contract import BOOKKEEPING_COLUMNS
 from clientml_de.features import build_feature_store
 from clientml_de.load import load_source
 from clientml_de.warehouse import Warehouse, connect
-from clientml_synthetic import generate
+from clientml_testkit.data import Worlds
 
 REFERENCE_PATH = Path(__file__).resolve().parents[1] / "bench" / "pandas_reference.py"
 RELATIVE_TOLERANCE = 1e-9
@@ -38,10 +38,8 @@ def reference() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bench-ref-data")
-    generate(out, n_clients=2_000, seed=5, bad_rows=0.02, progress=False)
-    return out
+def data(worlds: Worlds) -> Path:
+    return worlds.source(2_000, 5, bad_rows=0.02)
 
 
 @pytest.fixture(scope="module")

@@ -14,30 +14,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+from clientml_testkit.bench import MB, Measured, code_state, load_average, machine, run_measured
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 CLIENTML = str(BIN / "clientml")
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    """Run a command, stream its stderr, return (wall seconds, stdout)."""
+def run(cmd: list[str], env: dict[str, str]) -> Measured:
+    """Run a command to its end, its stderr streamed: wall and CPU time, peak RSS of its process tree."""
     print("$", " ".join(cmd), flush=True)
-    start = time.perf_counter()
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=False)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"command failed ({done.returncode}): {' '.join(cmd)}")
-    return seconds, done.stdout
+    measured = run_measured(cmd, env=env)
+    if measured.returncode != 0:
+        sys.exit(f"command failed ({measured.failure()}): {' '.join(cmd)}")
+    return measured
 
 
 def main() -> None:
@@ -56,9 +51,6 @@ def main() -> None:
     root = args.dir.resolve() / f"c{args.clients}-s{args.seed}"
     data, warehouse = root / "data", root / "warehouse.duckdb"
     env = {
-        **os.environ,
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "CLIENTML_TRAIN_N_JOBS": str(args.n_jobs),
         "CLIENTML_DS_MAX_SEARCH_ROWS": str(args.max_search_rows),
         "CLIENTML_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
@@ -66,11 +58,11 @@ def main() -> None:
     }
     timings: dict[str, Any] = {}
     if not (data / "ground_truth.csv").is_file():
-        timings["generate_s"], _ = run(
+        timings["generate_s"] = run(
             [CLIENTML, "generate", "--out", str(data), "--clients", str(args.clients), "--seed", str(args.seed)], env
-        )
+        ).seconds
     if not warehouse.is_file():
-        timings["pipeline_s"], _ = run(
+        timings["pipeline_s"] = run(
             [
                 CLIENTML,
                 "pipeline",
@@ -84,10 +76,10 @@ def main() -> None:
                 str(root / "airflow"),
             ],
             env,
-        )
+        ).seconds
     models = root / "models"
     shutil.rmtree(models, ignore_errors=True)
-    seconds, out = run(
+    measured = run(
         [
             CLIENTML,
             "train",
@@ -106,8 +98,8 @@ def main() -> None:
         ],
         env,
     )
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    summary = json.loads(out)
+    seconds = measured.seconds
+    summary = json.loads(measured.stdout)
     selection = summary["selection"]
     lgbm = selection["searches"].get("lightgbm", {})
     result = {
@@ -116,8 +108,11 @@ def main() -> None:
         "train_seconds": round(seconds, 1),
         "limit_seconds": args.limit_seconds,
         "within_limit": seconds <= args.limit_seconds,
-        "peak_rss_mb_largest_child": round(peak_mb),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
+        "cpu_seconds": round(measured.cpu_seconds, 1),
+        "peak_rss_mb": round(measured.peak_rss / MB),
+        "machine": machine(("lightgbm", "sklearn", "optuna")),
+        "load_average_at_end": load_average(),
+        "code": code_state(REPO, ["modules/ds/src", "modules/mle/src"]),
         "n_jobs": args.n_jobs,
         "search_seconds": args.search_seconds,
         "search_trials": args.search_trials,

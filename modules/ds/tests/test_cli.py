@@ -15,31 +15,16 @@ from clientml.cli import app
 FAST = ["--search-trials", "2", "--search-seconds", "120", "--wait-timeout", "5"]
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
+@pytest.mark.slow
 def test_train_with_tracking_then_score_with_the_champion(
     runner: CliRunner, small_warehouse: str, small_source: Path, tmp_path: Path
 ) -> None:
     models = tmp_path / "models"
+    tracking = ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--model-name", "ds-cli-test"]
+    truth = ["--ground-truth", str(small_source / "ground_truth.csv")]
     result = runner.invoke(
         app,
-        [
-            "train",
-            "--warehouse",
-            small_warehouse,
-            "--models-dir",
-            str(models),
-            "--tracking-uri",
-            f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "--model-name",
-            "ds-cli-test",
-            "--ground-truth",
-            str(small_source / "ground_truth.csv"),
-            *FAST,
-        ],
+        ["train", "--warehouse", small_warehouse, "--models-dir", str(models), *tracking, *truth, *FAST],
         env={"CLIENTML_MLFLOW_ARTIFACTS_DIR": str(tmp_path / "artifacts")},
     )
     assert result.exit_code == 0, result.output
@@ -62,6 +47,7 @@ def test_train_with_tracking_then_score_with_the_champion(
     assert scored["rows"] == int(clients["label"].isna().sum()) == len(pd.read_csv(out))
 
 
+@pytest.mark.slow
 def test_without_a_champion_score_fails_clearly_unless_latest(
     runner: CliRunner, small_warehouse: str, tmp_path: Path
 ) -> None:
@@ -85,19 +71,8 @@ def test_without_a_champion_score_fails_clearly_unless_latest(
 
 
 def test_the_mle_baseline_trainer_is_still_available(runner: CliRunner, small_warehouse: str, tmp_path: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "train",
-            "--warehouse",
-            small_warehouse,
-            "--models-dir",
-            str(tmp_path),
-            "--no-tracking",
-            "--trainer",
-            "default",
-        ],
-    )
+    args = ["train", "--warehouse", small_warehouse, "--models-dir", str(tmp_path), "--no-tracking"]
+    result = runner.invoke(app, [*args, "--trainer", "default"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert "trainer" not in summary and summary["metrics"]["roc_auc"] > 0.7

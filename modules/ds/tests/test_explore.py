@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 from clientml_ds import explore
 
 
@@ -54,6 +55,7 @@ def test_point_in_time_check_on_generated_data(small_warehouse: str) -> None:
     assert report.ok and report.feature_rows == 2000 and report.sales_before_as_of == report.sales_rows
 
 
+@pytest.mark.slow
 def test_label_rates_and_figures(small_frame: pd.DataFrame, tmp_path: Path) -> None:
     table = explore.label_rate_by(small_frame, "segment")
     assert table["rows"].sum() == len(small_frame)

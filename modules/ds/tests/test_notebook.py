@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from clientml_ds.notebook import INJECTED_TAG, PARAMETERS_TAG, execute_notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "eda.ipynb"
@@ -26,6 +27,7 @@ def test_the_committed_notebook_has_no_outputs_and_a_parameters_cell() -> None:
     assert NOTEBOOK.stat().st_size < 30_000
 
 
+@pytest.mark.slow
 def test_the_notebook_executes_and_writes_its_pngs(small_warehouse: str, tmp_path: Path) -> None:
     figures = tmp_path / "figures"
     nb = execute_notebook(

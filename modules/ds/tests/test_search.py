@@ -27,6 +27,7 @@ def _trials(found: object) -> list[dict]:
     return [{k: v for k, v in t.items() if k != "seconds"} for t in found.trials]  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_the_search_is_reproducible_for_a_seed(data: tuple) -> None:
     specs, x, y = data
     folds = make_folds(y, 3, seed=5)
@@ -52,7 +53,7 @@ def test_the_time_box_caps_the_search_and_says_so(data: tuple) -> None:
     assert found.stopped_by_time and not found.to_dict()["reproducible"]
 
 
-@pytest.mark.parametrize("kind", ["lightgbm", "logreg"])
+@pytest.mark.parametrize("kind", ["lightgbm", pytest.param("logreg", marks=pytest.mark.slow)])
 def test_calibrated_cv_equals_calibrated_classifier_cv(data: tuple, kind: str) -> None:
     specs, x, y = data
     folds = make_folds(y, 3, seed=2)

@@ -23,6 +23,8 @@ from clientml_mle.bundle import load_bundle, read_manifest
 # i.e. the data do not reject "within 0.01 of the best achievable".
 GAP_TOLERANCE = 0.02
 TARGET_GAP = 0.01
+# Every test here uses the session model trained on 8,000 clients (a minute on a quiet machine).
+pytestmark = pytest.mark.slow
 
 
 def test_quality_close_to_the_best_achievable_auc(trained: DsTrainResult) -> None:

@@ -23,17 +23,12 @@ server under test, so the figures are a lower bound of what the servers can do.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +38,11 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import numpy as np
 import orjson
+from clientml_testkit.bench import code_state, machine
+from clientml_testkit.data import build_warehouse
+from clientml_testkit.servers import free_port, serving
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 LEVELS = (1, 16, 64)
 WARMUP_REQUESTS = 300
 STARTUP_TIMEOUT_S = 180.0
@@ -67,60 +66,6 @@ def run_client(spec: dict[str, Any], workdir: Path, timeout: float) -> dict[str,
     return result
 
 
-# --- servers ------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(port: int, path: str) -> int:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
-            return int(sock.recv(64).split(b" ", 2)[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-@contextlib.contextmanager
-def serving(
-    name: str, command: list[str], *, env: dict[str, str], port: int, ready_path: str, log: Path
-) -> Iterator[None]:
-    """Start a server in its own process group; wait for ``ready_path`` to answer 200 repeatedly; stop it."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        streak = 0
-        while streak < 20:  # every worker answers (each check is a new connection)
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}: {log.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready within {STARTUP_TIMEOUT_S:.0f} s: {log.read_text()[-2000:]}")
-            ok = _get(port, ready_path) == 200
-            streak = streak + 1 if ok else 0
-            if not ok:
-                time.sleep(0.2)
-        yield
-    finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)  # stray workers of the group
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
-
-
 # --- preparation ----------------------------------------------------------------------------------
 
 
@@ -134,9 +79,6 @@ class Prepared:
 
 
 def prepare(root: Path, n_clients: int, seed: int) -> Prepared:
-    from clientml_de.config import DatasetConfig
-    from clientml_de.features import build_feature_store
-    from clientml_de.load import load_source
     from clientml_de.warehouse import connect
     from clientml_mle.bundle import load_bundle
     from clientml_mle.estimators import default_estimator
@@ -146,17 +88,10 @@ def prepare(root: Path, n_clients: int, seed: int) -> Prepared:
     from clientml_synthetic import generate
 
     data = root / "data"
-    try:
-        generate(data, n_clients=n_clients, seed=seed, progress=False)
-    except TypeError:  # older signature
-        generate(data, n_clients=n_clients, seed=seed)
-    url = f"duckdb:///{root / 'wh.duckdb'}"
+    generate(data, n_clients=n_clients, seed=seed, progress=False)
+    url = build_warehouse(data, root)
     warehouse = connect(url)
     try:
-        config = DatasetConfig()
-        load_source(str(data / "clients.csv"), config.clients_spec(), warehouse)
-        load_source(str(data / "sales.csv"), config.sales_spec(), warehouse)
-        build_feature_store(warehouse, config)
         ids = warehouse.table("feature_store").select("client_id").limit(2000).to_pandas()["client_id"].tolist()
     finally:
         warehouse.close()
@@ -257,24 +192,6 @@ def bench_server(
     return out
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = ""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f", {kb / 1024 / 1024:.0f} GiB RAM"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{cpu}, {os.cpu_count()} logical CPUs{memory}; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}; load average at start {load:.2f}"
-    )
-
-
 def render(
     args: argparse.Namespace,
     info: str,
@@ -355,7 +272,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(".bench/serve.md"))
     args = parser.parse_args()
 
-    info = machine()
+    info = f"{machine()}; load average at start {os.getloadavg()[0]:.2f}; {code_state(REPO_ROOT, ['modules/mle/src'])}"
     print(f"machine: {info}", flush=True)
     with tempfile.TemporaryDirectory(prefix="clientml-bench-serve-") as tmp:
         root = Path(tmp)
@@ -376,6 +293,7 @@ def main() -> None:
         # mlflow starts its server as `uvicorn ...`, found on PATH: the one of this environment.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        options: dict[str, Any] = {"env": env, "timeout_s": STARTUP_TIMEOUT_S}
 
         port = free_port()
         code = (
@@ -384,7 +302,10 @@ def main() -> None:
         )
         ours_cmd = [sys.executable, "-c", code, str(prepared.models_dir), str(port), str(args.workers)]
         print(f"clientml API on 127.0.0.1:{port} ({args.workers} workers)", flush=True)
-        with serving("clientml API", ours_cmd, env=env, port=port, ready_path="/health/ready", log=root / "ours.log"):
+        ready = ("ready: fast path verified", args.workers)  # the line each worker logs once it is ready
+        with serving(
+            ours_cmd, port=port, ready_path="/health/ready", ready_log=ready, log=root / "ours.log", **options
+        ):
             ours = bench_server(
                 port,
                 "/v1/predict",
@@ -413,9 +334,7 @@ def main() -> None:
             str(port),
         ]
         print(f"mlflow models serve on 127.0.0.1:{port} ({args.workers} workers)", flush=True)
-        with serving(
-            "mlflow models serve", theirs_cmd, env=env, port=port, ready_path="/ping", log=root / "mlflow.log"
-        ):
+        with serving(theirs_cmd, port=port, ready_path="/ping", log=root / "mlflow.log", **options):
             theirs = bench_server(
                 port,
                 "/invocations",

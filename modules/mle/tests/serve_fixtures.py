@@ -4,12 +4,11 @@ The bundle and the warehouse come from the mle suite's session fixtures (``conft
 a default model trained on a generated 2,000-client feature_store, and ``warehouse_url``), so the model
 is trained once for the whole suite; everything lives in pytest's tmp directories.
 
-The test modules import this file by path (the suite runs with ``--import-mode=importlib``).
+The test modules import it plainly: the tests directory is on pytest's ``pythonpath`` (``pyproject.toml``).
 """
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,12 +55,6 @@ def all_client_ids(warehouse_url: str) -> list[str]:
 def make_world(bundle_path: Path, warehouse_url: str) -> ServeWorld:
     store = latest_rows(warehouse_url, all_client_ids(warehouse_url))
     return ServeWorld(warehouse_url, bundle_path.parent, load_bundle(bundle_path), store)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -17,33 +17,13 @@ from typer.testing import CliRunner
 from clientml.cli import app
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
+@pytest.mark.slow
 def test_train_then_score(
     runner: CliRunner, warehouse_url: str, source_dir: Path, tracking_uri: str, tmp_path: Path
 ) -> None:
     models = tmp_path / "models"
-    result = runner.invoke(
-        app,
-        [
-            "train",
-            "--warehouse",
-            warehouse_url,
-            "--models-dir",
-            str(models),
-            "--seed",
-            "4",
-            "--wait-timeout",
-            "5",
-            "--tracking-uri",
-            tracking_uri,
-            "--model-name",
-            "cli-test-model",
-        ],
-    )
+    args = ["train", "--warehouse", warehouse_url, "--models-dir", str(models), "--seed", "4", "--wait-timeout", "5"]
+    result = runner.invoke(app, [*args, "--tracking-uri", tracking_uri, "--model-name", "cli-test-model"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert Path(summary["bundle"]).parent == models
@@ -66,6 +46,7 @@ def test_train_then_score(
     assert json.loads(result.stdout)["pointer"] == "CHAMPION"
 
 
+@pytest.mark.slow
 def test_train_without_tracking_uses_the_settings(runner: CliRunner, warehouse_url: str, tmp_path: Path) -> None:
     models = tmp_path / "from-env"
     result = runner.invoke(

@@ -20,6 +20,8 @@ from clientml_mle.features import (
     wait_for_table,
 )
 from clientml_mle.schema import FeatureSpec, coerce_frame, infer_feature_specs, records_frame
+from clientml_testkit.data import load_sources
+from clientml_testkit.servers import free_port
 
 
 def _small_store(path: Path) -> str:
@@ -188,47 +190,22 @@ def _same_reads(url: str, reference_url: str) -> None:
     )
 
 
-@pytest.mark.postgres
-def test_reads_are_the_same_on_postgres(source_dir: Path, warehouse_url: str) -> None:
-    from clientml_de.localpg import throwaway_postgres
-
-    with throwaway_postgres() as url:
-        _load_into(url, source_dir)
-        wait_for_table(url, timeout_s=5, poll_s=0.5)
-        _same_reads(url, warehouse_url)
+def test_reads_are_the_same_on_postgres(source_dir: Path, warehouse_url: str, postgres_url: str) -> None:
+    load_sources(postgres_url, source_dir)
+    wait_for_table(postgres_url, timeout_s=5, poll_s=0.5)
+    _same_reads(postgres_url, warehouse_url)
 
 
 @pytest.mark.spark
 @pytest.mark.slow
 def test_reads_are_the_same_on_spark(source_dir: Path, warehouse_url: str, tmp_path: Path) -> None:
     url = f"spark:///{tmp_path / 'spark'}"
-    _load_into(url, source_dir)
+    load_sources(url, source_dir)
     _same_reads(url, warehouse_url)
 
 
-def _load_into(url: str, source: Path) -> None:
-    from clientml_de.config import DatasetConfig
-    from clientml_de.features import build_feature_store
-    from clientml_de.load import load_source
-    from clientml_de.warehouse import connect
-
-    warehouse = connect(url)
-    try:
-        config = DatasetConfig()
-        load_source(str(source / "clients.csv"), config.clients_spec(), warehouse)
-        load_source(str(source / "sales.csv"), config.sales_spec(), warehouse)
-        build_feature_store(warehouse, config)
-    finally:
-        warehouse.close()
-
-
 def test_wait_for_table_treats_an_unreachable_server_as_not_ready(caplog: pytest.LogCaptureFixture) -> None:
-    import socket
-
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"postgresql://user:hunter2@127.0.0.1:{port}/db"
+    url = f"postgresql://user:hunter2@127.0.0.1:{free_port()}/db"  # a port nobody listens on
     caplog.set_level(logging.INFO, logger="clientml_mle.features")
     with pytest.raises(TimeoutError, match="not reachable yet") as info:
         wait_for_table(url, timeout_s=0.5, poll_s=0.2)

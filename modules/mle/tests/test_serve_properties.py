@@ -105,6 +105,7 @@ def specs(serve_world: ServeWorld) -> list[Any]:
 # --- properties -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_valid_records_score_like_the_bundle(client: TestClient, serve_world: ServeWorld, specs: list[Any]) -> None:
     @PROPERTY_SETTINGS
     @given(st.lists(valid_record(specs), min_size=1, max_size=5))
@@ -133,6 +134,7 @@ def test_invalid_records_get_422_naming_the_fields(client: TestClient, specs: li
     check()
 
 
+@pytest.mark.slow
 def test_hot_path_agrees_with_the_generated_pydantic_model(specs: list[Any]) -> None:
     validator = RecordValidator(specs, max_records=100)
     adapter = RequestSchema(specs, max_records=100).request_adapter

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,18 +15,22 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-import serve_fixtures
+from clientml_testkit.servers import free_port, serving
 from serve_fixtures import ServeWorld
 
 API_KEY = "server-test-key"
 KEY_VARIABLE = "SERVE_TEST_API_KEY"
 WORKERS = 2
 STARTUP_TIMEOUT_S = 90.0
+WORKER_READY = "ready: fast path verified"  # each worker logs it once its bundle is loaded and verified
+# A real server with two worker processes: its start alone takes several seconds.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server(serve_world: ServeWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    port = serve_fixtures.free_port()
+    """The server on a free port, every worker ready; its output goes to the log file."""
+    port = free_port()
     log_file = tmp_path_factory.mktemp("server") / "server.log"
     env = {**os.environ, KEY_VARIABLE: API_KEY, "MLFLOW_DISABLE_TELEMETRY": "true"}
     for name in ("PROMETHEUS_MULTIPROC_DIR", "CLIENTML_API_KEY", "CLIENTML_WAREHOUSE_URL"):
@@ -47,43 +49,11 @@ def server(serve_world: ServeWorld, tmp_path_factory: pytest.TempPathFactory) ->
         "--api-key-env",
         KEY_VARIABLE,
     ]
-    with log_file.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_ready(base, process, log_file)
-        yield base, log_file
-    finally:
-        _stop(process)
-
-
-def _wait_until_ready(base: str, process: subprocess.Popen[bytes], log_file: Path) -> None:
-    """Every worker ready: 20 consecutive 200s from /health/ready (connections land on any worker)."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    streak = 0
-    while streak < 20:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log_file.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"the server was not ready within {STARTUP_TIMEOUT_S} s:\n{log_file.read_text()[-3000:]}")
-        try:
-            with httpx.Client(timeout=2) as fresh:  # a new connection each time
-                ok = fresh.get(f"{base}/health/ready").status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        streak = streak + 1 if ok else 0
-        if not ok:
-            time.sleep(0.2)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    ready = (WORKER_READY, WORKERS)
+    with serving(
+        args, port=port, ready_path="/health/ready", ready_log=ready, log=log_file, env=env, timeout_s=STARTUP_TIMEOUT_S
+    ):
+        yield f"http://127.0.0.1:{port}", log_file
 
 
 def test_predict_over_http(server: tuple[str, Path], serve_world: ServeWorld) -> None:

@@ -50,6 +50,7 @@ def test_rule() -> None:
     assert not blocked.promoted and "not comparable" in blocked.reason and "['x']" in blocked.reason
 
 
+@pytest.mark.slow  # the first test on the session's MLflow store creates its tables
 def test_champion_gate_both_ways(
     frame: pd.DataFrame, tracker: MlflowTracker, estimator: EstimatorFactory, tmp_path: Path
 ) -> None:
@@ -103,6 +104,7 @@ def test_champion_gate_both_ways(
     np.testing.assert_allclose(proba[:, 1], bundle.predict_proba(x))
 
 
+@pytest.mark.slow
 def test_incompatible_champion_needs_force(
     frame: pd.DataFrame, tracker: MlflowTracker, estimator: EstimatorFactory, tmp_path: Path
 ) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from clientml_testkit.servers import LOOPBACK, free_port
 
 _SERVICE_USER = "clientml-pg"
 
@@ -22,19 +23,14 @@ class PostgresUnavailableError(RuntimeError):
     """The machine has no PostgreSQL binaries, or the server did not start."""
 
 
-def _binary(name: str) -> str:
+def find_binary(name: str) -> str:
+    """A PostgreSQL program (``initdb``, ``postgres`` ...): on ``PATH``, else the newest under /usr/lib/postgresql."""
     found = shutil.which(name)
     if found:
         return found
     for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
         return str(candidate)
     raise PostgresUnavailableError(f"{name} not found on PATH or under /usr/lib/postgresql")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_service_user() -> list[str]:
@@ -53,14 +49,14 @@ def _as_service_user() -> list[str]:
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[str]:
     """Start a fresh server on a free loopback port; yield its URL; stop and delete it afterwards."""
-    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    initdb, pg_ctl = find_binary("initdb"), find_binary("pg_ctl")
     prefix = _as_service_user()
     root = Path(tempfile.mkdtemp(prefix="clientml-pg-"))
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     try:
         if prefix:
             shutil.chown(root, user=_SERVICE_USER)
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {port} -k {root} -c listen_addresses={LOOPBACK} -c fsync=off"
         try:
             for command in (
                 [initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"],
@@ -70,10 +66,44 @@ def throwaway_postgres() -> Iterator[str]:
         except subprocess.CalledProcessError as exc:
             raise PostgresUnavailableError(f"PostgreSQL did not start: {exc.stderr or exc.stdout}") from exc
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield f"postgresql://postgres@{LOOPBACK}:{port}/postgres"
         finally:
             subprocess.run(
                 [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, check=False
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def create_database(url: str, name: str) -> str:
+    """Create database ``name`` on the server of ``url``; return its URL."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def server_port(url: str) -> int:
+    """The port of a ``postgresql://user@host:port/db`` URL."""
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def server_pids(port: int | None) -> list[int]:
+    """The postmaster listening on ``port`` (its children are the rest of the server)."""
+    if not port:
+        return []
+    import psutil
+
+    pids = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if proc.info.get("name") == "postgres" and f"-p {port}" in " ".join(cmdline):
+            pids.append(proc.pid)
+    return pids
+
+
+def server_version() -> str:
+    """``PostgreSQL 15.x`` of the binaries :func:`throwaway_postgres` uses."""
+    out = subprocess.run([find_binary("postgres"), "--version"], capture_output=True, text=True, check=True)
+    return "PostgreSQL " + out.stdout.split()[2]

@@ -39,11 +39,13 @@ log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+# Bootstrap resamples of the ROC/PR bands: enough for a smooth 95% band, cheap next to the fit.
 CURVE_BOOTSTRAP = 200
-SHAP_SAMPLE = 1000
-SHAP_BACKGROUND = 200
+# SHAP's cost grows with rows explained x background rows; these keep the report under seconds.
+SHAP_SAMPLE, SHAP_BACKGROUND = 1000, 200
+# Features shown in the importance plot (the full table is in the report's HTML).
 TOP_FEATURES = 20
-DPI = 110
+DPI = 110  # PNG resolution of the plots
 REPORT_HTML = "report.html"
 
 

@@ -12,12 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
+# Tools that runtime code never imports: the sample-data generator and the test/benchmark support.
+TOOLS = frozenset({"clientml_synthetic", "clientml_testkit"})
 # package -> (its source directory, its pyproject.toml, the packages it must never import)
 LAYERS: dict[str, tuple[str, str, frozenset[str]]] = {
-    "clientml_de": ("modules/de/src/clientml_de", "modules/de/pyproject.toml", frozenset({"clientml_mle", "clientml_ds", "clientml"})),
-    "clientml_mle": ("modules/mle/src/clientml_mle", "modules/mle/pyproject.toml", frozenset({"clientml_ds", "clientml"})),
-    "clientml_ds": ("modules/ds/src/clientml_ds", "modules/ds/pyproject.toml", frozenset({"clientml"})),
-    "clientml": ("src/clientml", "pyproject.toml", frozenset()),
+    "clientml_de": ("modules/de/src/clientml_de", "modules/de/pyproject.toml", frozenset({"clientml_mle", "clientml_ds", "clientml", *TOOLS})),
+    "clientml_synthetic": ("modules/de/synthetic/src/clientml_synthetic", "modules/de/synthetic/pyproject.toml", frozenset({"clientml_mle", "clientml_ds", "clientml", "clientml_testkit"})),
+    "clientml_mle": ("modules/mle/src/clientml_mle", "modules/mle/pyproject.toml", frozenset({"clientml_ds", "clientml", *TOOLS})),
+    "clientml_ds": ("modules/ds/src/clientml_ds", "modules/ds/pyproject.toml", frozenset({"clientml", *TOOLS})),
+    "clientml": ("src/clientml", "pyproject.toml", frozenset({"clientml_testkit"})),
 }  # fmt: skip
 # The one module allowed to read or write the process environment (CLIENTML_* settings, telemetry off, ...).
 ENVIRONMENT_OWNER = REPO / "modules/de/src/clientml_de/settings.py"
@@ -91,7 +94,8 @@ def _declared(pyproject: str) -> tuple[set[str], set[str]]:
     data = tomllib.loads((REPO / pyproject).read_text(encoding="utf-8"))
     names = {re.split(r"[\s<>=!~;\[]", dep, maxsplit=1)[0] for dep in data["project"].get("dependencies", [])}
     sources = data.get("tool", {}).get("uv", {}).get("sources", {})
-    return names, {name for name, source in sources.items() if source.get("workspace")}
+    # A member nested in another member's folder names its sibling by path (uv cannot resolve the workspace there).
+    return names, {name for name, source in sources.items() if source.get("workspace") or source.get("path")}
 
 
 def test_modules_declare_the_workspace_packages_they_import() -> None:
@@ -109,7 +113,7 @@ def test_modules_declare_the_workspace_packages_they_import() -> None:
 def test_only_the_settings_module_touches_the_environment() -> None:
     offenders = [
         f"{path.relative_to(REPO)}:{line}"
-        for directory in sorted(REPO.glob("modules/*/src"))
+        for directory in sorted({*REPO.glob("modules/*/src"), *REPO.glob("modules/*/*/src")})
         for path, tree in _sources(str(directory.relative_to(REPO)))
         if path != ENVIRONMENT_OWNER
         for line in sorted(environment_uses(tree))

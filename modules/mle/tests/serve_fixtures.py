@@ -38,6 +38,11 @@ class ServeWorld:
         rows = self.store.iloc[start : None if n is None else start + n][self.feature_names]
         return rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
 
+    def records_of(self, client_ids: list[str]) -> list[dict[str, Any]]:
+        """The feature_store rows of these clients, in this order, as JSON records (like :meth:`records`)."""
+        rows = self.store.set_index("client_id").loc[client_ids, self.feature_names]
+        return rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+
     def reference(self, records: list[dict[str, Any]]) -> Any:
         """The bundle's own probabilities (sklearn Pipeline on a DataFrame)."""
         return self.bundle.predict_proba(self.bundle.feature_frame(records))

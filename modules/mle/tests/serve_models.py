@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from clientml_mle.schema import coerce_frame, records_frame
 from clientml_mle.serve.fastpath import VerifiedPredictor, compile_bundle, verify
 from lightgbm import LGBMClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+
+
+@dataclass
+class StubBundle:
+    """A bundle-like object around any fitted pipeline (what ``clientml_mle.bundle.Bundle`` offers)."""
+
+    model: Pipeline
+    features: list[Any]
+    threshold: float = 0.5
+    manifest: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.manifest = SimpleNamespace(name="stub", version="1", threshold=self.threshold, features=self.features)
+
+    def feature_frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        return records_frame(records, self.features)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(coerce_frame(frame, self.features))[:, 1])
 
 
 def verified(bundle: Any) -> VerifiedPredictor:

@@ -69,8 +69,13 @@ def test_latest_and_unlabeled_rows(tmp_path: Path) -> None:
     assert list(latest["client_id"]) == ["c1", "c2"]
     assert [str(d)[:10] for d in latest["as_of_date"]] == ["2024-06-01", "2024-06-01"]
     assert latest["n_sales"].tolist() == [4.0, 5.0]
-    assert latest["active"].tolist()[1] == 0.0
+    assert np.isnan(latest["active"].iloc[0]) and latest["active"].iloc[1] == 0.0  # a null boolean stays null
     assert latest_rows(url, []).empty
+    # Ids are data, not SQL: quotes, a NUL, control characters and non-ASCII are looked up as themselves.
+    hostile = ["c1' OR '1'='1", "c1'); DROP TABLE feature_store; --", "\x00", "c1\x00", "\x1b[31m", "é😀", "c1 "]
+    assert latest_rows(url, hostile).empty
+    assert list(latest_rows(url, [*hostile, "c2"])["client_id"]) == ["c2"]
+    assert list(latest_rows(url, ["c3"])["client_id"]) == ["c3"]
 
     training = training_frame(url)
     assert list(training["client_id"]) == ["c1", "c2"]
@@ -151,6 +156,18 @@ def test_infer_feature_specs_from_pandas_dtypes() -> None:
     assert specs["flag"].type == "boolean"
     with pytest.raises(KeyError, match="nope"):
         infer_feature_specs(df, ["nope"])
+    # True/False with nulls (an object column in pandas) is still a boolean, not a category.
+    flags = pd.DataFrame({"vip": [True, None, False], "word": ["yes", None, "no"]})
+    assert [s.type for s in infer_feature_specs(flags, ["vip", "word"])] == ["boolean", "category"]
+
+
+def test_a_boolean_feature_takes_true_false_and_nothing_else() -> None:
+    specs = [FeatureSpec(name="vip", type="boolean")]
+    frame = records_frame([{"vip": True}, {"vip": 0}, {"vip": "false"}, {"vip": None}, {"vip": 1.0}], specs)
+    assert frame["vip"].tolist()[:3] == [1.0, 0.0, 0.0] and np.isnan(frame["vip"].iloc[3])
+    for wrong in (2, -1, 0.5, "maybe"):
+        with pytest.raises(ValueError, match="'vip'"):
+            records_frame([{"vip": wrong}], specs)
 
 
 def test_records_frame_accepts_nulls_and_coerces() -> None:
@@ -184,7 +201,7 @@ def _same_reads(url: str, reference_url: str) -> None:
         got, expected = read(url), read(reference_url)
         assert got.attrs["feature_types"] == expected.attrs["feature_types"]
         pd.testing.assert_frame_equal(_comparable(got), _comparable(expected), check_exact=False, rtol=1e-9)
-    ids = ["C0000003", "C0000016", "nobody"]
+    ids = ["C0000003", "C0000016", "nobody", "C0000003' OR 'a'='a", "C0000016\u00e9", "C0000016\\"]
     pd.testing.assert_frame_equal(
         _comparable(latest_rows(url, ids)), _comparable(latest_rows(reference_url, ids)), rtol=1e-9
     )

@@ -149,11 +149,13 @@ def test_every_kind_is_served_with_the_bundles_probabilities(
     expected = bundle.predict_proba(bundle.feature_frame(records))
     assert np.max(np.abs(got - expected)) <= 1e-9
     assert [p["label"] for p in response.json()["predictions"]] == (expected >= 0.3).astype(int).tolist()
-    # Records the feature store never holds: unseen categories, nulls in every nullable feature.
-    nullable = {f.name: f.nullable for f in bundle.manifest.features}
+    # Records the feature store never holds: unseen categories, a null in each feature (whether or not
+    # training saw one), nulls everywhere.
+    names = [f.name for f in bundle.manifest.features]
     odd = [{**r, "region": "nowhere"} for r in records[:20]]
-    odd += [{k: None if nullable[k] else v for k, v in r.items()} for r in records[:5]]
+    odd += [{**records[i], name: None} for i, name in enumerate(names)] + [dict.fromkeys(names)]
     response = client.post("/v1/predict", json={"records": odd})
+    assert response.status_code == 200, response.text
     got = np.array([p["probability"] for p in response.json()["predictions"]])
     assert np.max(np.abs(got - bundle.predict_proba(bundle.feature_frame(odd)))) <= 1e-9
 

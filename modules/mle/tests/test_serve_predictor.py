@@ -4,7 +4,6 @@ of final estimator served through ``create_app``: ``test_serve_kinds.py``)."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from clientml_mle.schema import coerce_frame, records_frame
+from clientml_mle.schema import coerce_frame
 from clientml_mle.serve.deps import ServeState
 from clientml_mle.serve.fastpath import (
     UnsupportedModelError,
@@ -28,7 +27,7 @@ from clientml_mle.serve.fastpath.forest import Forest, UnsupportedForestError
 from clientml_mle.serve.schemas import InvalidRequestError
 from lightgbm import LGBMClassifier
 from serve_fixtures import ServeWorld
-from serve_models import check_equal, lightgbm, scaled_numerics, verified
+from serve_models import StubBundle, check_equal, lightgbm, scaled_numerics, verified
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -38,25 +37,6 @@ from sklearn.svm import LinearSVC
 
 # Records with unseen categories are the point of several tests.
 pytestmark = pytest.mark.filterwarnings("ignore:Found unknown categories:UserWarning")
-
-
-@dataclass
-class StubBundle:
-    """A bundle-like object around any fitted pipeline (what ``clientml_mle.bundle.Bundle`` offers)."""
-
-    model: Pipeline
-    features: list[Any]
-    threshold: float = 0.5
-    manifest: Any = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.manifest = SimpleNamespace(name="stub", version="1", threshold=self.threshold, features=self.features)
-
-    def feature_frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
-        return records_frame(records, self.features)
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(coerce_frame(frame, self.features))[:, 1])
 
 
 def _fit(
@@ -292,13 +272,13 @@ def test_probe_records_are_valid_and_cover_every_category(serve_world: ServeWorl
     assert cuts  # the trees' thresholds, in raw feature values
     records = probe_records(candidates.features, 400, 0, cuts)
     candidates.validator.validate_records(records)  # no error
+    assert set(records[0].values()) == {None}  # and one record of nulls only
     for feature in candidates.features:
         seen = {r[feature.name] for r in records}
         if feature.type == "category":
             assert set(feature.categories or []) <= seen
             assert "unseen-value" in seen
-        if feature.nullable:
-            assert None in seen
+        assert None in seen  # a null in every feature, whether or not training saw one
         if feature.type == "number" and feature.name in cuts:
             assert seen & set(cuts[feature.name])
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from clientml_de.config import DatasetConfig
@@ -26,7 +27,7 @@ from clientml_de.warehouse import Warehouse
 
 PROFILE_CATEGORIES = ("gender", "region", "segment", "acquisition_channel")
 # Bump when the meaning of a feature changes; the version also covers the dataset's feature knobs.
-FEATURE_CODE_VERSION = 1
+FEATURE_CODE_VERSION = 2  # 2: a boolean extra column stays boolean (was 0/1)
 _MONEY = "decimal(38, 6)"
 
 
@@ -97,6 +98,33 @@ def plan(warehouse: Warehouse, config: DatasetConfig) -> FeaturePlan:
     )
 
 
+# The warehouse type of the feature an extra column of each declared type becomes (see extra_feature).
+EXTRA_FEATURE_TYPES: dict[ColumnType, str] = {
+    ColumnType.CATEGORY: "string",
+    ColumnType.NUMBER: "float64",
+    ColumnType.INTEGER: "int64",
+    ColumnType.DATE: "int64",
+    ColumnType.BOOLEAN: "boolean",
+}
+
+
+def extra_feature(name: str, kind: ColumnType, column: ir.Value, as_of: ir.DateValue) -> tuple[str, ir.Value]:
+    """The feature_store column ``(name, expression)`` of a declared extra client column.
+
+    Every declared type keeps its meaning: a category stays a string, a number a float64, an integer an
+    int64 and a boolean a boolean (null stays null). A date becomes ``days_since_<name>``: whole days
+    from the date to the row's as-of date (int64; negative for a date after it, null for no date), since
+    a model compares numbers, and a day count relative to the as-of date means the same at every as-of
+    date. Raises ValueError for a type an extra column cannot have.
+    """
+    target = EXTRA_FEATURE_TYPES.get(kind)
+    if target is None:
+        raise ValueError(f"an extra column cannot have type {kind!r}")
+    if kind is ColumnType.DATE:
+        return f"days_since_{name}", as_of.delta(column, unit="day").cast(target)
+    return name, column.cast(target)
+
+
 def _ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
     return numerator.cast("float64") / denominator.cast("float64").nullif(0.0)
 
@@ -162,13 +190,8 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
         columns[name] = base[name]
     columns["annual_income"] = base.annual_income
     for extra in plan.config.extra_columns:
-        column = base[extra.name]
-        if extra.type is ColumnType.DATE:
-            columns[f"days_since_{extra.name}"] = base.as_of_date.delta(column, unit="day")
-        elif extra.type is ColumnType.BOOLEAN:
-            columns[extra.name] = ibis.cases((column, 1), (~column, 0), else_=ibis.null("int64"))
-        else:
-            columns[extra.name] = column
+        name, column = extra_feature(extra.name, extra.type, base[extra.name], base.as_of_date)
+        columns[name] = column
     columns["n_sales_total"] = ibis.coalesce(table.n_sales_total, 0).cast("int64")
     columns["spend_total"] = ibis.coalesce(table.spend_total, 0).cast("float64")
     for w in windows:
@@ -197,10 +220,16 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
     return table.select(**columns)
 
 
+def _loose(dtype: dt.DataType) -> dt.DataType:
+    return dtype.copy(nullable=True)
+
+
 def keep_created_at(new: ir.Table, old: ir.Table) -> ir.Table:
     """Rows whose content did not change keep their old ``created_at``, so a rebuild is a no-op."""
     content = [c for c in new.columns if c not in BOOKKEEPING_COLUMNS[1:]]
     if [c for c in old.columns if c != "created_at"] != content:
+        return new
+    if any(_loose(new[c].type()) != _loose(old[c].type()) for c in content):  # a changed type: all rows are new
         return new
     compared = [c for c in content if c not in KEY_COLUMNS]
     previous = old.select(*KEY_COLUMNS, _created=old.created_at, **{f"_old_{c}": old[c] for c in compared})

@@ -126,8 +126,9 @@ def _normalised(table: ir.Table) -> tuple[ir.Table, dict[str, str]]:
         types[name] = kind
         if kind == "category":
             columns[name] = table[name].cast("string")
-        elif kind == "boolean":
-            columns[name] = ibis.ifelse(table[name], 1.0, 0.0)
+        elif kind == "boolean":  # 1.0/0.0, and null stays null (CASE WHEN NULL would give the ELSE)
+            column = table[name]
+            columns[name] = ibis.cases((column, 1.0), (~column, 0.0), else_=ibis.null("float64"))
         else:
             columns[name] = table[name].cast("float64")
     return table.select(**columns), types
@@ -175,11 +176,18 @@ def training_frame(warehouse_url: str, as_of: date | None = None, table: str = F
 
 
 def latest_rows(warehouse_url: str, client_ids: Sequence[str], table: str = FEATURE_STORE) -> pd.DataFrame:
-    """The newest row (largest ``as_of_date``) of each of ``client_ids`` that is in the table."""
+    """The newest row (largest ``as_of_date``) of each of ``client_ids`` that is in the table.
+
+    The ids travel as data, never as SQL text: an in-memory table of them (Arrow on DuckDB, a bound
+    insert into a temporary table on PostgreSQL, a DataFrame on Spark) that the feature store is
+    semi-joined with, so any string is looked up as itself. Ids not in the table are simply absent from
+    the result. Raises what the warehouse raises (e.g. PostgreSQL refuses a NUL character in text).
+    """
     ids = sorted({str(c) for c in client_ids})
 
     def build(t: ir.Table) -> ir.Table:
-        return _latest_per_client(t.filter(t.client_id.isin(ids)))
+        wanted = ibis.memtable({"client_id": ids}, schema={"client_id": "string"})
+        return _latest_per_client(t.semi_join(wanted, t.client_id == wanted.client_id))
 
     if not ids:
         df = _read(warehouse_url, table, lambda t: t.limit(0))

@@ -30,14 +30,18 @@ class FeatureSpec(BaseModel):
     # Sorted distinct non-null training values of a categorical feature (None for the other types).
     # Values outside the list are accepted by the models and encoded as "unknown" (all zeros).
     categories: list[str] | None = None
-    # True when the training data had nulls in this column. Every model built by the harness accepts
-    # nulls in any feature (LightGBM routes them; the encoder treats them as unknown).
+    # True when the training data had nulls in this column: information (e.g. for monitoring drift), not
+    # a rule. A null is a missing value in any feature, scored the way the model handles one (LightGBM
+    # routes it, the one-hot encoder encodes it as all zeros, an imputer fills it).
     nullable: bool = True
 
 
 def _pandas_type(series: pd.Series) -> FeatureType:
     if pd.api.types.is_bool_dtype(series):
         return "boolean"
+    present = series.dropna()
+    if series.dtype == object and len(present) and all(isinstance(v, (bool, np.bool_)) for v in present):
+        return "boolean"  # True/False with nulls: pandas keeps them as objects
     if pd.api.types.is_integer_dtype(series):
         return "integer"
     if pd.api.types.is_numeric_dtype(series):
@@ -49,7 +53,9 @@ def infer_feature_specs(df: pd.DataFrame, feature_cols: Sequence[str]) -> list[F
     """The specs of ``feature_cols`` as seen in ``df`` (a training frame), in the given order.
 
     Types come from the warehouse schema when ``df`` was read by :mod:`clientml_mle.features`
-    (``df.attrs["feature_types"]``), else from the pandas dtypes.
+    (``df.attrs["feature_types"]``), else from the pandas dtypes (bool, or True/False objects with nulls:
+    ``boolean``; integers: ``integer``; other numbers: ``number``; anything else: ``category``). Raises
+    KeyError naming a feature that is not a column of ``df``.
     """
     known: Mapping[str, str] = df.attrs.get(FEATURE_TYPES_ATTR, {})
     specs = []
@@ -92,21 +98,28 @@ _BOOLEAN_WORDS = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}
 
 def _numeric_column(values: pd.Series, spec: FeatureSpec) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        return values.astype(np.float64)
+        numbers = values.astype(np.float64)
+    else:
+        if spec.type == "boolean":
+            values = values.map(lambda v: _BOOLEAN_WORDS.get(str(v).lower(), v) if isinstance(v, str) else v)
+        try:
+            numbers = pd.to_numeric(values.map(lambda v: None if _is_missing(v) else v), errors="raise")
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"feature {spec.name!r} ({spec.type}): {exc}") from None
+        numbers = numbers.astype(np.float64)
     if spec.type == "boolean":
-        values = values.map(lambda v: _BOOLEAN_WORDS.get(str(v).lower(), v) if isinstance(v, str) else v)
-    try:
-        numbers = pd.to_numeric(values.map(lambda v: None if _is_missing(v) else v), errors="raise")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"feature {spec.name!r} ({spec.type}): {exc}") from None
-    return numbers.astype(np.float64)
+        wrong = numbers[numbers.notna() & (numbers != 0.0) & (numbers != 1.0)]
+        if len(wrong):
+            raise ValueError(f"feature {spec.name!r} (boolean): {wrong.iloc[0]!r} is not true/false or 1/0")
+    return numbers
 
 
 def coerce_frame(df: pd.DataFrame, features: Sequence[FeatureSpec]) -> pd.DataFrame:
     """The model input for ``df``: the features' columns, in order, with the model's dtypes.
 
     Columns absent from ``df`` become all-null (the models accept nulls); extra columns are dropped.
-    Raises ``ValueError`` naming the feature when a numeric value is not a number.
+    Raises ``ValueError`` naming the feature when a numeric value is not a number, or a boolean's value
+    is not true/false, 1/0 (or their words).
     """
     columns: dict[str, pd.Series] = {}
     for spec in features:

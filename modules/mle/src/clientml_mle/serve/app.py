@@ -161,7 +161,9 @@ def _install_openapi(app: FastAPI, state: ServeState) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components["ClientsRequest"] = ClientsRequest.model_json_schema(ref_template="#/components/schemas/{model}")
         if state.predictor is not None:
-            components.update(RequestSchema(state.predictor.features, state.max_records).components())
+            predictor = state.predictor
+            request = RequestSchema(predictor.features, state.max_records, predictor.validator.null_refused)
+            components.update(request.components())
         else:
             components["PredictRequest"] = {
                 "type": "object",

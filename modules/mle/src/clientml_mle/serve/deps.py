@@ -19,7 +19,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
 from clientml_mle.serve.fastpath import BundleLike, VerifiedPredictor, compile_bundle, verify
-from clientml_mle.serve.schemas import InvalidRequestError, RecordValidator, error_entry, invalid
+from clientml_mle.serve.schemas import InvalidRequestError, error_entry, invalid
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ class _Served:
 
     bundle: BundleLike
     predictor: VerifiedPredictor
-    store_validator: RecordValidator  # feature-store rows for /v1/predict/clients: nulls accepted everywhere
 
 
 @dataclass
@@ -70,11 +69,6 @@ class ServeState:
         return self._served.predictor if self._served is not None else None
 
     @property
-    def store_validator(self) -> RecordValidator | None:
-        """The validator of feature-store rows, once installed."""
-        return self._served.store_validator if self._served is not None else None
-
-    @property
     def max_body_bytes(self) -> int:
         """The largest request body accepted (413 above): a generous size for ``max_records`` records."""
         n_features = len(self.predictor.features) if self.predictor is not None else 100
@@ -103,8 +97,7 @@ class ServeState:
         if not isinstance(predictor, VerifiedPredictor):
             kind = type(predictor).__name__
             raise TypeError(f"only a VerifiedPredictor (from fastpath.verify) can serve, not a {kind}")
-        lenient = [_nullable(f) for f in predictor.features]
-        served = _Served(bundle, predictor, RecordValidator(lenient, self.max_records))
+        served = _Served(bundle, predictor)
         with self._lock:
             self._served = served
             self.status, self.reason = "ready", None
@@ -120,18 +113,6 @@ class ServeState:
             with self._lock:
                 self.status, self.reason = "failed", f"{type(exc).__name__}: {exc}"
             log.exception("the model could not be loaded; the API stays not ready")
-
-
-@dataclass(frozen=True)
-class _NullableFeature:
-    name: str
-    type: str
-    categories: Any
-    nullable: bool = True
-
-
-def _nullable(feature: Any) -> _NullableFeature:
-    return _NullableFeature(feature.name, feature.type, feature.categories)
 
 
 # --- dependencies -----------------------------------------------------------------------------------------

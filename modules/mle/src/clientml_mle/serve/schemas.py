@@ -8,7 +8,10 @@ other field is allowed, and each value must have the feature's JSON type:
 - ``boolean``: ``true``/``false`` or ``0``/``1``;
 - ``category``: a string; values the model has not seen are accepted and encoded as the model's one-hot
   encoder does (no category set);
-- ``null``: only where the feature is nullable (a missing value). A Python ``float('nan')`` counts as null.
+- ``null``: a missing value, in any feature, whether or not training saw one (the manifest's ``nullable``
+  only records that); it is scored the way the model handles missing values. The one exception is a
+  feature the model itself cannot score without a value (found by probing the model at startup, e.g. a
+  bare ``LogisticRegression`` on that column): there a null is refused. A ``float('nan')`` counts as null.
 
 Two implementations share the per-value checks below: ``RecordValidator`` (the hot path, columnar,
 used by the routes) and the pydantic ``TypeAdapter`` built by ``RequestSchema`` (the OpenAPI
@@ -19,6 +22,7 @@ document and the reference the tests compare the hot path with). Both report err
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -55,7 +59,7 @@ _TYPE_ERRORS: dict[str, tuple[str, str]] = {
     "boolean": ("boolean_type", "Input should be a boolean (true/false or 0/1)"),
     "category": ("category_type", "Input should be a string (a category)"),
 }
-NULL_ERROR = ("null_not_allowed", "Input should not be null: this feature is not nullable")
+NULL_ERROR = ("null_not_allowed", "Input should not be null: this model cannot score a missing value here")
 
 
 def _is_null(value: Any) -> bool:
@@ -80,16 +84,17 @@ def _value_ok(kind: str, value: Any) -> bool:
     return t is bool and kind == "boolean"
 
 
-def value_error(kind: str, nullable: bool, value: Any) -> tuple[str, str] | None:
-    """The (type, message) of the error for this value, or None when it is valid."""
+def value_error(kind: str, accepts_null: bool, value: Any) -> tuple[str, str] | None:
+    """The (type, message) of the error for this value of a feature of type ``kind``, or None when it is
+    valid; a null is valid where ``accepts_null``."""
     if _is_null(value):
-        return None if nullable else NULL_ERROR
+        return None if accepts_null else NULL_ERROR
     return None if _value_ok(kind, value) else _TYPE_ERRORS[kind]
 
 
-def _pydantic_check(kind: str, nullable: bool) -> Callable[[Any], Any]:
+def _pydantic_check(kind: str, accepts_null: bool) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
-        error = value_error(kind, nullable, value)
+        error = value_error(kind, accepts_null, value)
         if error is not None:
             raise PydanticCustomError(error[0], error[1])
         return value
@@ -97,7 +102,7 @@ def _pydantic_check(kind: str, nullable: bool) -> Callable[[Any], Any]:
     return check
 
 
-def _json_schema(feature: FeatureLike) -> dict[str, Any]:
+def _json_schema(feature: FeatureLike, accepts_null: bool) -> dict[str, Any]:
     kind = feature.type
     if kind == "category":
         schema: dict[str, Any] = {"type": "string"}
@@ -111,7 +116,7 @@ def _json_schema(feature: FeatureLike) -> dict[str, Any]:
         schema = {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}]}
     else:
         schema = {"type": "number"}
-    if feature.nullable:
+    if accepts_null:
         return {"anyOf": [schema, {"type": "null"}], "title": feature.name}
     return {**schema, "title": feature.name}
 
@@ -164,17 +169,19 @@ _CATEGORY_TYPES = frozenset({str, type(None)})
 class RecordValidator:
     """Columnar validation of ``records`` (lists of dicts as parsed from JSON).
 
-    The common case (every record valid) costs a few C-level passes per feature; anything unusual falls
-    back to a per-value scan that locates every error.
+    Every feature accepts null but those named in ``null_refused`` (features the model cannot score
+    without a value). The common case (every record valid) costs a few C-level passes per feature;
+    anything unusual falls back to a per-value scan that locates every error.
     """
 
-    def __init__(self, features: Sequence[FeatureLike], max_records: int) -> None:
+    def __init__(self, features: Sequence[FeatureLike], max_records: int, null_refused: Iterable[str] = ()) -> None:
         self.features = list(features)
         self.max_records = max_records
         self.names = [f.name for f in self.features]
+        self.null_refused = frozenset(null_refused)
         self._keys = frozenset(self.names)
         self._kind = {f.name: f.type for f in self.features}
-        self._nullable = {f.name: f.nullable for f in self.features}
+        self._accepts_null = {f.name: f.name not in self.null_refused for f in self.features}
         # Numeric features (number, integer, boolean) in model order: the columns of ValidRecords.numeric.
         self.numeric_names = [f.name for f in self.features if f.type != "category"]
         self.categorical_names = [f.name for f in self.features if f.type == "category"]
@@ -187,8 +194,8 @@ class RecordValidator:
         self._non_boolean_getter = _tuple_getter([n for n in self.numeric_names if self._kind[n] != "boolean"])
         self._integer_cols = np.flatnonzero(kinds == "integer")
         self._boolean_cols = np.flatnonzero(kinds == "boolean")
-        nullable = np.array([self._nullable[n] for n in self.numeric_names], dtype=bool)
-        self._not_null_cols = np.flatnonzero(~nullable)
+        accepts_null = np.array([self._accepts_null[n] for n in self.numeric_names], dtype=bool)
+        self._not_null_cols = np.flatnonzero(~accepts_null)
 
     # public ---------------------------------------------------------------------------------------
 
@@ -238,7 +245,7 @@ class RecordValidator:
                 if name not in record:
                     errors.append(error_entry(["records", i, name], "missing", "Field required"))
                     continue
-                error = value_error(self._kind[name], self._nullable[name], record[name])
+                error = value_error(self._kind[name], self._accepts_null[name], record[name])
                 if error is not None:
                     errors.append(error_entry(["records", i, name], *error))
             for key in record:
@@ -263,7 +270,7 @@ class RecordValidator:
             for name in self.categorical_names:
                 column = list(map(self._getters[name], records))
                 types = set(map(type, column))
-                if not types <= _CATEGORY_TYPES or (type(None) in types and not self._nullable[name]):
+                if not types <= _CATEGORY_TYPES or (type(None) in types and not self._accepts_null[name]):
                     return None
                 categorical[name] = column
         except KeyError:
@@ -314,13 +321,17 @@ def _tuple_getter(names: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any,
 
 
 class RequestSchema:
-    """The pydantic request model generated from the feature specs."""
+    """The pydantic request model generated from the feature specs (every feature nullable but those in
+    ``null_refused``, as :class:`RecordValidator`)."""
 
-    def __init__(self, features: Sequence[FeatureLike], max_records: int) -> None:
+    def __init__(self, features: Sequence[FeatureLike], max_records: int, null_refused: Iterable[str] = ()) -> None:
         fields: dict[str, Any] = {}
+        refused = frozenset(null_refused)
         for feature in features:
-            check = _pydantic_check(feature.type, feature.nullable)
-            fields[feature.name] = Annotated[Any, PlainValidator(check), WithJsonSchema(_json_schema(feature))]
+            accepts_null = feature.name not in refused
+            check = _pydantic_check(feature.type, accepts_null)
+            schema = WithJsonSchema(_json_schema(feature, accepts_null))
+            fields[feature.name] = Annotated[Any, PlainValidator(check), schema]
         # Built at run time from the specs, hence the functional form (mypy cannot check it statically).
         make: Any = TypedDict
         record = make("PredictRecord", fields)
@@ -367,9 +378,48 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+MAX_CLIENT_ID_CHARS = 256
+# C0 and C1 control characters (NUL, tab, newline, escape, ...): no client id in a feature store holds one.
+CLIENT_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_client_id(value: Any) -> str:
+    """``value`` when it can be a client id: a string of 1 to MAX_CLIENT_ID_CHARS characters, none of them
+    a control character. Raises PydanticCustomError (a 422 naming ``client_ids.<index>``) otherwise."""
+    if type(value) is not str:
+        raise PydanticCustomError("string_type", "Input should be a string (a client id)")
+    if not value:
+        raise PydanticCustomError("client_id_empty", "A client id is not empty")
+    if len(value) > MAX_CLIENT_ID_CHARS:
+        limit, n = MAX_CLIENT_ID_CHARS, len(value)
+        raise PydanticCustomError("client_id_too_long", f"A client id has at most {limit} characters, got {n}")
+    found = _CONTROL_CHARACTER.search(value)
+    if found is not None:
+        code = f"U+{ord(found.group()):04X}"
+        msg = f"A client id holds no control character (found {code} at position {found.start()})"
+        raise PydanticCustomError("client_id_control_character", msg)
+    return value
+
+
+ClientId = Annotated[
+    str,
+    PlainValidator(check_client_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_CLIENT_ID_CHARS,
+            "pattern": CLIENT_ID_PATTERN,
+            "description": "A client id: 1 to 256 characters, no control characters (NUL, tab, newline, ...)",
+        }
+    ),
+]
+
+
 class ClientsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    client_ids: list[str] = Field(min_length=1)
+    client_ids: list[ClientId] = Field(min_length=1, description="Ids to score; a repeated id is scored once")
 
 
 class ClientPrediction(Prediction):
@@ -388,7 +438,8 @@ class ClientsResponse(BaseModel):
 class FeatureInfo(BaseModel):
     name: str
     type: FeatureType
-    nullable: bool
+    nullable: bool = Field(description="Whether a record may hold null (a missing value) for this feature")
+    nulls_in_training: bool = Field(description="Whether the training rows had nulls in this feature")
     categories: list[str] | None = None
 
 

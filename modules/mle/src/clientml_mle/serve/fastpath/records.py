@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,10 +59,15 @@ def baseline(feature: FeatureLike) -> Any:
 
 
 def probe_records(
-    features: Sequence[FeatureLike], n: int, seed: int, cuts: Mapping[str, Sequence[float]] | None = None
+    features: Sequence[FeatureLike],
+    n: int,
+    seed: int,
+    cuts: Mapping[str, Sequence[float]] | None = None,
+    null_refused: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """``n`` valid records reaching both sides of every cut (raw feature values, e.g. tree split
-    thresholds), nulls, every category and unseen ones; the same for the same ``seed``."""
+    thresholds), every category and unseen ones, and nulls in every feature but those of
+    ``null_refused`` (the first record is null in all of them); the same for the same ``seed``."""
     rng = np.random.default_rng(seed)
     choices: dict[str, list[Any]] = {}
     for feature in features:
@@ -78,7 +83,7 @@ def probe_records(
             else:
                 values = [0.0, *points, *(float(np.nextafter(t, math.inf)) for t in points)]
                 values += [float(v) for v in rng.normal(0, 100, 4)]
-        if feature.nullable:
+        if feature.name not in null_refused:  # whether or not training saw one (FeatureLike.nullable)
             values.append(None)
         choices[feature.name] = values
     # Each feature's column cycles through all its values (in random order), so each appears when n allows.
@@ -87,4 +92,13 @@ def probe_records(
         order = np.resize(np.arange(len(values)), n)
         rng.shuffle(order)
         columns[name] = [values[int(i)] for i in order]
-    return [{name: column[i] for name, column in columns.items()} for i in range(n)]
+    records = [{name: column[i] for name, column in columns.items()} for i in range(n)]
+    if records:
+        records[0] = {f.name: None if f.name not in null_refused else records[0][f.name] for f in features}
+    return records
+
+
+def null_variants(features: Sequence[FeatureLike]) -> list[dict[str, Any]]:
+    """A baseline record, then one record per feature: the baseline with that feature null."""
+    base = {f.name: baseline(f) for f in features}
+    return [base, *({**base, f.name: None} for f in features)]

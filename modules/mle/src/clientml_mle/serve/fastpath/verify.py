@@ -1,13 +1,16 @@
 """Verification: candidates -> a :class:`VerifiedPredictor`, or :class:`VerificationError`.
 
-On a few hundred probe records (both sides of every tree split, nulls, every category, unseen
-categories) the matrix must equal the pipeline's transform exactly and the probabilities must equal
+First the features whose null the model cannot score are found (:func:`null_refused_features`; none
+for the harness's models, which handle missing values). Then, on a few hundred probe records (both
+sides of every tree split, nulls in every other feature, every category, unseen categories) the matrix
+must equal the pipeline's transform exactly and the probabilities must equal
 ``bundle.predict_proba`` within :data:`VERIFY_TOLERANCE`. Encoders and scorers are tried fastest first;
 one that disagrees (or fails) gives way to the next, more literal one, logged as a warning.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -19,9 +22,9 @@ from clientml_mle.serve.fastpath.base import VERIFY_TOLERANCE, BundleLike, Verif
 from clientml_mle.serve.fastpath.compile import Candidates
 from clientml_mle.serve.fastpath.encoders import Encoder
 from clientml_mle.serve.fastpath.predictor import _SEAL, VerifiedPredictor
-from clientml_mle.serve.fastpath.records import probe_records, reference_frame
+from clientml_mle.serve.fastpath.records import null_variants, probe_records, reference_frame
 from clientml_mle.serve.fastpath.scorers import Scorer
-from clientml_mle.serve.schemas import ValidRecords
+from clientml_mle.serve.schemas import FeatureLike, RecordValidator, ValidRecords
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,12 @@ def verify(candidates: Candidates, bundle: BundleLike, n: int = PROBE_RECORDS, s
     VerificationError when even the literal path (``model[:-1].transform`` and the final estimator's
     ``predict_proba``) disagrees.
     """
-    records = probe_records(candidates.features, n, seed, probe_cuts(candidates))
+    refused = null_refused_features(bundle, candidates.features)
+    if refused:
+        log.warning("the model cannot score a null in %s: the API refuses null there", sorted(refused))
+        validator = RecordValidator(candidates.features, candidates.validator.max_records, refused)
+        candidates = dataclasses.replace(candidates, validator=validator)
+    records = probe_records(candidates.features, n, seed, probe_cuts(candidates), refused)
     frame = reference_frame(bundle, records, candidates.features)
     valid = candidates.validator.validate_records(records)
     with warnings.catch_warnings():  # the probe records hold unseen categories on purpose
@@ -63,8 +71,38 @@ def verify(candidates: Candidates, bundle: BundleLike, n: int = PROBE_RECORDS, s
         "encoder": encoder.kind,
         "scorer": chosen.kind,
         "explain": chosen.explain_kind,
+        "null_refused": sorted(refused),
     }
     return _predictor(candidates, encoder, scorer, report)
+
+
+def null_refused_features(bundle: BundleLike, features: Sequence[FeatureLike]) -> frozenset[str]:
+    """The features the bundle's model cannot score a null in, whatever training saw: those where
+    ``bundle.predict_proba`` of an ordinary record with that feature null raises or is not finite (e.g. a
+    bare ``LogisticRegression`` on the column). Models that handle missing values (LightGBM, one-hot
+    encoders, imputers) give the empty set, after one call on ``len(features) + 1`` records."""
+
+    def finite(records: list[dict[str, Any]]) -> np.ndarray:
+        proba = positive_probability(bundle.predict_proba(reference_frame(bundle, records, features)))
+        return np.isfinite(proba)
+
+    records = null_variants(features)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            if finite(records).all():
+                return frozenset()
+        except Exception:  # some feature's null breaks the model: find which, one by one
+            pass
+        refused = set()
+        for feature, record in zip(features, records[1:], strict=True):
+            try:
+                ok = bool(finite([record])[0])
+            except Exception:
+                ok = False
+            if not ok:
+                refused.add(feature.name)
+    return frozenset(refused)
 
 
 def probe_cuts(candidates: Candidates) -> dict[str, list[float]]:

@@ -39,7 +39,8 @@ async def model_info(state: StateDep, predictor: PredictorDep) -> Response:
                 {
                     "name": f.name,
                     "type": f.type,
-                    "nullable": f.nullable,
+                    "nullable": f.name not in predictor.validator.null_refused,
+                    "nulls_in_training": f.nullable,
                     "categories": list(f.categories) if f.categories is not None else None,
                 }
                 for f in predictor.features

@@ -7,11 +7,15 @@ guarded), not by FastAPI, so that a 10,000-record batch is validated column by c
 describes them (``PredictRequest``, generated from the feature specs, and ``ClientsRequest``).
 
 ``/v1/predict/clients``: ids without a row in the feature store are listed in ``not_found`` (the
-response is 200 with the others' predictions); a server without a warehouse URL answers 503.
+response is 200 with the others' predictions); an id that cannot be one (empty, a control character,
+over 256 characters) is a 422 naming ``client_ids.<index>``. The ids reach the warehouse as data (see
+:func:`clientml_mle.features.latest_rows`), never as SQL text. A server without a warehouse URL answers
+503, and so does a failing warehouse, without its message (logged with the request id).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -33,6 +37,7 @@ from clientml_mle.serve.schemas import (
     error_entry,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["predict"])
 
 MAX_EXPLAIN_RECORDS = 1000
@@ -139,16 +144,21 @@ async def predict_clients(
         )
     try:
         frame = await run_in_threadpool(_lookup, state, ids)
+    except Exception:
+        # The warehouse's own message may quote the query: it goes to the log, never to the client.
+        log.exception("feature store lookup failed (request %s)", request_id(request))
+        message = "feature store lookup failed: the warehouse could not be queried (details in the server log)"
+        raise InvalidRequestError(503, message, []) from None
+    try:
         records = records_from_frame(frame, predictor.features)
-    except Exception as exc:
-        raise InvalidRequestError(503, f"feature store lookup failed: {type(exc).__name__}: {exc}", []) from exc
+    except KeyError as exc:
+        raise InvalidRequestError(503, f"feature store rows do not fit the model's schema: {exc.args[0]}", []) from None
     found_ids = [str(c) for c in frame["client_id"].tolist()]
     as_of = [_iso(v) for v in frame["as_of_date"].tolist()] if "as_of_date" in frame else [None] * len(frame)
     predictions: list[dict[str, Any]] = []
     if records:
-        assert state.store_validator is not None
         try:
-            valid = state.store_validator.validate_records(records)
+            valid = predictor.validator.validate_records(records)
         except InvalidRequestError as exc:
             raise InvalidRequestError(
                 503, f"feature store rows do not fit the model's schema: {exc.message}", exc.errors

@@ -174,3 +174,12 @@ def test_real_dataset_gives_one_feature_row_per_valid_client(tmp_path: Path, rea
         assert {"tenure", "monthlyCharges", "paymentMethod"} <= set(features.columns)
         assert features.n_sales_total.eq(0).all()  # Telco has no activity rows
         assert features.label.mean() == pytest.approx(1869 / 7043)
+
+
+def test_a_missing_local_file_fails_at_once_naming_it(tmp_path: Path, generated_small: Path) -> None:
+    missing = tmp_path / "nope.csv"
+    result = run_pipeline(tmp_path, missing, generated_small / "sales.csv", f"duckdb:///{tmp_path / 'w.duckdb'}")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: clients file {missing}: file not found"
+    assert not (tmp_path / "w.duckdb").exists()

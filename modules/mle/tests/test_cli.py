@@ -111,3 +111,26 @@ def test_serve_calls_run_server(runner: CliRunner, tmp_path: Path, monkeypatch: 
     assert os.environ["CLIENTML_API_KEY"] == ""  # the key is passed explicitly, not through the environment
     result = runner.invoke(app, ["serve", "--api-key-env", "ABSENT_VARIABLE"])
     assert result.exit_code == 1 and "ABSENT_VARIABLE" in result.stderr
+
+
+@pytest.mark.parametrize("state", ["empty", "missing"])
+def test_serve_without_a_model_fails_clearly(runner: CliRunner, tmp_path: Path, state: str) -> None:
+    models = tmp_path / "models"
+    if state == "empty":
+        models.mkdir()
+    result = runner.invoke(app, ["serve", "--models-dir", str(models), "--port", "0"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert str(models) in result.output and "Traceback" not in result.output
+
+
+def test_score_with_an_empty_models_dir_says_there_is_no_model(
+    runner: CliRunner, warehouse_url: str, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    result = runner.invoke(
+        app, ["score", "--warehouse", warehouse_url, "--models-dir", str(models), "--out", str(tmp_path / "s.csv")]
+    )
+    assert result.exit_code == 1
+    assert f"{models}: no model bundles in this directory" in result.output

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from clientml_de.contract import FEATURE_STORE
 from clientml_de.settings import export_environment, get_settings, process_environment
@@ -106,6 +107,7 @@ def run_pipeline(
     does not succeed, naming the task and its error.
     """
     started = time.monotonic()
+    _check_local_sources({"clients": clients, "sales": sales})
     prepare_airflow(airflow_home or get_settings().state_dir / "airflow")
     dags = load_dags()
     conf = {
@@ -133,10 +135,19 @@ def run_pipeline(
         if str(run.state) != "success":
             failed = [ti.task_id for ti in run.get_task_instances() if str(ti.state) != "success"]
             cause = "; ".join(task_errors(dag_id, run.run_id).values()) or "see the log above"
-            raise PipelineError(f"DAG {dag_id} ended {run.state} in task(s) {', '.join(failed)}: {cause}")
+            raise PipelineError(f"DAG {dag_id} {run.state} in task(s) {', '.join(failed)}: {cause}")
     _summarise_warehouse(summary, warehouse_url)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _check_local_sources(sources: dict[str, str]) -> None:
+    """Fail at once, before Airflow starts, when a local source file is missing (remote URIs are fetched later)."""
+    for what, source in sources.items():
+        if urlparse(source).scheme in ("", "file"):
+            path = Path(source.removeprefix("file://")).expanduser()
+            if not path.is_file():
+                raise PipelineError(f"{what} file {path}: file not found")
 
 
 def task_errors(dag_id: str, run_id: str) -> dict[str, str]:

@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
             CHAMPION_FILE,
             LATEST_FILE,
             BundleIntegrityError,
+            list_versions,
             read_pointer,
             resolve_bundle_dir,
         )
@@ -70,6 +71,8 @@ def register(app: typer.Typer) -> None:
         directory = models_dir or settings.models_dir
         pointer = CHAMPION_FILE if champion else LATEST_FILE
         try:
+            if Path(directory).is_dir() and not list_versions(directory):
+                _fail(f"{directory}: no model bundles in this directory (train a model first: clientml train)")
             if champion and Path(directory).is_dir() and read_pointer(directory, CHAMPION_FILE) is None:
                 newest = read_pointer(directory, LATEST_FILE)
                 _fail(
@@ -106,13 +109,17 @@ def register(app: typer.Typer) -> None:
             if not api_key:
                 _fail(f"environment variable {api_key_env} (--api-key-env) is not set or empty")
         settings = get_settings()
+        from clientml_mle.pointers import BundleIntegrityError
         from clientml_mle.serve.server import run_server
 
-        run_server(
-            models_dir=models_dir or settings.models_dir,
-            warehouse_url=warehouse,
-            host=host or settings.host,
-            port=settings.port if port is None else port,
-            workers=workers or settings.workers,
-            api_key=api_key or settings.api_key_value(),
-        )
+        try:
+            run_server(
+                models_dir=models_dir or settings.models_dir,
+                warehouse_url=warehouse,
+                host=host or settings.host,
+                port=settings.port if port is None else port,
+                workers=workers or settings.workers,
+                api_key=api_key or settings.api_key_value(),
+            )
+        except (BundleIntegrityError, FileNotFoundError) as exc:  # before uvicorn starts: nothing to serve
+            _fail(str(exc))

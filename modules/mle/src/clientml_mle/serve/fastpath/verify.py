@@ -83,7 +83,7 @@ def null_refused_features(bundle: BundleLike, features: Sequence[FeatureLike]) -
     encoders, imputers) give the empty set, after one call on ``len(features) + 1`` records."""
 
     def finite(records: list[dict[str, Any]]) -> np.ndarray:
-        proba = positive_probability(bundle.predict_proba(reference_frame(bundle, records, features)))
+        proba = np.asarray(bundle.predict_proba(reference_frame(bundle, records, features)), dtype=np.float64)
         return np.isfinite(proba)
 
     records = null_variants(features)

@@ -17,6 +17,9 @@ and verified) on the new run's test rows. If the champion's feature schema is no
 rows (a feature missing, or categorical where the rows are numeric, or the reverse) or its bundle cannot
 be loaded, the models cannot be compared: the new version is promoted only when ``force=True``. With no
 champion yet, the new version is promoted. ``force=True`` always promotes (and says so in the reason).
+
+The gate (:meth:`MlflowTracker.gate`) reads the champion, compares, moves the alias and ``CHAMPION`` under
+the models directory's exclusive lock, so two trainings gating at once are serialised.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from clientml_mle.bundle import TRUSTED_TYPES, Bundle, library_versions, load_bundle
+from clientml_mle.pointers import CHAMPION_FILE, locked, set_pointer
 from clientml_mle.schema import FeatureSpec, infer_feature_specs
 
 log = logging.getLogger(__name__)
@@ -254,6 +258,44 @@ class MlflowTracker:
             proba = bundle.predict_proba(eval_frame)
         return str(champion.version), float(roc_auc_score(eval_labels, proba)), None
 
+    def gate(
+        self,
+        *,
+        bundle_dir: Path,
+        new_version: str,
+        eval_frame: pd.DataFrame,
+        eval_labels: Any,
+        new_roc_auc: float,
+        new_roc_auc_ci95_low: float,
+        force: bool = False,
+    ) -> ChampionDecision:
+        """The champion gate for registered version ``new_version`` (whose bundle is ``bundle_dir``).
+
+        Compare-and-promote as one step across processes: under an exclusive lock on the models directory
+        (``bundle_dir.parent``, :func:`clientml_mle.pointers.locked`), read the champion (anew, inside the
+        lock), score it on ``eval_frame`` (the raw test rows, labels ``eval_labels``), apply the rule, and
+        when the new version wins move the ``champion`` alias, then ``CHAMPION`` in the models directory.
+        Two trainings gating at once are serialised: the second compares with the first's result, so the
+        alias and ``CHAMPION`` always agree. Raises what MLflow raises.
+        """
+        labels = np.asarray(eval_labels).astype(np.int64)
+        with locked(bundle_dir.parent):
+            champion, champion_auc, problem = self._score_champion(eval_frame, labels)
+            decision = decide(
+                new_roc_auc=new_roc_auc,
+                new_roc_auc_ci95_low=new_roc_auc_ci95_low,
+                champion_version=champion,
+                champion_roc_auc=champion_auc,
+                incompatibility=problem,
+                new_version=new_version,
+                force=force,
+            )
+            if decision.promoted:
+                self.client.set_registered_model_alias(self.model_name, CHAMPION_ALIAS, new_version)
+                set_pointer(bundle_dir.parent, bundle_dir.name, CHAMPION_FILE)
+        log.info("model %s version %s: %s", self.model_name, new_version, decision.reason)
+        return decision
+
     def record(
         self,
         *,
@@ -269,16 +311,14 @@ class MlflowTracker:
         force: bool = False,
         tags: Mapping[str, str] | None = None,
     ) -> TrackingRecord:
-        """Log a run with the bundle and the model, register it, apply the champion rule.
+        """Log a run with the bundle and the model, register it, then apply the champion :meth:`gate`.
 
         ``eval_frame`` holds the raw test rows (every feature-store column, so an older champion that
-        used other features can still be scored) and ``eval_labels`` their labels.
+        used other features can still be scored) and ``eval_labels`` their labels. The decision is logged
+        to the run (``champion_decision.json``, tag ``champion_promoted``) and tagged on the version.
         """
         import mlflow
         import mlflow.sklearn
-
-        labels = np.asarray(eval_labels).astype(np.int64)
-        champion, champion_auc, problem = self._score_champion(eval_frame, labels)
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
@@ -300,24 +340,21 @@ class MlflowTracker:
                 pip_requirements=pip,
                 registered_model_name=self.model_name,
             )
-            new_version = str(info.registered_model_version)
-            decision = decide(
-                new_roc_auc=new_roc_auc,
-                new_roc_auc_ci95_low=new_roc_auc_ci95_low,
-                champion_version=champion,
-                champion_roc_auc=champion_auc,
-                incompatibility=problem,
-                new_version=new_version,
-                force=force,
-            )
-            mlflow.log_dict(decision.to_dict(), "champion_decision.json")
-            mlflow.set_tags({"champion_promoted": str(decision.promoted).lower()})
+        new_version = str(info.registered_model_version)
+        decision = self.gate(
+            bundle_dir=bundle_dir,
+            new_version=new_version,
+            eval_frame=eval_frame,
+            eval_labels=eval_labels,
+            new_roc_auc=new_roc_auc,
+            new_roc_auc_ci95_low=new_roc_auc_ci95_low,
+            force=force,
+        )
         client = self.client
+        client.log_dict(run.info.run_id, decision.to_dict(), "champion_decision.json")
+        client.set_tag(run.info.run_id, "champion_promoted", str(decision.promoted).lower())
         client.set_model_version_tag(self.model_name, new_version, "bundle_version", bundle_dir.name)
         client.set_model_version_tag(self.model_name, new_version, "champion_decision", decision.reason[:5000])
-        if decision.promoted:
-            client.set_registered_model_alias(self.model_name, CHAMPION_ALIAS, new_version)
-        log.info("model %s version %s: %s", self.model_name, new_version, decision.reason)
         return TrackingRecord(
             run_id=run.info.run_id,
             experiment_id=experiment_id,

@@ -41,7 +41,6 @@ from clientml_mle.bundle import TRUSTED_TYPES, save_bundle
 from clientml_mle.estimators import EstimatorFactory, positive_proba, seeded
 from clientml_mle.evaluate import N_BOOTSTRAP, Evaluation, choose_threshold, evaluate
 from clientml_mle.features import feature_columns
-from clientml_mle.pointers import CHAMPION_FILE, set_pointer
 from clientml_mle.schema import FeatureSpec, coerce_frame, infer_feature_specs
 from clientml_mle.tracking import ChampionDecision, MlflowTracker, TrackingRecord
 from clientml_mle.trainable import check_part, check_trainable, split_minimum, table_rows, training_labels
@@ -356,11 +355,12 @@ def track_and_gate(
     force: bool = False,
 ) -> TrackingRecord:
     """Step 5: log the run (bundle, model, :func:`run_params` plus ``params``), register it, apply the
-    champion rule on ``split``'s test rows; when promoted, ``CHAMPION`` (beside the bundle) moves to it.
+    champion rule on ``split``'s test rows; when promoted, the ``champion`` alias and ``CHAMPION`` (beside
+    the bundle) move to it, together, under the models directory's lock (:meth:`MlflowTracker.gate`).
 
     ``force`` promotes regardless of the rule. Raises what MLflow raises (e.g. an unreachable server).
     """
-    record = tracker.record(
+    return tracker.record(
         bundle_dir=bundle_dir,
         model=fitted.model,
         features=fitted.features,
@@ -372,9 +372,6 @@ def track_and_gate(
         new_roc_auc_ci95_low=evaluation.roc_auc_ci95_low,
         force=force,
     )
-    if record.decision.promoted:
-        set_pointer(bundle_dir.parent, bundle_dir.name, CHAMPION_FILE)
-    return record
 
 
 @dataclass(frozen=True, eq=False)

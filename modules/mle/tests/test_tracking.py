@@ -7,15 +7,12 @@ import multiprocessing
 from pathlib import Path
 
 import gate_race
-import mlflow
-import numpy as np
 import pandas as pd
 import pytest
 from clientml_mle.bundle import load_bundle
 from clientml_mle.estimators import EstimatorFactory
 from clientml_mle.pointers import CHAMPION_FILE, LATEST_FILE, read_pointer
-from clientml_mle.schema import FeatureSpec
-from clientml_mle.tracking import CHAMPION_ALIAS, MlflowTracker, decide, model_signature
+from clientml_mle.tracking import CHAMPION_ALIAS, MlflowTracker, decide
 from clientml_mle.train import train
 from gate_race import uninformative
 
@@ -87,14 +84,6 @@ def test_champion_gate_both_ways(
     assert ">=" in version.tags["champion_decision"]
     assert not hasattr(version, "current_stage") or version.current_stage in (None, "None")
 
-    # The registered model serves through MLflow's pyfunc (what `mlflow models serve` runs).
-    mlflow.set_tracking_uri(tracker.tracking_uri)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{tracker.model_name}@{CHAMPION_ALIAS}")
-    bundle = load_bundle(strong.bundle_path)
-    x = bundle.feature_frame(frame.head(20).to_dict("records"))
-    proba = np.asarray(pyfunc.predict(x))
-    np.testing.assert_allclose(proba[:, 1], bundle.predict_proba(x))
-
 
 def test_incompatible_champion_needs_force(
     frame: pd.DataFrame, tracker: MlflowTracker, estimator: EstimatorFactory, tmp_path: Path
@@ -115,19 +104,6 @@ def test_incompatible_champion_needs_force(
     )
     assert forced.decision is not None and forced.decision.promoted and "forced" in forced.decision.reason
     assert _champion(tracker) == "3"
-
-
-def test_signature_follows_the_feature_schema() -> None:
-    specs = [
-        FeatureSpec(name="segment", type="category", categories=["a"]),
-        FeatureSpec(name="tenure_days", type="integer", nullable=False),
-    ]
-    signature = model_signature(specs)
-    inputs = signature.inputs.to_dict()
-    assert [(c["name"], c["type"], c["required"]) for c in inputs] == [
-        ("segment", "string", False),
-        ("tenure_days", "double", False),
-    ]
 
 
 @pytest.mark.slow

@@ -1,10 +1,11 @@
 """MLflow tracking and model registry, and the champion gate.
 
 Every training run logs its parameters, scalar metrics and the whole bundle directory (artifact path
-``bundle``), logs the model in the ``mlflow.sklearn`` flavour (stored with skops, with a signature built
-from the feature schema, ``predict_proba`` as the pyfunc method, so ``mlflow models serve`` serves it)
-and registers it as a new version of the registered model. Registry stages are not used (deprecated):
-the alias ``champion`` marks the model to serve.
+``bundle``), logs the model as a pyfunc serving that verified bundle, with a signature of the manifest's
+feature types (:mod:`clientml_mle.mlflow_model`: ``mlflow.pyfunc.load_model`` and ``mlflow models serve``
+take feature-store rows and answer probability and label) and registers it as a new version of the
+registered model. Registry stages are not used (deprecated): the alias ``champion`` marks the model to
+serve.
 
 Champion rule
 -------------
@@ -35,7 +36,6 @@ import numpy as np
 import pandas as pd
 from clientml_de.settings import Settings, disable_telemetry, get_settings
 from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import Pipeline
 
 from clientml_mle.bundle import TRUSTED_TYPES, Bundle, library_versions, load_bundle
 from clientml_mle.pointers import CHAMPION_FILE, locked, set_pointer
@@ -165,16 +165,6 @@ def _rule(
     return False, comparison("<")
 
 
-def model_signature(features: Sequence[FeatureSpec]) -> Any:
-    """The MLflow signature: one optional column per feature, output = ``predict_proba`` (n x 2)."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema, TensorSpec
-
-    inputs = Schema([ColSpec("string" if f.type == "category" else "double", f.name, required=False) for f in features])
-    outputs = Schema([TensorSpec(np.dtype(np.float64), (-1, 2))])
-    return ModelSignature(inputs=inputs, outputs=outputs)
-
-
 class MlflowTracker:
     """Logs training runs to MLflow, registers each model, and moves the ``champion`` alias by the rule."""
 
@@ -300,8 +290,6 @@ class MlflowTracker:
         self,
         *,
         bundle_dir: Path,
-        model: Pipeline,
-        features: Sequence[FeatureSpec],
         params: Mapping[str, Any],
         metrics: Mapping[str, float],
         eval_frame: pd.DataFrame,
@@ -311,14 +299,16 @@ class MlflowTracker:
         force: bool = False,
         tags: Mapping[str, str] | None = None,
     ) -> TrackingRecord:
-        """Log a run with the bundle and the model, register it, then apply the champion :meth:`gate`.
+        """Log a run with the bundle and the model (:mod:`clientml_mle.mlflow_model`: a pyfunc serving the
+        verified bundle), register it, then apply the champion :meth:`gate`.
 
         ``eval_frame`` holds the raw test rows (every feature-store column, so an older champion that
         used other features can still be scored) and ``eval_labels`` their labels. The decision is logged
         to the run (``champion_decision.json``, tag ``champion_promoted``) and tagged on the version.
         """
         import mlflow
-        import mlflow.sklearn
+
+        from clientml_mle.mlflow_model import log_bundle_model
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
@@ -330,15 +320,8 @@ class MlflowTracker:
             mlflow.log_params(_scalar_params(params))
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
             mlflow.log_artifacts(str(bundle_dir), artifact_path=BUNDLE_ARTIFACT_PATH)
-            info = mlflow.sklearn.log_model(
-                model,
-                name=MODEL_ARTIFACT_NAME,
-                signature=model_signature(features),
-                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-                skops_trusted_types=sorted(TRUSTED_TYPES),
-                pyfunc_predict_fn="predict_proba",
-                pip_requirements=pip,
-                registered_model_name=self.model_name,
+            info = log_bundle_model(
+                bundle_dir, name=MODEL_ARTIFACT_NAME, registered_model_name=self.model_name, pip_requirements=pip
             )
         new_version = str(info.registered_model_version)
         decision = self.gate(

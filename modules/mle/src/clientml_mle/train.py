@@ -362,8 +362,6 @@ def track_and_gate(
     """
     return tracker.record(
         bundle_dir=bundle_dir,
-        model=fitted.model,
-        features=fitted.features,
         params=run_params(split, fitted, evaluation, params),
         metrics=evaluation.scalar_metrics(),
         eval_frame=split.test_rows,

@@ -4,10 +4,10 @@ Each training run logs the model as an ``mlflow.pyfunc`` :class:`BundleModel` (a
 one artifact is the bundle directory itself. Loading it (``mlflow.pyfunc.load_model("models:/<name>@
 champion")``, ``mlflow models serve``) runs :func:`clientml_mle.bundle.load_bundle` on that copy: every
 file's SHA-256 is checked before the skops files are deserialised with the bundle's allow-list, so the
-bundle stays the one source of truth and MLflow never unpickles a model. (The ``PythonModel`` itself is
-pickled by MLflow, but it holds no model: a reference to this class.) ``predict`` takes rows as a pandas
-frame (any columns: the features are picked by name, the others ignored) and returns, like the API, one
-row per input row: ``probability`` (P(label=1), exactly the bundle's ``predict_proba``) and ``label`` (1
+bundle stays the one source of truth. Nothing is pickled: the model is logged as code (MLflow's "models
+from code": :mod:`clientml_mle.mlflow_code` builds a :class:`BundleModel`). ``predict`` takes rows as a
+pandas frame (any columns: the features are picked by name, the others ignored) and returns, like the API,
+one row per input row: ``probability`` (P(label=1), exactly the bundle's ``predict_proba``) and ``label`` (1
 when the probability reaches the manifest's threshold).
 
 Why not the ``mlflow.sklearn`` flavour: it would store a second copy of the model that MLflow loads without
@@ -119,7 +119,7 @@ def log_bundle_model(
         warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=BundleModel(),
+            python_model=str(Path(__file__).with_name("mlflow_code.py")),
             artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
             signature=model_signature(manifest.features),
             pip_requirements=list(pip_requirements),

@@ -3,8 +3,8 @@
     python modules/mle/bench/bench_serve.py [--workers 2] [--duration 10] [--max-requests 5000]
 
 1. Generates a feature store (``--clients``, DuckDB in a temporary directory), trains the default model
-   with MLflow tracking into a temporary SQLite store (so the sklearn flavor is logged by the project's
-   own tracking code and its model URI is used), and loads the bundle.
+   with MLflow tracking into a temporary SQLite store (so the registered model, the pyfunc serving the
+   bundle, is logged by the project's own tracking code and its model URI is used), and loads the bundle.
 2. In process: the fast predictor's single-record latency (validate + encode + booster, 2,000 calls), a
    10,000-record batch, and the sklearn Pipeline's single-record latency for reference.
 3. Serves the model on 127.0.0.1 twice, one server at a time, with ``--workers`` processes each: our API
@@ -346,8 +346,8 @@ def main() -> None:
             )
 
         ours_p = np.array([p["probability"] for p in orjson.loads(ours["batch"]["body"])["predictions"]])
-        theirs_raw = np.array(orjson.loads(theirs["batch"]["body"])["predictions"], dtype=float)
-        theirs_p = theirs_raw[:, 1] if theirs_raw.ndim == 2 else theirs_raw
+        # The registered model's pyfunc answers one {"probability", "label"} record per row (mlflow_model.py).
+        theirs_p = np.array([p["probability"] for p in orjson.loads(theirs["batch"]["body"])["predictions"]])
         agreement = float(np.max(np.abs(ours_p - theirs_p)))
 
     table = render(args, info, local=local, ours=ours, theirs=theirs, agreement=agreement)

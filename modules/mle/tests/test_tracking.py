@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 
-import mlflow
-import numpy as np
+import gate_race
 import pandas as pd
 import pytest
 from clientml_mle.bundle import load_bundle
 from clientml_mle.estimators import EstimatorFactory
 from clientml_mle.pointers import CHAMPION_FILE, LATEST_FILE, read_pointer
-from clientml_mle.schema import FeatureSpec
-from clientml_mle.tracking import CHAMPION_ALIAS, MlflowTracker, decide, model_signature
+from clientml_mle.tracking import CHAMPION_ALIAS, MlflowTracker, decide
 from clientml_mle.train import train
-from sklearn.compose import ColumnTransformer
-from sklearn.dummy import DummyClassifier
-from sklearn.pipeline import Pipeline
-
-
-def uninformative(specs: list[FeatureSpec]) -> Pipeline:
-    """A model that predicts the base rate for everyone (ROC-AUC 0.5)."""
-    numeric = [s.name for s in specs if s.type != "category"]
-    encoder = ColumnTransformer([("numeric", "passthrough", numeric)])
-    return Pipeline([("encoder", encoder), ("classifier", DummyClassifier(strategy="prior"))])
+from gate_race import uninformative
 
 
 def _champion(tracker: MlflowTracker) -> str:
@@ -95,14 +85,6 @@ def test_champion_gate_both_ways(
     assert ">=" in version.tags["champion_decision"]
     assert not hasattr(version, "current_stage") or version.current_stage in (None, "None")
 
-    # The registered model serves through MLflow's pyfunc (what `mlflow models serve` runs).
-    mlflow.set_tracking_uri(tracker.tracking_uri)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{tracker.model_name}@{CHAMPION_ALIAS}")
-    bundle = load_bundle(strong.bundle_path)
-    x = bundle.feature_frame(frame.head(20).to_dict("records"))
-    proba = np.asarray(pyfunc.predict(x))
-    np.testing.assert_allclose(proba[:, 1], bundle.predict_proba(x))
-
 
 @pytest.mark.slow
 def test_incompatible_champion_needs_force(
@@ -126,14 +108,40 @@ def test_incompatible_champion_needs_force(
     assert _champion(tracker) == "3"
 
 
-def test_signature_follows_the_feature_schema() -> None:
-    specs = [
-        FeatureSpec(name="segment", type="category", categories=["a"]),
-        FeatureSpec(name="tenure_days", type="integer", nullable=False),
+@pytest.mark.slow
+@pytest.mark.parametrize("kinds", [("weak", "strong"), ("strong", "strong")])
+def test_two_trainings_gating_at_once_are_serialised(
+    frame: pd.DataFrame, tracker: MlflowTracker, tmp_path: Path, kinds: tuple[str, str]
+) -> None:
+    """Two processes, one MLflow SQLite store, one models directory, both reading the champion at once
+    (gate_race): the gate serialises them, so the second compares with the first's result; the alias and
+    CHAMPION agree on the better model by the rule (the first of two equal ones)."""
+    models = tmp_path / "models"
+    models.mkdir()
+    tracker.experiment_id()  # the store's tables and the experiment exist before the racers start
+    config = {
+        "tracking_uri": tracker.tracking_uri,
+        "model_name": tracker.model_name,
+        "experiment": tracker.experiment,
+        "artifact_location": tracker.artifact_location,
+    }
+    context = multiprocessing.get_context("spawn")
+    start, read, out = context.Barrier(2), context.Barrier(2), context.Queue()
+    racers = [
+        context.Process(target=gate_race.race, args=(kind, frame, models, config, start, read, out)) for kind in kinds
     ]
-    signature = model_signature(specs)
-    inputs = signature.inputs.to_dict()
-    assert [(c["name"], c["type"], c["required"]) for c in inputs] == [
-        ("segment", "string", False),
-        ("tenure_days", "double", False),
-    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=300)
+    assert [racer.exitcode for racer in racers] == [0, 0]
+    first, second = sorted((out.get(timeout=5) for _ in racers), key=lambda r: r["decision"]["previous_champion"] or "")
+    assert first["decision"]["promoted"] and first["decision"]["previous_champion"] is None
+    assert second["decision"]["previous_champion"] == first["version"], "the second gate saw the first's champion"
+    winner = second if second["kind"] == "strong" and first["kind"] == "weak" else first
+    assert second["decision"]["promoted"] == (winner is second)
+    assert _champion(tracker) == winner["version"]
+    assert read_pointer(models, CHAMPION_FILE) == winner["bundle"]
+    runs = tracker.client.search_runs([first["experiment_id"]], filter_string="tags.champion_promoted != ''")
+    assert {first["run_id"], second["run_id"]} <= {r.info.run_id for r in runs}
+    assert {first["version"], second["version"]} == {"1", "2"}

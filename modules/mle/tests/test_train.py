@@ -100,9 +100,11 @@ def test_a_pipeline_instance_and_a_fixed_threshold(frame: pd.DataFrame, tmp_path
 
 
 def test_bad_training_frames_are_refused(frame: pd.DataFrame, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="without a label"):
+    with pytest.raises(ValueError, match=f"^feature_store has {len(frame)} rows and none is labeled: nothing to"):
         train(default_estimator, frame.assign(label=np.nan), models_dir=tmp_path)
-    with pytest.raises(ValueError, match="too few rows"):
+    with pytest.raises(ValueError, match="1 rows without a label"):
+        train(default_estimator, frame.assign(label=frame["label"].where(frame.index != 3)), models_dir=tmp_path)
+    with pytest.raises(ValueError, match="too few"):
         train(default_estimator, frame.head(15), models_dir=tmp_path)
     with pytest.raises(ValueError, match="no 'label'"):
         train(default_estimator, frame.drop(columns="label"), models_dir=tmp_path)

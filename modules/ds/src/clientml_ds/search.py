@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 from clientml_mle.estimators import LGBM_BASELINE, positive_proba
 from clientml_mle.schema import FeatureSpec
+from clientml_mle.trainable import check_part
 from sklearn.base import clone
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
@@ -95,7 +96,13 @@ class CVResult:
 
 
 def fold_metrics(y: IntArray, proba: FloatArray) -> dict[str, float]:
-    """ROC-AUC, PR-AUC (average precision) and log-loss of one fold."""
+    """ROC-AUC, PR-AUC (average precision) and log-loss of one fold's validation rows.
+
+    Raises:
+        clientml_mle.trainable.TrainingDataError: the rows do not hold both labels (their ROC-AUC is
+            undefined: no NaN is ever recorded as a fold's score).
+    """
+    check_part(y, "a fold's validation rows", "a cross-validated score")
     clipped = np.clip(proba, _EPS, 1 - _EPS)
     return {
         "roc_auc": float(roc_auc_score(y, proba)),

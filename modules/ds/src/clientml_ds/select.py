@@ -42,7 +42,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from clientml_ds.models import COMPLEXITY, untrusted_types
+from clientml_ds.models import CALIBRATION_FOLDS, COMPLEXITY, untrusted_types
 from clientml_ds.search import CVResult, SearchResult, calibrated_cv, evaluate_config, search
 from clientml_ds.split import Fold, make_folds
 
@@ -163,8 +163,17 @@ def _deployability(
     trusted: frozenset[str],
     seed: int,
 ) -> dict[str, list[str]]:
-    """Names of the configurations whose fitted pipeline needs types the bundle loader refuses."""
+    """Names of the configurations whose fitted pipeline needs types the bundle loader refuses.
+
+    Each kind is fitted once on a stratified sample of ``DEPLOYABILITY_SAMPLE`` rows, topped up with the
+    first rows of a label the sample holds fewer than ``CALIBRATION_FOLDS`` of (a calibrated candidate's
+    internal folds need that many).
+    """
     idx = _search_sample(y, None, DEPLOYABILITY_SAMPLE, seed)
+    for label in (0, 1):
+        short = CALIBRATION_FOLDS - int((y[idx] == label).sum())
+        if short > 0:
+            idx = np.union1d(idx, np.setdiff1d(np.flatnonzero(y == label), idx)[:short])
     refused: dict[str, list[str]] = {}
     seen: dict[tuple[str, str | None], list[str]] = {}
     for config in configs:
@@ -199,7 +208,12 @@ def select_model(
     trusted_types: Iterable[str] = TRUSTED_TYPES,
     kinds: Sequence[str] = ("dummy", "logreg", "lightgbm"),
 ) -> Selection:
-    """Choose the model on the training rows ``x``/``y`` (see the module docstring)."""
+    """Choose the model on the training rows ``x``/``y`` (see the module docstring).
+
+    Raises:
+        clientml_mle.trainable.TrainingDataError: folds that would not hold both labels, or too few rows of
+            a label for calibration's internal folds (:func:`clientml_ds.split.make_folds`), before any fit.
+    """
     budget = budget or SearchBudget()
     trusted = frozenset(trusted_types)
     start = time.perf_counter()
@@ -207,7 +221,13 @@ def select_model(
     sample = _search_sample(y, groups, budget.max_rows, seed)
     xs, ys = x.iloc[sample], y[sample]
     gs = groups[sample] if groups is not None else None
-    folds = make_folds(ys, budget.n_folds, seed, gs)
+    calibration = f"calibration's internal {CALIBRATION_FOLDS}-fold cross-validation"
+    if set(kinds) - {"dummy"}:  # a calibrated candidate fits CALIBRATION_FOLDS folds in each fold's training rows
+        folds = make_folds(
+            ys, budget.n_folds, seed, gs, min_train_per_label=CALIBRATION_FOLDS, min_train_reason=calibration
+        )
+    else:
+        folds = make_folds(ys, budget.n_folds, seed, gs)
     decisions: list[str] = []
     if len(sample) < len(y):
         decisions.append(

@@ -10,7 +10,9 @@ Telco), time carries no information and the split is the mle harness's stratifie
 (:func:`clientml_mle.train.split_indices`, group-aware when a client has several rows).
 
 The cross-validation folds of the training part are stratified K-fold (group-aware when a client has
-several rows), shuffled with the seed; every candidate is scored on the same folds.
+several rows), shuffled with the seed; every candidate is scored on the same folds. Folds are never
+reduced to fit the data: fewer rows of a label than folds, or a fold without both labels, is refused before
+anything is fitted (a fold with one label has no ROC-AUC, and nothing else may stand in for it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy.typing as npt
 import pandas as pd
 from clientml_de.contract import KEY_COLUMNS
 from clientml_mle.train import split_indices
+from clientml_mle.trainable import check_part
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 IntArray = npt.NDArray[np.int64]
@@ -109,16 +112,37 @@ def _time_split(
     )
 
 
-def make_folds(labels: IntArray, n_folds: int, seed: int, groups: npt.NDArray[Any] | None = None) -> list[Fold]:
-    """Stratified K-fold of the given rows (group-aware when a group repeats), shuffled with ``seed``."""
+def make_folds(
+    labels: IntArray,
+    n_folds: int,
+    seed: int,
+    groups: npt.NDArray[Any] | None = None,
+    *,
+    min_train_per_label: int = 1,
+    min_train_reason: str = "fitting a classifier",
+) -> list[Fold]:
+    """Stratified K-fold of the given rows (group-aware when a group repeats), shuffled with ``seed``.
+
+    ``labels``: the rows' 0/1 labels, shape ``(n,)``; returns ``n_folds`` (training, validation) position
+    pairs. Every fold is checked before it is used: its validation part holds both labels (else its
+    ROC-AUC would be undefined) and its training part ``min_train_per_label`` of each (e.g. what a
+    calibration wrapper's internal folds need; ``min_train_reason`` says so in the message).
+
+    Raises:
+        clientml_mle.trainable.TrainingDataError: fewer rows of a label than folds, or a fold that would not
+            hold what is needed (e.g. too few clients of a label to spread over the folds).
+    """
     positions = np.arange(len(labels))
-    k = int(min(n_folds, np.bincount(labels, minlength=2).min()))
-    if k < 2:
-        raise ValueError("too few rows of the rarer label for cross-validation")
+    what = f"the {n_folds}-fold cross-validation"
+    check_part(labels, "the cross-validated rows", what, at_least=n_folds)
     if groups is not None and len(np.unique(groups)) < len(groups):
-        splitter: Any = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        splitter: Any = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
         splits = splitter.split(positions, labels, groups)
     else:
-        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
         splits = splitter.split(positions, labels)
-    return [(tr.astype(np.int64), va.astype(np.int64)) for tr, va in splits]
+    folds = [(tr.astype(np.int64), va.astype(np.int64)) for tr, va in splits]
+    for i, (tr, va) in enumerate(folds, start=1):
+        check_part(labels[va], f"fold {i} of {what}: its validation rows", "a cross-validated score")
+        check_part(labels[tr], f"fold {i} of {what}: its training rows", min_train_reason, at_least=min_train_per_label)
+    return folds

@@ -34,14 +34,16 @@ from clientml_mle.features import training_frame, wait_for_table
 from clientml_mle.tracking import MlflowTracker
 from clientml_mle.train import (
     TrainResult,
+    client_groups,
     evaluate_model,
     fit,
     publish_bundle,
     split_rows,
     track_and_gate,
-    training_labels,
 )
+from clientml_mle.trainable import check_trainable, table_rows, training_labels
 
+from clientml_ds.models import CALIBRATION_FOLDS
 from clientml_ds.report import ReportData, ground_truth_comparison, write_report
 from clientml_ds.select import SearchBudget, Selection, select_model
 from clientml_ds.split import SplitPlan, plan_split
@@ -135,6 +137,12 @@ def train_model(
     ``n_jobs`` is LightGBM's thread count for the final fit; the many small fits of cross-validation use
     one thread, and BLAS is held to one thread throughout (on a shared 2-core machine extra threads only
     contend: a LightGBM fit on 17k rows took 9x longer with 2 threads than with 1 under load).
+
+    Raises:
+        clientml_mle.trainable.TrainingDataError: before anything is fitted, rows that cannot train a
+            model with this protocol (no labeled row, one label, too few of a label for the test split,
+            the ``budget.n_folds``-fold cross-validation or calibration; minimums in
+            :mod:`clientml_mle.trainable`), or folds that would not hold both labels.
     """
     from threadpoolctl import threadpool_limits
 
@@ -174,7 +182,18 @@ def _train_model(
     table: str,
     kinds: Sequence[str],
 ) -> DsTrainResult:
-    plan = plan_split(frame, training_labels(frame), test_size, seed)  # positions in the frame's order
+    budget = budget or SearchBudget()
+    labels = training_labels(frame)
+    check_trainable(
+        labels,
+        test_size=test_size,
+        folds=budget.n_folds,
+        calibration_folds=CALIBRATION_FOLDS if set(kinds) - {"dummy"} else 0,
+        groups=client_groups(frame),
+        table=table,
+        table_rows=table_rows(frame),
+    )
+    plan = plan_split(frame, labels, test_size, seed)  # positions in the frame's order
     log.info("split: %s", plan.reason)
     split = split_rows(frame, test_size=test_size, seed=seed, table=table, positions=(plan.train_pos, plan.test_pos))
     trusted = frozenset(trusted_types)

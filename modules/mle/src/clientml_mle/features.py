@@ -6,7 +6,8 @@ Every reader returns a pandas DataFrame with one representation whatever the eng
 - string features as ``object`` (str or ``None``), numeric and boolean features as ``float64`` (NaN when
   null), so DuckDB's DECIMAL sums, PostgreSQL's NUMERIC and Spark's types all look the same;
 - ``df.attrs["feature_types"]``: the warehouse type of every feature (``category``, ``integer``,
-  ``number`` or ``boolean``), which :func:`clientml_mle.schema.infer_feature_specs` uses.
+  ``number`` or ``boolean``), which :func:`clientml_mle.schema.infer_feature_specs` uses;
+- :func:`training_frame` with no labeled row: ``df.attrs["table_rows"]``, the rows the table has.
 
 Rows come sorted by ``(client_id, as_of_date)`` so that training on the same table is reproducible.
 """
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 NON_FEATURE_COLUMNS = (*KEY_COLUMNS, LABEL_COLUMN, *BOOKKEEPING_COLUMNS)
 FEATURE_TYPES_ATTR = "feature_types"
+# On an empty training frame: how many rows the table has, labeled or not (for "none is labeled").
+TABLE_ROWS_ATTR = "table_rows"
 
 
 def feature_columns(df: pd.DataFrame) -> list[str]:
@@ -164,15 +167,22 @@ def _latest_per_client(t: ir.Table) -> ir.Table:
 
 
 def training_frame(warehouse_url: str, as_of: date | None = None, table: str = FEATURE_STORE) -> pd.DataFrame:
-    """Labeled rows of ``table`` (all as-of dates; only ``as_of_date <= as_of`` when given)."""
+    """Labeled rows of ``table`` (all as-of dates; only ``as_of_date <= as_of`` when given).
 
-    def build(t: ir.Table) -> ir.Table:
-        t = t.filter(t[LABEL_COLUMN].notnull())
-        if as_of is not None:
-            t = t.filter(t.as_of_date <= ibis.literal(as_of))
-        return t
+    When none is labeled, ``attrs["table_rows"]`` counts the rows (as of ``as_of``) there are.
+    """
 
-    return _read(warehouse_url, table, build)
+    def dated(t: ir.Table) -> ir.Table:
+        return t.filter(t.as_of_date <= ibis.literal(as_of)) if as_of is not None else t
+
+    frame = _read(warehouse_url, table, lambda t: dated(t.filter(t[LABEL_COLUMN].notnull())))
+    if frame.empty:
+        warehouse = connect(warehouse_url)
+        try:
+            frame.attrs[TABLE_ROWS_ATTR] = int(dated(warehouse.table(table)).count().execute())
+        finally:
+            warehouse.close()
+    return frame
 
 
 def latest_rows(warehouse_url: str, client_ids: Sequence[str], table: str = FEATURE_STORE) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 ``LATEST`` names the newest bundle (the contract's pointer), ``CHAMPION`` the one MLflow's champion gate
 last promoted. A pointer is a one-line text file replaced atomically (``os.replace`` of an fsynced temporary
 file, under an exclusive lock on ``models_dir/.lock``), so a reader sees the old or the new version, never
-a partial one.
+a partial one. The champion gate holds the same lock from reading the champion to moving ``CHAMPION``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ POINTERS = (LATEST_FILE, CHAMPION_FILE)
 LOCK_FILE = ".lock"
 TMP_PREFIX = ".tmp-"
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{12}$")
+_HELD = threading.local()  # per thread: models directory -> depth of the locked() blocks holding its lock
 
 
 class BundleIntegrityError(Exception):
@@ -52,13 +54,29 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def locked(models_dir: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``models_dir/.lock`` for the duration of the block."""
-    with (models_dir / LOCK_FILE).open("a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+def locked(models_dir: Path | str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``models_dir/.lock`` for the duration of the block (waits for it).
+
+    Serialises what other processes (and threads) do under the same lock: moving a pointer, the champion
+    gate. Re-entrant within a thread: a block inside a block on the same directory (the gate moving
+    ``CHAMPION`` with :func:`set_pointer`) holds the lock already, so it does not wait for itself.
+    """
+    key = str(Path(models_dir).resolve())
+    held: dict[str, int] = _HELD.__dict__.setdefault("depth", {})
+    if held.get(key):
+        held[key] += 1
         try:
             yield
         finally:
+            held[key] -= 1
+        return
+    with (Path(models_dir) / LOCK_FILE).open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        held[key] = 1
+        try:
+            yield
+        finally:
+            held[key] = 0
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 

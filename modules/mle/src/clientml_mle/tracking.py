@@ -1,10 +1,11 @@
 """MLflow tracking and model registry, and the champion gate.
 
 Every training run logs its parameters, scalar metrics and the whole bundle directory (artifact path
-``bundle``), logs the model in the ``mlflow.sklearn`` flavour (stored with skops, with a signature built
-from the feature schema, ``predict_proba`` as the pyfunc method, so ``mlflow models serve`` serves it)
-and registers it as a new version of the registered model. Registry stages are not used (deprecated):
-the alias ``champion`` marks the model to serve.
+``bundle``), logs the model as a pyfunc serving that verified bundle, with a signature of the manifest's
+feature types (:mod:`clientml_mle.mlflow_model`: ``mlflow.pyfunc.load_model`` and ``mlflow models serve``
+take feature-store rows and answer probability and label) and registers it as a new version of the
+registered model. Registry stages are not used (deprecated): the alias ``champion`` marks the model to
+serve.
 
 Champion rule
 -------------
@@ -17,6 +18,9 @@ and verified) on the new run's test rows. If the champion's feature schema is no
 rows (a feature missing, or categorical where the rows are numeric, or the reverse) or its bundle cannot
 be loaded, the models cannot be compared: the new version is promoted only when ``force=True``. With no
 champion yet, the new version is promoted. ``force=True`` always promotes (and says so in the reason).
+
+The gate (:meth:`MlflowTracker.gate`) reads the champion, compares, moves the alias and ``CHAMPION`` under
+the models directory's exclusive lock, so two trainings gating at once are serialised.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ import numpy as np
 import pandas as pd
 from clientml_de.settings import Settings, disable_telemetry, get_settings
 from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import Pipeline
 
 from clientml_mle.bundle import TRUSTED_TYPES, Bundle, library_versions, load_bundle
+from clientml_mle.pointers import CHAMPION_FILE, locked, set_pointer
 from clientml_mle.schema import FeatureSpec, infer_feature_specs
 
 log = logging.getLogger(__name__)
@@ -161,16 +165,6 @@ def _rule(
     return False, comparison("<")
 
 
-def model_signature(features: Sequence[FeatureSpec]) -> Any:
-    """The MLflow signature: one optional column per feature, output = ``predict_proba`` (n x 2)."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema, TensorSpec
-
-    inputs = Schema([ColSpec("string" if f.type == "category" else "double", f.name, required=False) for f in features])
-    outputs = Schema([TensorSpec(np.dtype(np.float64), (-1, 2))])
-    return ModelSignature(inputs=inputs, outputs=outputs)
-
-
 class MlflowTracker:
     """Logs training runs to MLflow, registers each model, and moves the ``champion`` alias by the rule."""
 
@@ -254,12 +248,48 @@ class MlflowTracker:
             proba = bundle.predict_proba(eval_frame)
         return str(champion.version), float(roc_auc_score(eval_labels, proba)), None
 
+    def gate(
+        self,
+        *,
+        bundle_dir: Path,
+        new_version: str,
+        eval_frame: pd.DataFrame,
+        eval_labels: Any,
+        new_roc_auc: float,
+        new_roc_auc_ci95_low: float,
+        force: bool = False,
+    ) -> ChampionDecision:
+        """The champion gate for registered version ``new_version`` (whose bundle is ``bundle_dir``).
+
+        Compare-and-promote as one step across processes: under an exclusive lock on the models directory
+        (``bundle_dir.parent``, :func:`clientml_mle.pointers.locked`), read the champion (anew, inside the
+        lock), score it on ``eval_frame`` (the raw test rows, labels ``eval_labels``), apply the rule, and
+        when the new version wins move the ``champion`` alias, then ``CHAMPION`` in the models directory.
+        Two trainings gating at once are serialised: the second compares with the first's result, so the
+        alias and ``CHAMPION`` always agree. Raises what MLflow raises.
+        """
+        labels = np.asarray(eval_labels).astype(np.int64)
+        with locked(bundle_dir.parent):
+            champion, champion_auc, problem = self._score_champion(eval_frame, labels)
+            decision = decide(
+                new_roc_auc=new_roc_auc,
+                new_roc_auc_ci95_low=new_roc_auc_ci95_low,
+                champion_version=champion,
+                champion_roc_auc=champion_auc,
+                incompatibility=problem,
+                new_version=new_version,
+                force=force,
+            )
+            if decision.promoted:
+                self.client.set_registered_model_alias(self.model_name, CHAMPION_ALIAS, new_version)
+                set_pointer(bundle_dir.parent, bundle_dir.name, CHAMPION_FILE)
+        log.info("model %s version %s: %s", self.model_name, new_version, decision.reason)
+        return decision
+
     def record(
         self,
         *,
         bundle_dir: Path,
-        model: Pipeline,
-        features: Sequence[FeatureSpec],
         params: Mapping[str, Any],
         metrics: Mapping[str, float],
         eval_frame: pd.DataFrame,
@@ -269,16 +299,16 @@ class MlflowTracker:
         force: bool = False,
         tags: Mapping[str, str] | None = None,
     ) -> TrackingRecord:
-        """Log a run with the bundle and the model, register it, apply the champion rule.
+        """Log a run with the bundle and the model (:mod:`clientml_mle.mlflow_model`: a pyfunc serving the
+        verified bundle), register it, then apply the champion :meth:`gate`.
 
         ``eval_frame`` holds the raw test rows (every feature-store column, so an older champion that
-        used other features can still be scored) and ``eval_labels`` their labels.
+        used other features can still be scored) and ``eval_labels`` their labels. The decision is logged
+        to the run (``champion_decision.json``, tag ``champion_promoted``) and tagged on the version.
         """
         import mlflow
-        import mlflow.sklearn
 
-        labels = np.asarray(eval_labels).astype(np.int64)
-        champion, champion_auc, problem = self._score_champion(eval_frame, labels)
+        from clientml_mle.mlflow_model import log_bundle_model
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
@@ -290,34 +320,24 @@ class MlflowTracker:
             mlflow.log_params(_scalar_params(params))
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
             mlflow.log_artifacts(str(bundle_dir), artifact_path=BUNDLE_ARTIFACT_PATH)
-            info = mlflow.sklearn.log_model(
-                model,
-                name=MODEL_ARTIFACT_NAME,
-                signature=model_signature(features),
-                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-                skops_trusted_types=sorted(TRUSTED_TYPES),
-                pyfunc_predict_fn="predict_proba",
-                pip_requirements=pip,
-                registered_model_name=self.model_name,
+            info = log_bundle_model(
+                bundle_dir, name=MODEL_ARTIFACT_NAME, registered_model_name=self.model_name, pip_requirements=pip
             )
-            new_version = str(info.registered_model_version)
-            decision = decide(
-                new_roc_auc=new_roc_auc,
-                new_roc_auc_ci95_low=new_roc_auc_ci95_low,
-                champion_version=champion,
-                champion_roc_auc=champion_auc,
-                incompatibility=problem,
-                new_version=new_version,
-                force=force,
-            )
-            mlflow.log_dict(decision.to_dict(), "champion_decision.json")
-            mlflow.set_tags({"champion_promoted": str(decision.promoted).lower()})
+        new_version = str(info.registered_model_version)
+        decision = self.gate(
+            bundle_dir=bundle_dir,
+            new_version=new_version,
+            eval_frame=eval_frame,
+            eval_labels=eval_labels,
+            new_roc_auc=new_roc_auc,
+            new_roc_auc_ci95_low=new_roc_auc_ci95_low,
+            force=force,
+        )
         client = self.client
+        client.log_dict(run.info.run_id, decision.to_dict(), "champion_decision.json")
+        client.set_tag(run.info.run_id, "champion_promoted", str(decision.promoted).lower())
         client.set_model_version_tag(self.model_name, new_version, "bundle_version", bundle_dir.name)
         client.set_model_version_tag(self.model_name, new_version, "champion_decision", decision.reason[:5000])
-        if decision.promoted:
-            client.set_registered_model_alias(self.model_name, CHAMPION_ALIAS, new_version)
-        log.info("model %s version %s: %s", self.model_name, new_version, decision.reason)
         return TrackingRecord(
             run_id=run.info.run_id,
             experiment_id=experiment_id,

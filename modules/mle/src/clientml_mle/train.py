@@ -41,9 +41,9 @@ from clientml_mle.bundle import TRUSTED_TYPES, save_bundle
 from clientml_mle.estimators import EstimatorFactory, positive_proba, seeded
 from clientml_mle.evaluate import N_BOOTSTRAP, Evaluation, choose_threshold, evaluate
 from clientml_mle.features import feature_columns
-from clientml_mle.pointers import CHAMPION_FILE, set_pointer
 from clientml_mle.schema import FeatureSpec, coerce_frame, infer_feature_specs
 from clientml_mle.tracking import ChampionDecision, MlflowTracker, TrackingRecord
+from clientml_mle.trainable import check_part, check_trainable, split_minimum, table_rows, training_labels
 
 log = logging.getLogger(__name__)
 
@@ -51,28 +51,7 @@ IntArray = npt.NDArray[np.int64]
 CLIENT_COLUMN, AS_OF_COLUMN = KEY_COLUMNS
 FEATURE_SET_COLUMN = BOOKKEEPING_COLUMNS[0]
 EVALUATION_FILE = "evaluation.json"
-MIN_PER_CLASS = 10
-
-
-def training_labels(frame: pd.DataFrame, *, min_per_class: int = MIN_PER_CLASS) -> IntArray:
-    """The 0/1 labels of a training frame's ``label`` column, shape ``(len(frame),)``.
-
-    Raises:
-        ValueError: no label column, a row without a label, a label other than 0/1, or fewer than
-            ``min_per_class`` rows of either label.
-    """
-    if LABEL_COLUMN not in frame.columns:
-        raise ValueError(f"the training frame has no {LABEL_COLUMN!r} column")
-    raw = pd.to_numeric(frame[LABEL_COLUMN], errors="coerce")
-    if raw.isna().any():
-        raise ValueError(f"the training frame has {int(raw.isna().sum())} rows without a label")
-    if not raw.isin([0, 1]).all():
-        raise ValueError("labels must be 0 or 1")
-    labels = raw.to_numpy().astype(np.int64)
-    counts = np.bincount(labels, minlength=2)
-    if counts.min() < min_per_class:
-        raise ValueError(f"too few rows to train: {counts[0]} negatives and {counts[1]} positives")
-    return labels
+VALIDATION_SIZE = 0.2
 
 
 def data_fingerprint(frame: pd.DataFrame, columns: Sequence[str]) -> str:
@@ -100,6 +79,11 @@ def split_indices(
         return train_pos.astype(np.int64), test_pos.astype(np.int64)
     train_pos, test_pos = train_test_split(positions, test_size=test_size, stratify=labels, random_state=seed)
     return np.sort(train_pos).astype(np.int64), np.sort(test_pos).astype(np.int64)
+
+
+def client_groups(frame: pd.DataFrame) -> npt.NDArray[Any] | None:
+    """The client id of each row (``None`` without a client column): what group-aware splits keep together."""
+    return frame[CLIENT_COLUMN].to_numpy() if CLIENT_COLUMN in frame.columns else None
 
 
 def _rows(frame: pd.DataFrame, positions: IntArray) -> pd.DataFrame:
@@ -160,7 +144,7 @@ class Split:
     @property
     def train_groups(self) -> npt.NDArray[Any] | None:
         """The client id of each training row (``None`` without a client column): for group-aware splits."""
-        return self.train_rows[CLIENT_COLUMN].to_numpy() if CLIENT_COLUMN in self.frame.columns else None
+        return client_groups(self.train_rows)
 
     def training_data(self) -> dict[str, Any]:
         """What the bundle manifest records about the data: table, row counts, fingerprint, label rate."""
@@ -198,25 +182,31 @@ def split_rows(
     :func:`split_indices` (group-aware by client); ``test_size`` is then only recorded.
 
     Raises:
-        ValueError: ``test_size`` not in (0, 1), bad labels (:func:`training_labels`), no feature column,
-            or ``positions`` that are empty, out of range or overlapping.
+        clientml_mle.trainable.TrainingDataError: bad labels (:func:`~clientml_mle.trainable.training_labels`),
+            too few of a label for the test split, or test or training rows without both labels.
+        ValueError: ``test_size`` not in (0, 1), no feature column, or ``positions`` that are empty, out of
+            range or overlapping.
     """
     if not 0 < test_size < 1:
         raise ValueError("test_size must be between 0 and 1")
     if not frame.index.equals(pd.RangeIndex(len(frame))):
         frame = frame.reset_index(drop=True)  # a copy: only when the index is not already 0..n-1
     labels = training_labels(frame)
+    groups = client_groups(frame)
+    if positions is None:
+        check_trainable(labels, test_size=test_size, groups=groups, table=table, table_rows=table_rows(frame))
     columns = tuple(feature_cols) if feature_cols is not None else tuple(feature_columns(frame))
     if not columns:
         raise ValueError("the training frame has no feature columns")
     if positions is None:
-        groups = frame[CLIENT_COLUMN].to_numpy() if CLIENT_COLUMN in frame.columns else None
         train_pos, test_pos = split_indices(labels, test_size, seed, groups)
     else:
         train_pos, test_pos = (np.asarray(p, dtype=np.int64).copy() for p in positions)
         inside = all(len(p) and p.min() >= 0 and p.max() < len(frame) for p in (train_pos, test_pos))
         if not inside or np.intersect1d(train_pos, test_pos).size:
             raise ValueError("positions must be two non-empty, disjoint sets of row positions of the frame")
+    check_part(labels[test_pos], "the test rows", "evaluating the model")
+    check_part(labels[train_pos], "the training rows", "fitting a classifier")
     return Split(frame, labels, train_pos, test_pos, columns, test_size, table)
 
 
@@ -246,7 +236,7 @@ def fit(
     *,
     seed: int = 0,
     threshold: str | float = "max_f1",
-    validation_size: float = 0.2,
+    validation_size: float = VALIDATION_SIZE,
 ) -> Fitted:
     """Step 2: choose the threshold, then fit ``estimator`` on all of ``split``'s training rows.
 
@@ -256,6 +246,8 @@ def fit(
     part (group-aware, seed ``seed + 1``) and takes the probability maximising F1 on that part.
 
     Raises:
+        clientml_mle.trainable.TrainingDataError: the validation part or the rest lacks a label (before
+            anything is fitted).
         ValueError: ``validation_size`` not in (0, 1), a threshold outside [0, 1] or an unknown rule.
         TypeError: ``estimator`` is not (and does not build) a Pipeline.
     """
@@ -263,7 +255,11 @@ def fit(
         raise ValueError("validation_size must be between 0 and 1")
     specs, x_train, y_train = split.features, split.x_train, split.y_train
     if isinstance(threshold, str):
+        what = f"the threshold's {validation_size:.0%} validation split"
+        check_part(y_train, "the training rows", what, at_least=split_minimum(validation_size))
         fit_rel, val_rel = split_indices(y_train, validation_size, seed + 1, split.train_groups)
+        check_part(y_train[val_rel], f"{what}'s validation rows", "choosing the threshold")
+        check_part(y_train[fit_rel], f"{what}'s fitting rows", "fitting a classifier")
         probe = _build(estimator, specs, seed)
         probe.fit(x_train.iloc[fit_rel], y_train[fit_rel])
         chosen = choose_threshold(y_train[val_rel], positive_proba(probe, x_train.iloc[val_rel]), threshold)
@@ -359,14 +355,13 @@ def track_and_gate(
     force: bool = False,
 ) -> TrackingRecord:
     """Step 5: log the run (bundle, model, :func:`run_params` plus ``params``), register it, apply the
-    champion rule on ``split``'s test rows; when promoted, ``CHAMPION`` (beside the bundle) moves to it.
+    champion rule on ``split``'s test rows; when promoted, the ``champion`` alias and ``CHAMPION`` (beside
+    the bundle) move to it, together, under the models directory's lock (:meth:`MlflowTracker.gate`).
 
     ``force`` promotes regardless of the rule. Raises what MLflow raises (e.g. an unreachable server).
     """
-    record = tracker.record(
+    return tracker.record(
         bundle_dir=bundle_dir,
-        model=fitted.model,
-        features=fitted.features,
         params=run_params(split, fitted, evaluation, params),
         metrics=evaluation.scalar_metrics(),
         eval_frame=split.test_rows,
@@ -375,9 +370,6 @@ def track_and_gate(
         new_roc_auc_ci95_low=evaluation.roc_auc_ci95_low,
         force=force,
     )
-    if record.decision.promoted:
-        set_pointer(bundle_dir.parent, bundle_dir.name, CHAMPION_FILE)
-    return record
 
 
 @dataclass(frozen=True, eq=False)
@@ -445,8 +437,18 @@ def train(
 ) -> TrainResult:
     """The five steps in order (module docstring) with the stratified split; ``tracking=None`` skips step 5.
 
-    Raises what the steps raise (``ValueError`` for a bad frame or threshold, ...).
+    First :func:`~clientml_mle.trainable.check_trainable` with this protocol (the test split, and the
+    threshold's validation split for a threshold rule): data that cannot train is refused before any fit.
+
+    Raises:
+        clientml_mle.trainable.TrainingDataError: the rows cannot train a model (no labeled row, one
+            label, too few of a label for a split); the message says what is needed.
+        ValueError: a bad threshold or test size; and what the steps raise.
     """
+    labels = training_labels(frame)
+    validation = VALIDATION_SIZE if isinstance(threshold, str) else None
+    groups, rows = client_groups(frame), table_rows(frame)
+    check_trainable(labels, test_size=test_size, validation_size=validation, groups=groups, table_rows=rows)
     split = split_rows(frame, test_size=test_size, seed=seed, feature_cols=feature_cols)
     fitted = fit(estimator, split, seed=seed, threshold=threshold)
     evaluation = evaluate_model(fitted, split, n_boot=n_boot)

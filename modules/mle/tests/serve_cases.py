@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 from clientml_de.tasks import run_all
+from clientml_mle.estimators import default_estimator
 from clientml_mle.features import training_frame
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.serve.app import create_app
-from clientml_mle.train import default_estimator, train
+from clientml_mle.train import train
 from fastapi.testclient import TestClient
 from serve_fixtures import ServeWorld, make_world
 from sklearn.pipeline import Pipeline

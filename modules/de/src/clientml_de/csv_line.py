@@ -141,9 +141,16 @@ def field_label(number: int, names: list[str] | tuple[str, ...]) -> str:
     return f"field {number} ({name})" if name else f"field {number}"
 
 
-def field_count_reason(count: int, expected: int, blank: bool) -> str:
-    """The reason text of a line whose field count differs from the header's."""
-    if blank:
+def field_count_reason(fields: list[bytes], names: list[str] | tuple[str, ...]) -> str:
+    """The reason text of a line whose fields (as :func:`split_line` read them) differ in number from the
+    header's ``names``, with a hint when a trailing comma on the line or on the header explains it."""
+    count, expected = len(fields), len(names)
+    if fields == [b""]:
         return f"blank line: fewer fields than the header (1, where the header has {expected})"
     side = "more" if count > expected else "fewer"
-    return f"wrong number of fields: {side} fields than the header ({count}, where the header has {expected})"
+    reason = f"wrong number of fields: {side} fields than the header ({count}, where the header has {expected})"
+    if count == expected + 1 and fields[-1] == b"":
+        reason += "; the line ends with a comma"
+    elif count == expected - 1 and not names[-1]:
+        reason += "; the header ends with a comma (its last column has no name)"
+    return reason

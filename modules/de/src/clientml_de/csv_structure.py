@@ -24,9 +24,10 @@ UTF-8 in the same pass (:mod:`clientml_de.encoding`).
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -147,26 +148,18 @@ class _Window:
         return self._records[base]
 
 
-@dataclass
 class _Records:
     """The records of a window when reading starts with ``base`` quotes' parity (0 or 1) behind it.
 
     Reading restarts mid-window after an unclosed quote, where the parity of the quotes already passed may
-    be odd: both parities are computed once per window, so every restart costs a binary search.
+    be odd: both parities are computed once per window, so every restart costs a binary search. Arrays of
+    window positions: ``ends`` (the line feeds that end records), ``delims`` (the commas outside quotes),
+    ``faults`` (misplaced quotes and carriage returns), and per record ``faulty`` and ``restarts`` (the
+    indices of the malformed records that span several lines).
     """
 
-    window: _Window
-    base: int
-    columns: int
-    ends: np.ndarray = field(init=False)
-    faulty: np.ndarray = field(init=False)
-    multiline: np.ndarray = field(init=False)
-    restarts: np.ndarray = field(init=False)
-    faults: np.ndarray = field(init=False)
-    delims: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        w, base = self.window, self.base
+    def __init__(self, w: _Window, base: int, columns: int) -> None:
+        self.base, self.columns = base, columns
         if w.quotes.size == 0:  # the common case: every line is a record, every comma a delimiter
             self.ends, self.delims, self.faults = w.lfs, w.commas, w.lone_crs
         else:
@@ -176,18 +169,17 @@ class _Records:
             bad_quotes = w.quotes[np.where(opening, ~w.opens_ok, ~w.closes_ok)]
             self.faults = np.union1d(bad_quotes, w.lone_crs[w.parity(w.lone_crs) == base])
         fields = np.diff(np.searchsorted(self.delims, self.ends), prepend=0) + 1
-        self.faulty = fields != self.columns
+        self.faulty = fields != columns
         holder = np.searchsorted(self.ends, self.faults)
         self.faulty[holder[holder < self.ends.size]] = True
         if w.quotes.size == 0:
-            self.multiline = np.zeros(self.ends.size, dtype=bool)
+            multiline = np.zeros(self.ends.size, dtype=bool)
         else:
-            self.multiline = np.diff(np.searchsorted(w.lfs, self.ends, side="right"), prepend=0) > 1
-        self.restarts = np.flatnonzero(self.faulty & self.multiline)
+            multiline = np.diff(np.searchsorted(w.lfs, self.ends, side="right"), prepend=0) > 1
+        self.restarts = np.flatnonzero(self.faulty & multiline)
 
-    def tail_is_good(self, start: int) -> bool:
+    def tail_is_good(self, w: _Window, start: int) -> bool:
         """Whether the last record, from ``start`` to the end of the file (no line end), is well-formed."""
-        w = self.window
         closed = (w.quotes.size - int(w.quotes_before(start))) % 2 == 0
         fields = self.delims.size - int(np.searchsorted(self.delims, start)) + 1
         return closed and fields == self.columns and not (self.faults >= start).any()
@@ -257,7 +249,7 @@ class _Scan:
             tail = int(recs.ends[-1]) + 1 if stop > first else pos
             if not window.at_eof or tail == window.size:
                 return tail
-            if recs.tail_is_good(tail):
+            if recs.tail_is_good(window, tail):
                 self._emit_good(window, np.array([tail]), np.array([window.size - 1]), all_single=False)
                 self.records += 1
                 return window.size
@@ -318,7 +310,7 @@ class _Scan:
         if fault is not None:
             reason = describe_fault(fault, line_start, self.names)
         else:
-            reason = field_count_reason(len(fields), self.columns, blank=not body)
+            reason = field_count_reason(fields, self.names)
         line = self.base_line + int(np.searchsorted(window.lfs, start)) + 1
         self.bad.append(BadRecord(line, line_start, at + end + int(terminated), reason, body.decode()))
 
@@ -373,7 +365,10 @@ def scan(path: Path, header: Header | None = None) -> FileStructure:
     if path.stat().st_size <= header.data_start:
         return FileStructure(path, header.data_start, 0, (), (), 0)
     with path.open("rb") as handle:
-        # Not closed explicitly: arrays over it may outlive this call in an exception's traceback; the map
-        # goes with the last of them.
         mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    return _Scan(path, header, np.frombuffer(mapped, dtype=np.uint8)).run()
+    try:
+        return _Scan(path, header, np.frombuffer(mapped, dtype=np.uint8)).run()
+    finally:
+        # After a failure, arrays over the map may live on in the traceback: the map goes with the last.
+        with contextlib.suppress(BufferError):
+            mapped.close()

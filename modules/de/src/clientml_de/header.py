@@ -34,8 +34,10 @@ def read_header(path: Path) -> list[str]:
 
 
 def _positions(numbers: list[int]) -> str:
-    listed = [str(n) for n in numbers]
-    return "columns " + (", ".join(listed[:-1]) + " and " + listed[-1] if len(listed) > 1 else listed[0])
+    """``column 3``, ``columns 3 and 7``, ``columns 3, 7 and 9``."""
+    if len(numbers) == 1:
+        return f"column {numbers[0]}"
+    return "columns " + ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
 
 
 def check_columns(path: Path, header: list[str], spec: TableSpec) -> tuple[str, ...]:

@@ -155,7 +155,8 @@ def _integer_reason(column: Column) -> str:
     prefix = f"{literal(f'{name}: ')} || {_shown(column)} || "
     inexact = f" is too large to read exactly in this form (over {EXACT_DOUBLE_INTEGER}): write it in digits"
     return (
-        f"CASE WHEN regexp_full_match({v}, '{_DIGITS}') OR (isinf({d}) AND regexp_matches({v}, '[0-9]')) "
+        f"CASE WHEN regexp_full_match({v}, '{_DIGITS}') "
+        f"OR (abs({d}) > {float(high)!r} AND regexp_matches({v}, '[0-9]')) "
         f"THEN {prefix}{literal(f' is outside the range of whole numbers ({low} to {high})')} "
         f"WHEN isfinite({d}) AND {d} = trunc({d}) "
         f"THEN {prefix}{literal(inexact)} "

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
+
+from clientml_de.warehouse import Warehouse
 
 CLIENT_HEADER = [
     "client_id", "signup_date", "birth_date", "gender", "region", "segment",
@@ -34,3 +37,24 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+CASES = Path(__file__).parent / "cases"
+"""Inputs that failed before the loader checked structure, encodings and number ranges (one folder each)."""
+
+
+def csv_bytes(header: list[str], rows: list[list[str]], newline: bytes = b"\n") -> bytes:
+    """A CSV file's bytes: the header and the rows joined with commas (no quoting: the fields are plain)."""
+    return b"".join(",".join(row).encode() + newline for row in [header, *rows])
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def rejected_rows(warehouse: Warehouse, table: str) -> list[dict[str, Any]]:
+    """The quarantined rows of ``table``'s latest load, by line."""
+    frame = warehouse.table("rejected_rows").to_pandas()
+    return list(frame[frame.source_table == table].sort_values("line_number").to_dict("records"))

@@ -85,7 +85,7 @@ SALES_RULES = [
     ("empty category", ["s9", "c1", "2023-01-01", "", "1", "1", "", ""], "product_category: required"),
     ("zero quantity", ["s9", "c1", "2023-01-01", "home", "0", "1", "", ""], "quantity: must be >= 1"),
     ("negative quantity", ["s9", "c1", "2023-01-01", "home", "-2", "1", "", ""], "quantity: must be >= 1"),
-    ("fractional quantity", ["s9", "c1", "2023-01-01", "home", "1.5", "1", "", ""], "quantity: not a whole number"),
+    ("fractional quantity", ["s9", "c1", "2023-01-01", "home", "1.5", "1", "", ""], "quantity: 1.5 is not a whole number"),
     ("missing quantity", ["s9", "c1", "2023-01-01", "home", "", "1", "", ""], "quantity: required"),
     ("negative price", ["s9", "c1", "2023-01-01", "home", "1", "-0.01", "", ""], "unit_price: must be >= 0"),
     ("text price", ["s9", "c1", "2023-01-01", "home", "1", "free", "", ""], "unit_price: not a finite number"),

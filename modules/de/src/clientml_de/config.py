@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from clientml_de.contract import CLIENTS, EXTRA_COLUMN_TYPES, SALES, Column, ColumnType, TableSpec
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A letter first: names starting with "_" are the loader's own (``_line``, ``_c1`` ...).
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 class ExtraColumn(BaseModel):
@@ -33,7 +34,9 @@ class ExtraColumn(BaseModel):
     @classmethod
     def _identifier(cls, value: str) -> str:
         if not _IDENTIFIER.match(value):
-            raise ValueError(f"extra column name {value!r} is not a plain identifier")
+            raise ValueError(
+                f"extra column name {value!r} is not a plain identifier (a letter, then letters, digits or _)"
+            )
         return value
 
     @field_validator("type")
@@ -75,13 +78,14 @@ class DatasetConfig(BaseModel):
 
     @model_validator(mode="after")
     def _no_clash(self) -> Self:
-        contract_names = {c.name for c in CLIENTS.columns}
+        # Compared without case: the warehouses treat names that differ only in case as one column.
+        contract_names = {c.name.casefold() for c in CLIENTS.columns}
         names = [c.name for c in self.extra_columns]
-        clashes = sorted(set(names) & contract_names)
+        clashes = sorted(n for n in names if n.casefold() in contract_names)
         if clashes:
             raise ValueError(f"extra columns redefine contract columns: {clashes}")
-        if len(set(names)) != len(names):
-            raise ValueError("extra column names must be unique")
+        if len({n.casefold() for n in names}) != len(names):
+            raise ValueError("extra column names must be unique, case ignored")
         return self
 
     @classmethod

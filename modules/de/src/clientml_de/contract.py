@@ -41,6 +41,8 @@ class Column:
     unique: bool = False
     references: str | None = None  # "table.column" that must contain the value
     default: float | None = None  # stored when the value is empty
+    # The largest value the features can take in a product and a sum (see MONEY_LIMITS), beyond the rule.
+    supported_max: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,11 @@ CLIENTS = TableSpec(
     ),
 )
 
+# quantity <= 1e9 and unit_price <= 1e12 keep each sale's amount (quantity x unit_price x (1 - discount))
+# <= 1e21, so a client's sum over up to 1e11 sales stays below 1e32, the limit of the DECIMAL(38, 6) money
+# type that features.py sums in (in DuckDB, PostgreSQL and Spark alike).
+MONEY_LIMITS = {"quantity": 1e9, "unit_price": 1e12}
+
 SALES = TableSpec(
     table="sales",
     key="sale_id",
@@ -84,8 +91,8 @@ SALES = TableSpec(
         Column("client_id", ColumnType.STRING, required=True, references="clients.client_id"),
         Column("sale_date", ColumnType.TIMESTAMP, required=True),
         Column("product_category", ColumnType.CATEGORY, required=True),
-        Column("quantity", ColumnType.INTEGER, required=True, min_value=1),
-        Column("unit_price", ColumnType.NUMBER, required=True, min_value=0),
+        Column("quantity", ColumnType.INTEGER, required=True, min_value=1, supported_max=MONEY_LIMITS["quantity"]),
+        Column("unit_price", ColumnType.NUMBER, required=True, min_value=0, supported_max=MONEY_LIMITS["unit_price"]),
         Column("discount", ColumnType.NUMBER, min_value=0, max_value=1, default=0.0),
         Column("sales_channel", ColumnType.CATEGORY),
     ),

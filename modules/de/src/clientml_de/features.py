@@ -2,7 +2,8 @@
 
 ``feature_store`` has one row per client and as-of date. A client's as-of date is its
 ``observation_date``, else the dataset's as-of date (from the dataset config, else the day after the
-latest sale). Activity features only use sales dated strictly before the as-of date.
+latest sale, else, when no sale is loaded at all, the day after the latest signup). Activity features
+only use sales dated strictly before the as-of date.
 The columns are documented in ``modules/de/README.md`` ("feature_store columns").
 
 Money is summed as DECIMAL so that every engine, in any aggregation order, gives the same value.
@@ -85,10 +86,14 @@ def plan(warehouse: Warehouse, config: DatasetConfig) -> FeaturePlan:
         latest = sales.sale_date.max().to_pyarrow().as_py()
         if latest is not None:
             default_as_of = (latest.date() if isinstance(latest, datetime) else latest) + timedelta(days=1)
+    if default_as_of is None:  # no sale loaded (none in the file, or all quarantined): still reproducible
+        latest_signup = clients.signup_date.max().to_pyarrow().as_py()
+        if latest_signup is not None:
+            default_as_of = latest_signup + timedelta(days=1)
     if default_as_of is None and clients.observation_date.isnull().any().to_pyarrow().as_py():
         raise FeatureBuildError(
             "some clients have no observation_date, the dataset config sets no as_of_date and there are "
-            "no sales to derive one from: set as_of_date in the dataset config"
+            "no sales or signups to derive one from: set as_of_date in the dataset config"
         )
     return FeaturePlan(
         default_as_of=default_as_of,

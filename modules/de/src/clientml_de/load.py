@@ -1,7 +1,7 @@
 """Load one source file into the warehouse: fetch, parse, validate, publish atomically.
 
 The source is a local path or an ``http(s)://`` / ``s3://`` URI fetched through fsspec. A file that
-cannot be read at all raises :class:`~clientml_de.validate.SourceError` before anything is written, so the
+cannot be read at all raises :class:`~clientml_de.errors.SourceError` before anything is written, so the
 previous good tables stay as they were; otherwise every row is loaded, quarantined or counted as an exact
 duplicate, and the table and its rejected rows are replaced in one atomic step.
 """
@@ -17,7 +17,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from clientml_de.contract import TableSpec
-from clientml_de.validate import SourceError, check_columns, read_header, stage_csv, validate
+from clientml_de.errors import SourceError
+from clientml_de.header import check_columns, read_header
+from clientml_de.validate import stage_csv, validate
 from clientml_de.warehouse import LoadSummary, Warehouse
 
 _REMOTE_SCHEMES = ("http", "https", "s3", "gs", "gcs", "abfs", "az")

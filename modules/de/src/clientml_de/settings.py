@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     sales_source: str | None = None
     dataset_config: Path | None = None
     spark_master: str = "local[*]"
+    # How long a connection to a DuckDB warehouse file waits while another process holds its lock (a load
+    # waits for readers, a read-only reader for a load), retrying with growing pauses; then it fails.
+    warehouse_lock_timeout_s: float = Field(default=60.0, ge=0)
 
     # --- models and tracking ----------------------------------------------------------------------
     # Where bundles are written and read (one directory per version plus the LATEST/CHAMPION pointers).

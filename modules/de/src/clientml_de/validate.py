@@ -1,47 +1,51 @@
 """Parse a source CSV and check every row against the contract, in DuckDB.
 
-DuckDB's native, parallel CSV reader parses the file in-process and the rules of
-:mod:`clientml_de.contract` become one generated SQL statement, so the same checks apply whatever the
-warehouse is. :func:`validate` returns a :class:`ValidatedLoad`, the handle that
-:meth:`~clientml_de.warehouse.Warehouse.publish_load` takes: the relation of the typed rows that passed
-every rule (one per distinct source row), the relation of the quarantined rows (whole and as read, with
-their line number and the reasons), both in the scratch DuckDB connection, and counts that reconcile:
-rows read = loaded + rejected + exact duplicates.
+The file's bytes are checked first (:mod:`clientml_de.csv_structure`, :mod:`clientml_de.encoding`): a file
+that is not UTF-8 fails, and malformed lines are quarantined there, each alone. DuckDB's native, parallel
+CSV reader then parses the well-formed records only (the file itself, or a copy without the quarantined
+lines), and the rules of :mod:`clientml_de.contract` become one generated SQL statement
+(:mod:`clientml_de.rules_sql`), so the same checks apply whatever the warehouse is. :func:`validate`
+returns a :class:`ValidatedLoad`, the handle that :meth:`~clientml_de.warehouse.Warehouse.publish_load`
+takes: the relation of the typed rows that passed every rule (one per distinct source row), the relation
+of the quarantined rows (whole and as read, with their line number and the reasons), both in the scratch
+DuckDB connection, and counts that reconcile: rows read = loaded + rejected + exact duplicates, where rows
+read are the file's records (:attr:`clientml_de.csv_structure.FileStructure.records`).
 
-Line numbers count records from the header (line 1). They equal physical line numbers unless a quoted
-field earlier in the file spans several lines or blank lines are skipped.
+Line numbers are the physical lines where records start; the header is line 1.
 """
 
 from __future__ import annotations
 
-import csv
+import logging
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
-from clientml_de.contract import Column, ColumnType, TableSpec
+from clientml_de.contract import TableSpec
+from clientml_de.csv_structure import FileStructure, scan
+from clientml_de.errors import SourceError
+from clientml_de.header import check_columns, column_labels, read_header
+from clientml_de.rules_sql import SQL_TYPES, literal, problems, quote, trimmed, typed, typed_name
 
-# DuckDB physical types of the typed warehouse columns.
-SQL_TYPES: dict[ColumnType, str] = {
-    ColumnType.STRING: "VARCHAR",
-    ColumnType.CATEGORY: "VARCHAR",
-    ColumnType.NUMBER: "DOUBLE",
-    ColumnType.INTEGER: "BIGINT",
-    ColumnType.DATE: "DATE",
-    ColumnType.TIMESTAMP: "TIMESTAMP",
-    ColumnType.BOOLEAN: "BOOLEAN",
-    ColumnType.LABEL: "INTEGER",
-}
-_TRUE = ("true", "t", "yes", "y", "1")
-_FALSE = ("false", "f", "no", "n", "0")
-_ISO_TIMESTAMP = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?"
-_SHOWN_VALUE_CHARS = 60
+__all__ = [
+    "SQL_TYPES",
+    "SourceError",
+    "ValidatedLoad",
+    "ValidationCounts",
+    "check_columns",
+    "read_header",
+    "stage_csv",
+    "typed_schema",
+    "validate",
+]
 
-
-class SourceError(Exception):
-    """A source file cannot be loaded at all (missing, unreadable, not CSV, required column absent)."""
+log = logging.getLogger(__name__)
+_DUCKDB_MAX_LINE_SIZE = 2_097_152  # DuckDB's default max_line_size
+_COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -85,208 +89,101 @@ class ValidatedLoad:
         table = self.spec.table
         for view in (self.valid, f"_lines_{table}"):
             self.connection.execute(f"DROP VIEW IF EXISTS {view}")
-        for name in (
-            "raw", "checked", "repeated", "repeats", "rejected", "rejects", "rejects_{}_scan", "rejects_{}_lines"
-        ):  # fmt: skip
-            relation = "_" + (name.format(table) if "{}" in name else f"{name}_{table}")
-            self.connection.execute(f"DROP TABLE IF EXISTS {relation}")
+        for name in ("raw", "structural", "offsets", "checked", "repeated", "repeats", "rejected"):
+            self.connection.execute(f"DROP TABLE IF EXISTS _{name}_{table}")
 
 
-def read_header(path: Path) -> list[str]:
-    """Return the header of a CSV file, or raise :class:`SourceError` naming the file and the problem."""
-    if not path.is_file():
-        raise SourceError(f"{path}: file not found")
+def _create_from_arrow(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, pa.Array]) -> None:
+    """``CREATE TEMP TABLE name`` holding the given Arrow columns."""
+    source = f"{name}_arrow"
+    con.register(source, pa.table(columns))
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), None)
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except csv.Error as exc:
-        raise SourceError(f"{path}: not a readable CSV file ({exc})") from None
-    if not header:
-        raise SourceError(f"{path}: empty file, expected a CSV header row")
-    names = [name.strip() for name in header]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise SourceError(f"{path}: column(s) appear more than once in the header: {', '.join(duplicated)}")
-    return names
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {source}")
+    finally:
+        con.unregister(source)
 
 
-def check_columns(path: Path, header: list[str], spec: TableSpec) -> tuple[str, ...]:
-    """Fail when a required column is absent; return the undeclared columns that will be ignored."""
-    missing = [c for c in spec.required_columns if c not in header]
-    if missing:
-        raise SourceError(f"{path}: required column(s) missing: {', '.join(missing)}")
-    declared = {c.name for c in spec.columns}
-    return tuple(name for name in header if name not in declared)
+def _write_kept(structure: FileStructure, target: Path) -> None:
+    """Copy the file without its quarantined lines (the header included) to ``target``."""
+    with structure.path.open("rb") as source, target.open("wb") as out:
+        for start, end in structure.kept_ranges():
+            source.seek(start)
+            remaining = end - start
+            while remaining:
+                chunk = source.read(min(remaining, _COPY_CHUNK))
+                out.write(chunk)
+                remaining -= len(chunk)
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], table: str) -> FileStructure:
+    """Check the file's structure and read its well-formed records, all text, into the scratch connection.
 
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _value(column: Column, alias: str = "") -> str:
-    """The trimmed raw text of a column (of table ``alias`` if given), NULL when empty."""
-    qualified = f"{alias}.{_quote(column.name)}" if alias else _quote(column.name)
-    return f"nullif(trim({qualified}), '')"
-
-
-def _clean(column: Column) -> str:
-    """The column in the checking query, where every value is already trimmed and NULL when empty."""
-    return _quote(column.name)
-
-
-def _shown(column: Column) -> str:
-    return f"'''' || left({_clean(column)}, {_SHOWN_VALUE_CHARS}) || ''''"
-
-
-def _typed(column: Column) -> str:
-    """SQL turning the text of a column into its typed value (NULL when empty or invalid)."""
-    v = _clean(column)
-    match column.type:
-        case ColumnType.STRING | ColumnType.CATEGORY:
-            return v
-        case ColumnType.NUMBER:
-            return f"try_cast({v} AS DOUBLE)"
-        case ColumnType.INTEGER:
-            return f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+') THEN try_cast({v} AS BIGINT) END"
-        case ColumnType.DATE:
-            date = f"CAST(try_strptime({v}, '%Y-%m-%d') AS DATE)"
-            return f"CASE WHEN regexp_full_match({v}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') THEN {date} END"
-        case ColumnType.TIMESTAMP:
-            # Offsets are honoured and everything is stored in UTC (the session time zone is UTC).
-            # The two common forms skip the time-zone-aware cast, which costs five times more.
-            date_form, local_form = r"\d{4}-\d{2}-\d{2}", r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}"
-            stamp = f"CAST(try_cast({v} AS TIMESTAMPTZ) AS TIMESTAMP)"
-            return (
-                f"CASE WHEN length({v}) = 10 AND regexp_full_match({v}, '{date_form}') "
-                f"THEN CAST(try_strptime({v}, '%Y-%m-%d') AS TIMESTAMP) "
-                f"WHEN length({v}) = 19 AND regexp_full_match({v}, '{local_form}') "
-                f"THEN try_strptime({v}, '%Y-%m-%dT%H:%M:%S') "
-                f"WHEN regexp_full_match({v}, '{_ISO_TIMESTAMP}') THEN {stamp} END"
-            )
-        case ColumnType.BOOLEAN:
-            true_values = ", ".join(map(_literal, _TRUE))
-            false_values = ", ".join(map(_literal, _FALSE))
-            return (
-                f"CASE WHEN lower({v}) IN ({true_values}) THEN TRUE WHEN lower({v}) IN ({false_values}) THEN FALSE END"
-            )
-        case ColumnType.LABEL:
-            return f"CASE WHEN {v} IN ('0', '1') THEN CAST({v} AS INTEGER) END"
-    raise AssertionError(column.type)
-
-
-_TYPE_PROBLEM: dict[ColumnType, str] = {
-    ColumnType.NUMBER: "not a number",
-    ColumnType.INTEGER: "not a whole number",
-    ColumnType.DATE: "not a calendar date in YYYY-MM-DD form",
-    ColumnType.TIMESTAMP: "not an ISO 8601 date or timestamp",
-    ColumnType.BOOLEAN: "not a boolean (true/false, yes/no, 1/0)",
-    ColumnType.LABEL: "must be 0, 1 or empty",
-}
-
-
-def _typed_name(column: Column) -> str:
-    return _quote(f"__typed_{column.name}")
-
-
-def _problems(column: Column) -> list[str]:
-    """SQL expressions, one per rule of the column, each NULL or a reason naming the column.
-
-    They refer to the typed value by name (``_typed_name``), computed once in an inner query.
-    """
-    name, v, typed = column.name, _clean(column), _typed_name(column)
-    checks: list[tuple[str, str]] = []
-    if column.required:
-        checks.append((f"{v} IS NULL", _literal(f"{name}: required value is empty")))
-    problem = _TYPE_PROBLEM.get(column.type)
-    if problem and column.type is not ColumnType.NUMBER:
-        checks.append(
-            (
-                f"{v} IS NOT NULL AND {typed} IS NULL",
-                f"{_literal(f'{name}: {problem}: ')} || {_shown(column)}",
-            )
-        )
-    if column.type is ColumnType.NUMBER:
-        checks.append(
-            (
-                f"{v} IS NOT NULL AND ({typed} IS NULL OR NOT isfinite({typed}))",
-                f"{_literal(f'{name}: not a finite number: ')} || {_shown(column)}",
-            )
-        )
-    if column.min_value is not None:
-        checks.append(
-            (
-                f"{typed} < {column.min_value!r}",
-                f"{_literal(f'{name}: must be >= {column.min_value:g}, got ')} || {_shown(column)}",
-            )
-        )
-    if column.max_value is not None:
-        checks.append(
-            (
-                f"{typed} > {column.max_value!r}",
-                f"{_literal(f'{name}: must be <= {column.max_value:g}, got ')} || {_shown(column)}",
-            )
-        )
-    return [f"CASE WHEN {condition} THEN {reason} END" for condition, reason in checks]
-
-
-def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], table: str) -> None:
-    """Read the file with DuckDB's CSV reader into ``_raw_<table>`` (all text) plus its structural rejects.
-
-    ``header`` is the file's header (:func:`read_header`); every column is read as VARCHAR.
-    ``_lines_<table>`` is a view of the raw rows with their line numbers; :func:`validate` reads both.
+    ``header`` is the file's header (:func:`read_header`). Creates ``_raw_<table>``: ``_line`` (BIGINT, the
+    line a record starts on) and ``_c1`` ... ``_cN`` (VARCHAR, the fields by position, as read); and
+    ``_structural_<table>``: the malformed lines (``line_number, raw_record, reason``). :func:`validate`
+    reads both. Returns the file's structure (its ``records`` are the rows read).
 
     Raises:
-        SourceError: DuckDB cannot read the file as CSV (names the file and DuckDB's first error line).
+        SourceError: the file is not UTF-8 or its header is unusable (:func:`clientml_de.csv_structure.scan`),
+            or the CSV reader disagrees with the structure found (names the file; never expected).
     """
-    raw, rejects = f"_raw_{table}", f"_rejects_{table}"
-    con.execute(f"DROP TABLE IF EXISTS {rejects}")
-    con.execute(f"DROP TABLE IF EXISTS {raw}")
-    # The file name and the header's column names come from the user: parameters, not SQL text.
-    reader = (
-        "read_csv($path, columns=$columns, header=true, auto_detect=false, delim=',', quote='\"', escape='\"', "
-        f"store_rejects=true, rejects_table='{rejects}', rejects_scan='{rejects}_scan')"
-    )
-    columns = dict.fromkeys(header, "VARCHAR")
-    try:
-        con.execute(
-            f"CREATE TEMP TABLE {raw} AS SELECT row_number() OVER () AS _ordinal, * FROM {reader}",
-            {"path": str(path), "columns": columns},
+    structure = scan(path)
+    raw = f"_raw_{table}"
+    columns = {f"_c{number}": "VARCHAR" for number in range(1, len(header) + 1)}
+    options = "header=true, auto_detect=false, delim=',', quote='\"', escape='\"', strict_mode=false, columns=$columns"
+    parameters: dict[str, object] = {"columns": columns}
+    if structure.longest_record >= _DUCKDB_MAX_LINE_SIZE:
+        options += ", max_line_size=$max_line_size"
+        parameters["max_line_size"] = structure.longest_record + 1
+    line, join = _line_numbers(con, structure, table)
+    with tempfile.TemporaryDirectory(prefix="clientml-records-") as tmp:
+        source = path
+        if structure.bad:
+            source = Path(tmp) / "records.csv"
+            _write_kept(structure, source)
+        # The file name and the column names travel as parameters, not SQL text.
+        parameters["path"] = str(source)
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT {line} AS _line, r.* EXCLUDE (_ordinal) "
+                f"FROM (SELECT row_number() OVER () AS _ordinal, * FROM read_csv($path, {options})) r {join}",
+                parameters,
+            )
+        except duckdb.Error as exc:
+            log.warning("DuckDB could not read %s: %s", path, exc)
+            raise SourceError(f"{path}: the CSV reader failed on records the structure check accepted") from None
+    read = _count(con, raw)
+    if read != structure.good_records:
+        raise SourceError(
+            f"{path}: the CSV reader found {read} records where the structure check found {structure.good_records}"
         )
-    except duckdb.Error as exc:
-        raise SourceError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
-    # DuckDB numbers the physical lines of rows it could not split into the header's fields; the
-    # accepted rows are numbered by position. Interleave the two to give every accepted row its line.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {rejects}_lines AS
-        SELECT DISTINCT line AS _line, trim(csv_line, chr(13) || chr(10)) AS csv_line,
-               'row has ' || CASE error_type WHEN 'TOO MANY COLUMNS' THEN 'more' ELSE 'fewer' END
-               || ' fields than the header (' || {len(header)} || ')' AS reason
-        FROM {rejects}
-        """
+    bad = structure.bad
+    _create_from_arrow(
+        con,
+        f"_structural_{table}",
+        {
+            "line_number": pa.array([b.line for b in bad], pa.int64()),
+            "raw_record": pa.array([b.text for b in bad], pa.string()),
+            "reason": pa.array([b.reason for b in bad], pa.string()),
+        },
     )
-    has_rejects = con.execute(f"SELECT count(*) FROM {rejects}_lines").fetchone() != (0,)
-    if not has_rejects:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _lines_{table} AS SELECT *, _ordinal + 1 AS _line FROM {raw}")
-        return
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP VIEW _lines_{table} AS
-        WITH gaps AS (
-            SELECT _line - 1 - row_number() OVER (ORDER BY _line) AS accepted_before,
-                   row_number() OVER (ORDER BY _line) AS rejects_so_far
-            FROM {rejects}_lines
-        )
-        SELECT r.*, r._ordinal + 1 + coalesce(g.rejects_so_far, 0) AS _line
-        FROM {raw} r ASOF LEFT JOIN gaps g ON r._ordinal > g.accepted_before
-        """
+    return structure
+
+
+def _line_numbers(con: duckdb.DuckDBPyConnection, structure: FileStructure, table: str) -> tuple[str, str]:
+    """The SQL of ``_line`` over ``r._ordinal`` (the record's rank among the well-formed), and a join it needs."""
+    offsets = structure.line_offsets
+    if len(offsets) <= 1:
+        return f"r._ordinal + {offsets[0][1] if offsets else 1}", ""
+    _create_from_arrow(
+        con,
+        f"_offsets_{table}",
+        {
+            "_from": pa.array([o[0] for o in offsets], pa.int64()),
+            "_offset": pa.array([o[1] for o in offsets], pa.int64()),
+        },
     )
+    return "r._ordinal + o._offset", f"ASOF LEFT JOIN _offsets_{table} o ON r._ordinal >= o._from"
 
 
 def validate(
@@ -311,45 +208,49 @@ def validate(
     """
     table = spec.table
     lines = f"_lines_{table}"
-    present = [c for c in spec.columns if c.name in header]
-    absent = [c for c in spec.columns if c.name not in header]
-    key = _value(spec.column(spec.key))
-    line_key = _value(spec.column(spec.key), alias="l")
+    position = {name: number for number, name in enumerate(header, start=1) if name}
+    present = [c for c in spec.columns if c.name in position]
+    absent = [c for c in spec.columns if c.name not in position]
+    aliases = "".join(f", _c{position[c.name]} AS {quote(c.name)}" for c in present)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {lines} AS SELECT *{aliases} FROM _raw_{table}")
+    key = trimmed(quote(spec.key))
+    line_key = trimmed(f"l.{quote(spec.key)}")
 
-    problems = [p for column in present for p in _problems(column)]
+    checks = [p for column in present for p in problems(column)]
     joins, reference_value = "", ""
     for column in present:
         if column.references and reference_sql is not None:
-            joins = f"LEFT JOIN ({reference_sql}) AS ref ON ref.value = t.{_clean(column)}"
+            joins = f"LEFT JOIN ({reference_sql}) AS ref ON ref.value = t.{quote(column.name)}"
             reference_value = "ref.value AS _reference,"
-            problems.append(
-                f"CASE WHEN {_clean(column)} IS NOT NULL AND _reference IS NULL THEN "
-                f"{_literal(f'{column.name}: unknown, not in {column.references}: ')} || {_shown(column)} END"
+            checks.append(
+                f"CASE WHEN {quote(column.name)} IS NOT NULL AND _reference IS NULL THEN "
+                f"{literal(f'{column.name}: unknown, not in {column.references}: ')} || "
+                f"'''' || left({quote(column.name)}, 60) || '''' END"
             )
-    reason = f"nullif(concat_ws('; ', {', '.join(problems)}), '')" if problems else "NULL"
-    typed_inner = ", ".join(f"{_typed(c)} AS {_typed_name(c)}" for c in present)
+    reason = f"nullif(concat_ws('; ', {', '.join(checks)}), '')" if checks else "NULL"
+    typed_inner = ", ".join(f"{typed(c)} AS {typed_name(c)}" for c in present)
     typed_outer = ", ".join(
         [
-            f"coalesce({_typed_name(c)}, {c.default!r}) AS {_quote(c.name)}"
+            f"coalesce({typed_name(c)}, {c.default!r}) AS {quote(c.name)}"
             if c.default is not None
-            else f"{_typed_name(c)} AS {_quote(c.name)}"
+            else f"{typed_name(c)} AS {quote(c.name)}"
             for c in present
         ]
-        + [f"CAST(NULL AS {SQL_TYPES[c.type]}) AS {_quote(c.name)}" for c in absent]
+        + [f"CAST(NULL AS {SQL_TYPES[c.type]}) AS {quote(c.name)}" for c in absent]
     )
     # Keys seen more than once: only these rows can be exact duplicates or key conflicts.
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _repeated_{table} AS "
-        f"SELECT {key} AS _key FROM _raw_{table} GROUP BY ALL HAVING count(*) > 1"
+        f"SELECT {key} AS _key FROM {lines} GROUP BY ALL HAVING count(*) > 1"
     )
-    trimmed = ", ".join(f"{_value(c, alias='l')} AS {_clean(c)}" for c in present)
+    cleaned = ", ".join(f"{trimmed(f'l.{quote(c.name)}')} AS {quote(c.name)}" for c in present)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _checked_{table} AS
         SELECT _line, _key, _repeated, {reason} AS _reason, {typed_outer}
         FROM (
             SELECT t.*, rep._key IS NOT NULL AS _repeated, {reference_value} {typed_inner}
-            FROM (SELECT l._line, {line_key} AS _key, {trimmed} FROM {lines} l) t
+            FROM (SELECT l._line, {line_key} AS _key, {cleaned} FROM {lines} l) t
             LEFT JOIN _repeated_{table} rep ON rep._key IS NOT DISTINCT FROM t._key
             {joins}
         )
@@ -357,7 +258,7 @@ def validate(
     )
     # Among repeated keys: later copies of an identical row are duplicates; among the distinct rows
     # that pass every other rule, the first keeps the key and the others are quarantined.
-    source_columns = ", ".join(f"l.{_quote(name)}" for name in header)
+    source_columns = ", ".join(f"l._c{number}" for number in range(1, len(header) + 1))
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _repeats_{table} AS
@@ -372,12 +273,12 @@ def validate(
         )
         SELECT _line, _copy > 1 AS _duplicate,
                CASE WHEN _copy = 1 AND _reason IS NULL AND _line <> _first_valid
-                    THEN {_literal(f"{spec.key}: duplicate value, first loaded from line ")} || _first_valid
+                    THEN {literal(f"{spec.key}: duplicate value, first loaded from line ")} || _first_valid
                END AS _conflict
         FROM ranked
         """
     )
-    ordered = ", ".join(_quote(c.name) for c in spec.columns)
+    ordered = ", ".join(quote(c.name) for c in spec.columns)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW _valid_{table} AS
@@ -387,7 +288,9 @@ def validate(
                 SELECT _line FROM _repeats_{table} WHERE NOT _duplicate AND _conflict IS NULL))
         """
     )
-    record = ", ".join(f"{_quote(name)} := l.{_quote(name)}" for name in header)
+    # The quarantined row as a JSON object of its fields, keyed by the header's labels (parameters).
+    labels = {f"label_{number}": label for number, label in enumerate(column_labels(header), start=1)}
+    record = ", ".join(f"$label_{number}, l._c{number}" for number in range(1, len(header) + 1))
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _rejected_{table} AS
@@ -397,22 +300,24 @@ def validate(
             WHERE (k._reason IS NOT NULL OR r._conflict IS NOT NULL) AND NOT coalesce(r._duplicate, FALSE)
         )
         SELECT $table AS source_table, $source_file AS source_file,
-               p._line AS line_number, CAST(to_json(struct_pack({record})) AS VARCHAR) AS raw_record, p.reason
+               p._line AS line_number, CAST(json_object({record}) AS VARCHAR) AS raw_record, p.reason
         FROM problems p JOIN {lines} l USING (_line)
         UNION ALL
-        SELECT $table, $source_file, _line, csv_line, reason FROM _rejects_{table}_lines
+        SELECT $table, $source_file, line_number, raw_record, reason FROM _structural_{table}
         ORDER BY line_number
         """,
-        {"table": table, "source_file": source_file},
+        {"table": table, "source_file": source_file, **labels},
     )
-    structural = _count(con, f"_rejects_{table}_lines")
     duplicates = con.execute(f"SELECT count(*) FILTER (WHERE _duplicate) FROM _repeats_{table}").fetchone()
+    spec_names = {c.name for c in spec.columns}
     counts = ValidationCounts(
-        rows_read=_count(con, f"_raw_{table}") + structural,
+        rows_read=_count(con, f"_raw_{table}") + _count(con, f"_structural_{table}"),
         rows_loaded=_count(con, f"_valid_{table}"),
         rows_rejected=_count(con, f"_rejected_{table}"),
         duplicates=int(duplicates[0]) if duplicates else 0,
-        ignored_columns=tuple(n for n in header if n not in {c.name for c in spec.columns}),
+        ignored_columns=tuple(
+            label for label, name in zip(column_labels(header), header, strict=True) if name not in spec_names
+        ),
     )
     return ValidatedLoad(spec, source_file, con, valid=f"_valid_{table}", rejected=f"_rejected_{table}", counts=counts)
 

@@ -5,6 +5,9 @@
 - ``spark:///path/to/dir``: Apache Spark with a Hive metastore kept in that directory (master from
   ``CLIENTML_SPARK_MASTER``, ``local[*]`` by default; a cluster URL for users who outgrow one machine).
 
+``connect(url, read_only=True)`` opens a warehouse for reading only; with DuckDB, readers and writers in
+different processes take turns on the file (:mod:`clientml_de.duckdb_file`).
+
 Every write replaces a whole table at once: readers see the old table or the new one, never a partial one.
 DuckDB and PostgreSQL do it in one transaction; Spark writes a new physical table and then repoints a
 view, which the metastore does in one step.
@@ -13,6 +16,7 @@ view, which the metastore does in one step.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 import time
@@ -22,13 +26,18 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlparse
 
 import duckdb
 import ibis
 
+from clientml_de.duckdb_file import open_duckdb
+from clientml_de.errors import WarehouseError
+from clientml_de.settings import get_settings
 from clientml_de.validate import ValidatedLoad, typed_schema
+
+__all__ = ["LOAD_RUNS", "REJECTED_ROWS", "LoadSummary", "Warehouse", "WarehouseError", "connect"]
 
 REJECTED_ROWS = "rejected_rows"
 LOAD_RUNS = "load_runs"
@@ -58,10 +67,6 @@ _BOOKKEEPING: dict[str, list[tuple[str, str]]] = {
 }
 _PG_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION"}
 _SPARK_TYPES = {"VARCHAR": "STRING"}
-
-
-class WarehouseError(Exception):
-    """The warehouse URL is wrong or the warehouse cannot be reached."""
 
 
 @dataclass(frozen=True)
@@ -111,13 +116,24 @@ def _insert_load_run(placeholder: str) -> str:
 class Warehouse(ABC):
     """A warehouse: Ibis for reads and transformations, plus atomic bulk writes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, read_only: bool = False) -> None:
         self.url = url
+        self.read_only = read_only
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     @property
     @abstractmethod
     def con(self) -> Any:
         """The Ibis backend."""
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise WarehouseError(f"warehouse {self.redacted_url} was opened read-only: it cannot be written")
 
     @cached_property
     def _scratch(self) -> duckdb.DuckDBPyConnection:
@@ -176,18 +192,25 @@ class Warehouse(ABC):
 class DuckDBWarehouse(Warehouse):
     """Embedded DuckDB file: validation runs inside the warehouse itself, no copy needed."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, read_only: bool = False, lock_timeout_s: float = 60.0) -> None:
+        super().__init__(url, read_only)
         path = url.removeprefix("duckdb://")
         if not path or path == "/":
             raise WarehouseError(f"warehouse URL {url!r} has no file path (expected duckdb:///path/file.duckdb)")
-        self.path = Path(path) if path == ":memory:" else Path(path).expanduser()
-        if path != ":memory:":
+        self.in_memory = path == ":memory:"
+        # duckdb:///abs/file and duckdb:////abs/file name the same file.
+        self.path = Path(path) if self.in_memory else Path(re.sub("^/+", "/", path)).expanduser()
+        self.lock_timeout_s = lock_timeout_s
+        if not self.in_memory and not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     @cached_property
     def con(self) -> Any:
-        con = ibis.duckdb.connect(str(self.path))
+        """The Ibis connection, opened on first use (waiting for a lock another process holds) until :meth:`close`."""
+        if self.in_memory:
+            con = ibis.duckdb.connect(":memory:")
+        else:
+            con = open_duckdb(self.path, self.read_only, self.lock_timeout_s)
         con.raw_sql("SET TimeZone = 'UTC'")
         return con
 
@@ -201,6 +224,7 @@ class DuckDBWarehouse(Warehouse):
         return f'SELECT DISTINCT "{column}" AS value FROM "{table}"'
 
     def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
+        self._check_writable()
         table = validated.spec.table
         with self._transaction() as raw:
             raw.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM {validated.valid}')
@@ -211,6 +235,7 @@ class DuckDBWarehouse(Warehouse):
             raw.execute(_insert_load_run("?"), record.load_runs_values())
 
     def replace_table(self, name: str, expr: ibis.Table) -> None:
+        self._check_writable()
         sql = self.con.compile(expr)
         with self._transaction() as raw:
             raw.execute(f'CREATE OR REPLACE TABLE "{name}" AS {sql}')
@@ -238,6 +263,8 @@ class PostgresWarehouse(Warehouse):
     @cached_property
     def con(self) -> Any:
         parsed = urlparse(self.url)
+        # Read-only: every transaction of the session is (PostgreSQL refuses writes itself).
+        options = {"options": "-c default_transaction_read_only=on"} if self.read_only else {}
         try:
             return ibis.postgres.connect(
                 host=parsed.hostname or "localhost",
@@ -245,6 +272,7 @@ class PostgresWarehouse(Warehouse):
                 user=parsed.username,
                 password=parsed.password,
                 database=(parsed.path or "/").lstrip("/") or None,
+                **options,
             )
         except Exception as exc:
             raise WarehouseError(f"cannot connect to warehouse {self.redacted_url}: {exc}") from exc
@@ -255,6 +283,7 @@ class PostgresWarehouse(Warehouse):
         return psycopg.connect(self.url.replace("postgresql+psycopg://", "postgresql://"))
 
     def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
+        self._check_writable()
         table, scratch = validated.spec.table, validated.connection
         with tempfile.TemporaryDirectory(prefix="clientml-copy-") as tmp:
             valid_csv, rejected_csv = Path(tmp) / "valid.csv", Path(tmp) / "rejected.csv"
@@ -274,6 +303,7 @@ class PostgresWarehouse(Warehouse):
                 cur.execute(_insert_load_run("%s"), record.load_runs_values())
 
     def replace_table(self, name: str, expr: ibis.Table) -> None:
+        self._check_writable()
         sql = self.con.compile(expr)
         staging = f"{name}__building"
         with self._psycopg() as conn, conn.transaction(), conn.cursor() as cur:
@@ -303,8 +333,8 @@ def _copy_file(cur: Any, statement: str, path: Path) -> None:
 class SparkWarehouse(Warehouse):
     """Apache Spark with a persistent Hive metastore; each table is a view over its newest version."""
 
-    def __init__(self, url: str, master: str = "local[*]") -> None:
-        super().__init__(url)
+    def __init__(self, url: str, master: str = "local[*]", read_only: bool = False) -> None:
+        super().__init__(url, read_only)
         path = urlparse(url).path
         if not path or path == "/":
             raise WarehouseError(f"warehouse URL {url!r} has no directory (expected spark:///path/to/dir)")
@@ -343,6 +373,7 @@ class SparkWarehouse(Warehouse):
     def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
         from pyspark.sql import functions
 
+        self._check_writable()
         table = validated.spec.table
         staging = self.path / "staging" / uuid.uuid4().hex
         staging.mkdir(parents=True)
@@ -376,6 +407,7 @@ class SparkWarehouse(Warehouse):
         return frame
 
     def replace_table(self, name: str, expr: ibis.Table) -> None:
+        self._check_writable()
         self._swap(name, self.con._session.sql(self.con.compile(expr)))
 
     def _swap(self, name: str, frame: Any) -> None:
@@ -388,15 +420,33 @@ class SparkWarehouse(Warehouse):
                 self.session.sql(f"DROP TABLE IF EXISTS `{old}`")
 
 
-def connect(url: str, spark_master: str = "local[*]") -> Warehouse:
-    """Open the warehouse a URL names; the error names the URL when the scheme is unknown."""
+def connect(
+    url: str, spark_master: str = "local[*]", *, read_only: bool = False, lock_timeout_s: float | None = None
+) -> Warehouse:
+    """Open the warehouse a URL names (lazily: nothing is opened before the first use).
+
+    Args:
+        url: ``duckdb:///file``, ``postgresql://...`` or ``spark:///dir``.
+        spark_master: the Spark master, for ``spark://`` URLs.
+        read_only: open for reading only. DuckDB opens the file read-only: other processes may read it at
+            the same time, and a writer waits until it is closed, so close it after each read (``with
+            connect(url, read_only=True) as warehouse: ...``). PostgreSQL sessions are read-only
+            (``default_transaction_read_only``). Spark does not enforce it. On every engine the write
+            methods then raise :class:`WarehouseError`.
+        lock_timeout_s: DuckDB only: how long to wait, in seconds, for a file another process holds
+            (default: the ``CLIENTML_WAREHOUSE_LOCK_TIMEOUT_S`` setting, 60 s).
+
+    Raises:
+        WarehouseError: the scheme is unknown or the URL malformed (naming the URL).
+    """
     scheme = urlparse(url).scheme
     if scheme == "duckdb":
-        return DuckDBWarehouse(url)
+        timeout = get_settings().warehouse_lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+        return DuckDBWarehouse(url, read_only=read_only, lock_timeout_s=timeout)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-        return PostgresWarehouse(url)
+        return PostgresWarehouse(url, read_only=read_only)
     if scheme == "spark":
-        return SparkWarehouse(url, master=spark_master)
+        return SparkWarehouse(url, master=spark_master, read_only=read_only)
     raise WarehouseError(
         f"warehouse URL {url!r}: unknown scheme {scheme!r} (use duckdb:///file, postgresql://..., spark:///dir)"
     )

@@ -1,0 +1,374 @@
+"""Where each record of a source CSV file begins and ends, found the RFC 4180 way before any row is parsed.
+
+The rules (``modules/de/README.md``, "Source files"):
+
+- Fields are separated by commas; a record ends at a line feed (LF) or CR LF outside quotes, and a file
+  may mix the two; the last record may lack a line end. A field may be enclosed in double quotes, inside
+  which ``""`` is one quote and commas and line breaks are data (RFC 4180, section 2).
+- A record is malformed when a quote stands inside an unquoted field, text follows a closing quote, a
+  carriage return is not followed by a line feed outside quotes, a quote is never closed, its field count
+  differs from the header's, or it is longer than :data:`MAX_RECORD_BYTES`.
+- A malformed record on one physical line is quarantined whole. A malformed record that would span
+  several lines (an unclosed quote) is cut at its first line end: that one line is quarantined and reading
+  resumes at the next line as a new record, so a stray quote never absorbs the lines after it.
+- ``rows_read`` is the number of records after the header, so every line is accounted for: it is a
+  record of its own, part of a legitimately quoted multi-line record, or a quarantined line. A blank line
+  is a record with one empty field (quarantined unless the header has one column).
+
+The scan is vectorised with NumPy over windows of the memory-mapped file: the parity of the quotes before a
+byte tells whether it is inside a quoted field, so record ends, delimiters and misplaced quotes come out
+of a few array operations per window, and only the malformed lines are looked at byte by byte (in
+:func:`clientml_de.csv_line.split_line`, which also explains them). The file's bytes are checked as
+UTF-8 in the same pass (:mod:`clientml_de.encoding`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clientml_de.csv_line import (
+    MAX_RECORD_BYTES,
+    Header,
+    describe_fault,
+    field_count_reason,
+    read_header_line,
+    split_line,
+)
+from clientml_de.encoding import check_text
+
+LF, CR, QUOTE, COMMA = 0x0A, 0x0D, 0x22, 0x2C
+# Bytes examined per step; a window grows (doubling) only while one record does not fit.
+WINDOW_BYTES = 16 << 20
+_NO_OFFSET = -(1 << 62)
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A quarantined line: where it is and why.
+
+    Attributes:
+        line: its 1-based line number in the file (the header is line 1).
+        start: byte offset of its first byte in the file.
+        end: byte offset just past its line end (the end of the file for a last line without one).
+        reason: what is malformed, naming the field and byte offset where it applies.
+        text: the line as read, without its line end; ``None`` when longer than :data:`MAX_RECORD_BYTES`
+            (``start`` and ``end`` then locate it).
+    """
+
+    line: int
+    start: int
+    end: int
+    reason: str
+    text: str | None
+
+
+@dataclass(frozen=True)
+class FileStructure:
+    """The records of one source file, as :func:`scan` found them.
+
+    Attributes:
+        path: the file scanned.
+        data_start: byte offset of the first data record (after the header line).
+        records: the number of records after the header: ``rows_read``.
+        bad: the quarantined lines, in file order.
+        line_offsets: ``(ordinal, offset)`` pairs, ascending: the well-formed record number ``k`` (1-based,
+            counting only those) starts on line ``k + offset`` of the last pair whose ordinal is ``<= k``.
+        longest_record: the length in bytes of the longest well-formed record, line end included.
+    """
+
+    path: Path
+    data_start: int
+    records: int
+    bad: tuple[BadRecord, ...]
+    line_offsets: tuple[tuple[int, int], ...]
+    longest_record: int
+
+    @property
+    def good_records(self) -> int:
+        return self.records - len(self.bad)
+
+    def kept_ranges(self) -> Iterator[tuple[int, int]]:
+        """Byte ranges ``[start, end)`` of the file without its quarantined lines (the header included)."""
+        at = 0
+        for bad in self.bad:
+            if bad.start > at:
+                yield at, bad.start
+            at = bad.end
+        size = self.path.stat().st_size
+        if at < size:
+            yield at, size
+
+
+class _Window:
+    """One window of the file: where its quotes, line feeds, commas and stray carriage returns are."""
+
+    def __init__(self, data: np.ndarray, at_eof: bool) -> None:
+        self.data, self.size, self.at_eof = data, data.size, at_eof
+        self.quotes = np.flatnonzero(data == QUOTE)
+        self.lfs = np.flatnonzero(data == LF)
+        self.commas = np.flatnonzero(data == COMMA)
+        crs = np.flatnonzero(data == CR)
+        self.lone_crs = crs[self._following(crs) != LF]
+        # A quote opens a field only at its start (after a comma, a line end or the window start, which is
+        # always a record start), or it is the second of a "" pair; it closes one only before a comma, a
+        # line end or the next quote of a pair.
+        before = np.where(self.quotes > 0, data[np.maximum(self.quotes - 1, 0)], LF)
+        after, after2 = self._following(self.quotes), self._following(self.quotes + 1)
+        self.opens_ok = np.isin(before, (COMMA, LF, QUOTE))
+        self.closes_ok = np.isin(after, (COMMA, LF, QUOTE, -1)) | ((after == CR) & (after2 == LF))
+        self._records: dict[int, _Records] = {}
+
+    def _following(self, positions: np.ndarray) -> np.ndarray:
+        """The byte after each position, -1 past the end of the window."""
+        nxt = positions + 1
+        inside = nxt < self.size
+        out = np.full(positions.size, -1, dtype=np.int16)
+        out[inside] = self.data[nxt[inside]]
+        return out
+
+    def quotes_before(self, positions: np.ndarray | int) -> np.ndarray:
+        return np.searchsorted(self.quotes, positions)
+
+    def parity(self, positions: np.ndarray) -> np.ndarray:
+        """1 where a position is preceded by an odd number of quotes in the window, else 0."""
+        if self.quotes.size == 0:
+            return np.zeros(np.size(positions), dtype=np.int64)
+        return np.asarray(self.quotes_before(positions) & 1)
+
+    def records(self, base: int, columns: int) -> _Records:
+        """The window's records for a quote parity ``base`` behind the reading position (computed once)."""
+        if base not in self._records:
+            self._records[base] = _Records(self, base, columns)
+        return self._records[base]
+
+
+class _Records:
+    """The records of a window when reading starts with ``base`` quotes' parity (0 or 1) behind it.
+
+    Reading restarts mid-window after an unclosed quote, where the parity of the quotes already passed may
+    be odd: both parities are computed once per window, so every restart costs a binary search. Arrays of
+    window positions: ``ends`` (the line feeds that end records), ``delims`` (the commas outside quotes),
+    ``faults`` (misplaced quotes and carriage returns), and per record ``faulty`` and ``restarts`` (the
+    indices of the malformed records that span several lines).
+    """
+
+    def __init__(self, w: _Window, base: int, columns: int) -> None:
+        self.base, self.columns = base, columns
+        if w.quotes.size == 0:  # the common case: every line is a record, every comma a delimiter
+            self.ends, self.delims, self.faults = w.lfs, w.commas, w.lone_crs
+        else:
+            self.ends = w.lfs[w.parity(w.lfs) == base]
+            self.delims = w.commas[w.parity(w.commas) == base]
+            opening = (np.arange(w.quotes.size) & 1) == base
+            bad_quotes = w.quotes[np.where(opening, ~w.opens_ok, ~w.closes_ok)]
+            self.faults = np.union1d(bad_quotes, w.lone_crs[w.parity(w.lone_crs) == base])
+        fields = np.diff(np.searchsorted(self.delims, self.ends), prepend=0) + 1
+        self.faulty = fields != columns
+        holder = np.searchsorted(self.ends, self.faults)
+        self.faulty[holder[holder < self.ends.size]] = True
+        if w.quotes.size == 0:
+            multiline = np.zeros(self.ends.size, dtype=bool)
+        else:
+            multiline = np.diff(np.searchsorted(w.lfs, self.ends, side="right"), prepend=0) > 1
+        self.restarts = np.flatnonzero(self.faulty & multiline)
+
+    def tail_is_good(self, w: _Window, start: int) -> bool:
+        """Whether the last record, from ``start`` to the end of the file (no line end), is well-formed."""
+        closed = (w.quotes.size - int(w.quotes_before(start))) % 2 == 0
+        fields = self.delims.size - int(np.searchsorted(self.delims, start)) + 1
+        return closed and fields == self.columns and not (self.faults >= start).any()
+
+
+class _Scan:
+    """The state of one scan: counts, quarantined lines and line offsets so far."""
+
+    def __init__(self, path: Path, header: Header, mapped: np.ndarray) -> None:
+        self.path, self.header, self.mapped = path, header, mapped
+        self.names = header.names
+        self.columns = len(header.names)
+        self.records = self.good = self.longest = 0
+        self.bad: list[BadRecord] = []
+        self.offsets: list[tuple[int, int]] = []
+        self.offset = _NO_OFFSET
+        self.base_line = 1  # lines before the window: the header's
+        self.checked = header.data_start
+
+    def run(self) -> FileStructure:
+        at, size = self.header.data_start, self.mapped.size
+        while at < size:
+            width = WINDOW_BYTES
+            while True:
+                end = min(at + width, size)
+                window = _Window(self.mapped[at:end], at_eof=end == size)
+                self._check_text(window, at)
+                consumed = self._walk(window, at)
+                if consumed or window.at_eof:
+                    break
+                if width >= MAX_RECORD_BYTES:
+                    consumed = self._oversized(window, at)
+                    break
+                width *= 2
+            self.base_line += int(np.searchsorted(window.lfs, consumed))
+            at += consumed
+        return FileStructure(
+            self.path, self.header.data_start, self.records, tuple(self.bad), tuple(self.offsets), self.longest
+        )
+
+    def _line_at(self, window: _Window, at: int) -> Callable[[int], int]:
+        return lambda offset: self.base_line + int(np.searchsorted(window.lfs, offset - at)) + 1
+
+    def _check_text(self, window: _Window, at: int) -> None:
+        """UTF-8 check of the window's bytes not checked yet, up to its last line end (or the file's end)."""
+        upto = window.size if window.at_eof else (int(window.lfs[-1]) + 1 if window.lfs.size else 0)
+        if at + upto > self.checked:
+            chunk = window.data[self.checked - at : upto]
+            check_text(self.path, chunk, self.checked, self._line_at(window, at))
+            self.checked = at + upto
+
+    def _walk(self, window: _Window, at: int) -> int:
+        """Account for the records of the window; return how many of its bytes were consumed."""
+        pos, base = 0, 0
+        while True:
+            recs = window.records(base, self.columns)
+            first = int(np.searchsorted(recs.ends, pos))
+            k = int(np.searchsorted(recs.restarts, first))
+            stop = int(recs.restarts[k]) if k < recs.restarts.size else recs.ends.size
+            if stop > first:
+                self._emit(window, at, recs, (first, stop), pos)
+            if stop < recs.ends.size:
+                start = pos if stop == first else int(recs.ends[stop - 1]) + 1
+                pos = self._first_line_bad(window, at, start)
+                base = int(window.quotes_before(pos)) & 1
+                continue
+            tail = int(recs.ends[-1]) + 1 if stop > first else pos
+            if not window.at_eof or tail == window.size:
+                return tail
+            if recs.tail_is_good(window, tail):
+                self._emit_good(window, np.array([tail]), np.array([window.size - 1]), all_single=False)
+                self.records += 1
+                return window.size
+            if np.searchsorted(window.lfs, tail) < window.lfs.size:  # a multi-line tail: cut at its first line
+                pos = self._first_line_bad(window, at, tail)
+                base = int(window.quotes_before(pos)) & 1
+                continue
+            self.records += 1
+            self._bad_line(window, at, tail, window.size)
+            return window.size
+
+    def _emit(self, window: _Window, at: int, recs: _Records, span: tuple[int, int], pos: int) -> None:
+        """Account for records ``span[0]..span[1]-1`` of ``recs``, the first starting at ``pos``: none of them
+        needs a restart."""
+        first, stop = span
+        ends = recs.ends[first:stop]
+        starts = np.empty_like(ends)
+        starts[0] = pos
+        starts[1:] = ends[:-1] + 1
+        faulty = recs.faulty[first:stop]
+        self.records += ends.size
+        for index in np.flatnonzero(faulty):
+            self._bad_line(window, at, int(starts[index]), int(ends[index]))
+        lines = int(np.searchsorted(window.lfs, ends[-1], side="right") - np.searchsorted(window.lfs, pos))
+        single = not faulty.any() and lines == ends.size
+        self._emit_good(window, starts[~faulty], ends[~faulty], all_single=single)
+
+    def _emit_good(self, window: _Window, starts: np.ndarray, ends: np.ndarray, all_single: bool) -> None:
+        """Record the line offsets of well-formed records starting at ``starts`` (window positions)."""
+        if starts.size == 0:
+            return
+        self.longest = max(self.longest, int((ends - starts).max()) + 1)
+        if all_single:  # consecutive lines: one offset for all
+            offsets = np.array([self.base_line + int(np.searchsorted(window.lfs, starts[0])) + 1 - (self.good + 1)])
+            changes = np.array([0]) if int(offsets[0]) != self.offset else np.array([], dtype=np.int64)
+        else:
+            lines = self.base_line + np.searchsorted(window.lfs, starts) + 1
+            offsets = lines - (self.good + 1 + np.arange(starts.size))
+            changes = np.flatnonzero(offsets != np.concatenate(([self.offset], offsets[:-1])))
+        self.offsets.extend(zip((self.good + 1 + changes).tolist(), offsets[changes].tolist(), strict=True))
+        self.offset = int(offsets[-1])
+        self.good += starts.size
+
+    def _first_line_bad(self, window: _Window, at: int, start: int) -> int:
+        """Quarantine the first line of the multi-line record at ``start``; return where the next line starts."""
+        lf = int(window.lfs[np.searchsorted(window.lfs, start)])
+        self.records += 1
+        self._bad_line(window, at, start, lf)
+        return lf + 1
+
+    def _bad_line(self, window: _Window, at: int, start: int, end: int) -> None:
+        """Quarantine the line ``[start, end)`` of the window (``end`` is its line feed or the window's end)."""
+        raw = window.data[start:end].tobytes()
+        terminated = end < window.size
+        body = raw.removesuffix(b"\r") if terminated else raw
+        fields, fault = split_line(body)
+        line_start = at + start
+        if fault is not None:
+            reason = describe_fault(fault, line_start, self.names)
+        else:
+            reason = field_count_reason(fields, self.names)
+        line = self.base_line + int(np.searchsorted(window.lfs, start)) + 1
+        self.bad.append(BadRecord(line, line_start, at + end + int(terminated), reason, body.decode()))
+
+    def _oversized(self, window: _Window, at: int) -> int:
+        """The record at the window's start has no end within :data:`MAX_RECORD_BYTES`: quarantine a line."""
+        if window.lfs.size:  # a quote opened on the first line and not closed within the limit
+            return self._first_line_bad(window, at, 0)
+        found = _find_lf(self.mapped, at + window.size)
+        end = found if found >= 0 else self.mapped.size
+        stop = min(end + 1, self.mapped.size)
+        check_text_in_chunks(self.path, self.mapped, self.checked, stop, lambda _offset: self.base_line + 1)
+        self.checked = stop
+        self.records += 1
+        reason = (
+            f"line too long: {end - at} bytes, more than the {MAX_RECORD_BYTES} bytes a record may have; "
+            f"not stored: it is bytes {at} to {stop} of the file"
+        )
+        self.bad.append(BadRecord(self.base_line + 1, at, stop, reason, None))
+        return stop - at
+
+
+def check_text_in_chunks(path: Path, mapped: np.ndarray, start: int, stop: int, line_at: Callable[[int], int]) -> None:
+    """:func:`~clientml_de.encoding.check_text` over ``mapped[start:stop]`` in windows cut between characters."""
+    while start < stop:
+        cut = min(start + WINDOW_BYTES, stop)
+        while cut < stop and int(mapped[cut]) & 0xC0 == 0x80:  # a UTF-8 continuation byte: not a boundary
+            cut -= 1
+        check_text(path, mapped[start:cut], start, line_at)
+        start = cut
+
+
+def _find_lf(mapped: np.ndarray, start: int) -> int:
+    """Offset of the first line feed at or after ``start``, -1 if none (scanned in windows)."""
+    for chunk in range(start, mapped.size, WINDOW_BYTES):
+        hits = np.flatnonzero(mapped[chunk : chunk + WINDOW_BYTES] == LF)
+        if hits.size:
+            return chunk + int(hits[0])
+    return -1
+
+
+def scan(path: Path, header: Header | None = None) -> FileStructure:
+    """Find every record of ``path`` and check its structure and encoding, without parsing fields.
+
+    ``header`` is the file's :func:`read_header_line` (read again when omitted). Memory stays within a few
+    times :data:`WINDOW_BYTES` whatever the file size; the time is a few vectorised passes over the bytes.
+
+    Raises:
+        SourceError: the file is not UTF-8 (:func:`clientml_de.encoding.check_text`) or its header is
+            unusable (:func:`read_header_line`); malformed records are returned in ``bad``, not raised.
+    """
+    header = header or read_header_line(path)
+    if path.stat().st_size <= header.data_start:
+        return FileStructure(path, header.data_start, 0, (), (), 0)
+    with path.open("rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        return _Scan(path, header, np.frombuffer(mapped, dtype=np.uint8)).run()
+    finally:
+        # After a failure, arrays over the map may live on in the traceback: the map goes with the last.
+        with contextlib.suppress(BufferError):
+            mapped.close()

@@ -5,9 +5,12 @@ string is looked up as itself (``not_found`` when absent). Case ``api-control-ch
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
+from clientml_de.settings import get_settings
 from clientml_mle.serve.schemas import MAX_CLIENT_ID_CHARS
 from fastapi.testclient import TestClient
 from serve_cases import CASES, error_fields, serving
@@ -96,3 +99,23 @@ def test_a_failing_warehouse_is_503_without_its_message(
     assert set(body) == {"error", "detail", "request_id"} and body["request_id"] == "r-9"
     assert "SELECT" not in response.text and "Parser Error" not in response.text and "Traceback" not in response.text
     assert "r-9" in caplog.text and "Parser Error" in caplog.text  # the details are in the server log
+
+
+def test_lookups_succeed_while_another_process_reads_the_duckdb_file(
+    client: TestClient, serve_world: ServeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A notebook or a scoring job holding the warehouse read-only must not make the API answer 503. A
+    # read-write open would wait for the holder (up to the lock timeout, short here) and then fail.
+    monkeypatch.setenv("CLIENTML_WAREHOUSE_LOCK_TIMEOUT_S", "2")
+    get_settings.cache_clear()
+    path = serve_world.warehouse_url.removeprefix("duckdb://")
+    hold = "import sys, time, duckdb\ncon = duckdb.connect(sys.argv[1], read_only=True)\nprint('holding', flush=True)\ntime.sleep(120)\n"
+    holder = subprocess.Popen([sys.executable, "-c", hold, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        response = client.post("/v1/predict/clients", json={"client_ids": ["C0000001", "C0000002"]})
+        assert response.status_code == 200, response.text
+        assert len(response.json()["predictions"]) + len(response.json()["not_found"]) == 2
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

@@ -263,8 +263,8 @@ class PostgresWarehouse(Warehouse):
     @cached_property
     def con(self) -> Any:
         parsed = urlparse(self.url)
-        # Read-only: every transaction of the session is (PostgreSQL refuses writes itself).
-        options = {"options": "-c default_transaction_read_only=on"} if self.read_only else {}
+        # No read-only session even when read_only: lookups join an in-memory table of ids, which Ibis creates
+        # as a temporary table (refused in a read-only transaction); our write methods refuse writes instead.
         try:
             return ibis.postgres.connect(
                 host=parsed.hostname or "localhost",
@@ -272,7 +272,6 @@ class PostgresWarehouse(Warehouse):
                 user=parsed.username,
                 password=parsed.password,
                 database=(parsed.path or "/").lstrip("/") or None,
-                **options,
             )
         except Exception as exc:
             raise WarehouseError(f"cannot connect to warehouse {self.redacted_url}: {exc}") from exc
@@ -430,9 +429,9 @@ def connect(
         spark_master: the Spark master, for ``spark://`` URLs.
         read_only: open for reading only. DuckDB opens the file read-only: other processes may read it at
             the same time, and a writer waits until it is closed, so close it after each read (``with
-            connect(url, read_only=True) as warehouse: ...``). PostgreSQL sessions are read-only
-            (``default_transaction_read_only``). Spark does not enforce it. On every engine the write
-            methods then raise :class:`WarehouseError`.
+            connect(url, read_only=True) as warehouse: ...``). PostgreSQL and Spark handle concurrent readers
+            themselves (the session stays able to make temporary tables, which id lookups need). On every
+            engine the write methods then raise :class:`WarehouseError`.
         lock_timeout_s: DuckDB only: how long to wait, in seconds, for a file another process holds
             (default: the ``CLIENTML_WAREHOUSE_LOCK_TIMEOUT_S`` setting, 60 s).
 

@@ -196,7 +196,7 @@ def point_in_time_check(warehouse_url: str, table: str = FEATURE_STORE) -> Point
     """Recount sales around each feature row's as-of date in the warehouse (see the module docstring)."""
     from clientml_de.warehouse import connect
 
-    warehouse = connect(warehouse_url)
+    warehouse = connect(warehouse_url, read_only=True)
     try:
         fs = warehouse.table(table)
         keys = fs.select("client_id", "as_of_date", "n_sales_total", "days_since_last_sale").to_pandas()

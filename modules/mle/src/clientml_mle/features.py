@@ -72,7 +72,7 @@ def wait_for_table(
         if _missing_duckdb_file(warehouse_url):
             problem = " (the DuckDB file does not exist yet)"
         else:
-            warehouse = connect(warehouse_url)  # a malformed URL raises WarehouseError at once
+            warehouse = connect(warehouse_url, read_only=True)  # a malformed URL raises WarehouseError at once
             try:
                 if warehouse.has_table(table):
                     if announced:
@@ -152,7 +152,9 @@ def _to_pandas(expr: ir.Table, types: dict[str, str]) -> pd.DataFrame:
 
 
 def _read(warehouse_url: str, table: str, build: Any) -> pd.DataFrame:
-    warehouse = connect(warehouse_url)
+    # Read-only and brief: other processes (the API, a notebook) may read the DuckDB file at the same time,
+    # and a load that wants to write it waits only while a read is running.
+    warehouse = connect(warehouse_url, read_only=True)
     try:
         expr, types = _normalised(build(warehouse.table(table)))
         return _to_pandas(expr, types)
@@ -177,7 +179,7 @@ def training_frame(warehouse_url: str, as_of: date | None = None, table: str = F
 
     frame = _read(warehouse_url, table, lambda t: dated(t.filter(t[LABEL_COLUMN].notnull())))
     if frame.empty:
-        warehouse = connect(warehouse_url)
+        warehouse = connect(warehouse_url, read_only=True)
         try:
             frame.attrs[TABLE_ROWS_ATTR] = int(dated(warehouse.table(table)).count().execute())
         finally:

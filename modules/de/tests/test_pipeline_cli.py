@@ -174,3 +174,24 @@ def test_real_dataset_gives_one_feature_row_per_valid_client(tmp_path: Path, rea
         assert {"tenure", "monthlyCharges", "paymentMethod"} <= set(features.columns)
         assert features.n_sales_total.eq(0).all()  # Telco has no activity rows
         assert features.label.mean() == pytest.approx(1869 / 7043)
+
+
+# (case folder under tests/cases, sales file, (read, loaded, rejected, duplicates) per table)
+ISSUE_CASES = [
+    ("csv-unclosed-quote", "sales.csv", {"clients": (1, 1, 0, 0), "sales": (4, 3, 1, 0)}),
+    ("csv-unclosed-quote", "sales_400.csv", {"clients": (1, 1, 0, 0), "sales": (399, 398, 1, 0)}),
+    ("csv-huge-price", "sales.csv", {"clients": (1, 1, 0, 0), "sales": (1, 0, 1, 0)}),
+    ("csv-utf8-bom", "sales.csv", {"clients": (1, 1, 0, 0), "sales": (1, 1, 0, 0)}),
+]
+
+
+@pytest.mark.parametrize(("case", "sales", "expected"), ISSUE_CASES, ids=[f"{c[0]}-{c[1]}" for c in ISSUE_CASES])
+def test_issue_cases_run_through_the_pipeline(
+    tmp_path: Path, case: str, sales: str, expected: dict[str, tuple[int, int, int, int]]
+) -> None:
+    folder = Path(__file__).parent / "cases" / case
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    summary = _summary(run_pipeline(tmp_path, folder / "clients.csv", folder / sales, url))
+
+    assert _files(summary) == expected
+    assert summary["feature_store"]["rows"] == 1

@@ -15,9 +15,11 @@ The result is written to Parquet (features) and CSV (quarantined rows); unlike t
 persist the typed ``clients`` and ``sales`` tables, which favours pandas in the comparison.
 
 Known differences from the pipeline, none of which the generated data exercises: line numbers assume
-one physical line per record; rows with the wrong number of fields are skipped by the CSV reader with a
-warning instead of being quarantined; dates outside pandas' nanosecond range (years 1677-2262) are
-rejected; the ``feature_set_version`` / ``created_at`` bookkeeping columns are not produced.
+one physical line per record; malformed lines (wrong field count, stray or unclosed quotes) are skipped
+or absorbed by the CSV reader instead of being quarantined, and bytes that are not UTF-8 are not located;
+whole numbers written ``2.0`` or ``1e3`` and the money limits on ``quantity`` and ``unit_price`` are not
+applied; dates outside pandas' nanosecond range (years 1677-2262) are rejected; the
+``feature_set_version`` / ``created_at`` bookkeeping columns are not produced.
 
 Run: ``python modules/de/bench/pandas_reference.py --clients clients.csv --sales sales.csv --out DIR``;
 it prints a JSON summary with the time of each stage.

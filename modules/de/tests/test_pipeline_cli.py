@@ -183,3 +183,24 @@ def test_a_missing_local_file_fails_at_once_naming_it(tmp_path: Path, generated_
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: clients file {missing}: file not found"
     assert not (tmp_path / "w.duckdb").exists()
+
+
+# (case folder under tests/cases, sales file, (read, loaded, rejected, duplicates) per table)
+ISSUE_CASES = [
+    ("csv-unclosed-quote", "sales.csv", {"clients": (1, 1, 0, 0), "sales": (4, 3, 1, 0)}),
+    ("csv-unclosed-quote", "sales_400.csv", {"clients": (1, 1, 0, 0), "sales": (399, 398, 1, 0)}),
+    ("csv-huge-price", "sales.csv", {"clients": (1, 1, 0, 0), "sales": (1, 0, 1, 0)}),
+    ("csv-utf8-bom", "sales.csv", {"clients": (1, 1, 0, 0), "sales": (1, 1, 0, 0)}),
+]
+
+
+@pytest.mark.parametrize(("case", "sales", "expected"), ISSUE_CASES, ids=[f"{c[0]}-{c[1]}" for c in ISSUE_CASES])
+def test_issue_cases_run_through_the_pipeline(
+    tmp_path: Path, case: str, sales: str, expected: dict[str, tuple[int, int, int, int]]
+) -> None:
+    folder = Path(__file__).parent / "cases" / case
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    summary = _summary(run_pipeline(tmp_path, folder / "clients.csv", folder / sales, url))
+
+    assert _files(summary) == expected
+    assert summary["feature_store"]["rows"] == 1

@@ -30,28 +30,18 @@ def _loaded(warehouse: Warehouse) -> dict[str, dict[str, object]]:
 
 # (case, lines appended after the good rows, [(line, start of the reason, raw_record)] quarantined)
 STRUCTURE_FAULTS = [
-    ("unclosed quote", [b's9,c1,2023-01-01,home,1,1,,"online\n'],
-     [(7, "unclosed quote: the quote opening field 8 (sales_channel)", 's9,c1,2023-01-01,home,1,1,,"online')]),
-    ("unclosed quote in the first field", [b'"s9,c1,2023-01-01,home,1,1,,online\n'],
-     [(7, "unclosed quote: the quote opening field 1 (sale_id)", '"s9,c1,2023-01-01,home,1,1,,online')]),
-    ("unclosed quote, a later quoted field", [b's9,c1,2023-01-01,"home,1,1,,online\n', b's10,c1,2023-01-01,"garden, tools",1,1,,online\n'],
-     [(7, "unclosed quote: the quote opening field 4 (product_category)", 's9,c1,2023-01-01,"home,1,1,,online')]),
-    ("stray quote", [b's9,c1,2023-01-01,5" screen,1,1,,online\n'],
-     [(7, "stray quote in field 4 (product_category)", 's9,c1,2023-01-01,5" screen,1,1,,online')]),
-    ("two stray quotes", [b's9,c1,2023-01-01,5" or 6" screen,1,1,,online\n'],
-     [(7, "stray quote in field 4 (product_category)", 's9,c1,2023-01-01,5" or 6" screen,1,1,,online')]),
-    ("text after closing quote", [b's9,c1,2023-01-01,"home"x,1,1,,online\n'],
-     [(7, "text after the closing quote of field 4 (product_category)", 's9,c1,2023-01-01,"home"x,1,1,,online')]),
-    ("carriage return alone", [b"s9,c1,2023-01-01,ho\rme,1,1,,online\n"],
-     [(7, "carriage return without a line feed in field 4 (product_category)", "s9,c1,2023-01-01,ho\rme,1,1,,online")]),
-    ("too many fields", [b"s9,c1,2023-01-01,home,1,1,,online,extra\n"],
-     [(7, "wrong number of fields: more fields than the header (9, where the header has 8)", "s9,c1,2023-01-01,home,1,1,,online,extra")]),
-    ("too few fields", [b"s9,c1,2023-01-01\n"],
-     [(7, "wrong number of fields: fewer fields than the header (3, where the header has 8)", "s9,c1,2023-01-01")]),
+    ("unclosed quote", [b's9,c1,2023-01-01,home,1,1,,"online\n'], [(7, "unclosed quote: the quote opening field 8 (sales_channel)", 's9,c1,2023-01-01,home,1,1,,"online')]),
+    ("unclosed quote in the first field", [b'"s9,c1,2023-01-01,home,1,1,,online\n'], [(7, "unclosed quote: the quote opening field 1 (sale_id)", '"s9,c1,2023-01-01,home,1,1,,online')]),
+    ("unclosed quote, a later quoted field", [b's9,c1,2023-01-01,"home,1,1,,online\n', b's10,c1,2023-01-01,"garden, tools",1,1,,online\n'], [(7, "unclosed quote: the quote opening field 4 (product_category)", 's9,c1,2023-01-01,"home,1,1,,online')]),
+    ("stray quote", [b's9,c1,2023-01-01,5" screen,1,1,,online\n'], [(7, "stray quote in field 4 (product_category)", 's9,c1,2023-01-01,5" screen,1,1,,online')]),
+    ("two stray quotes", [b's9,c1,2023-01-01,5" or 6" screen,1,1,,online\n'], [(7, "stray quote in field 4 (product_category)", 's9,c1,2023-01-01,5" or 6" screen,1,1,,online')]),
+    ("text after closing quote", [b's9,c1,2023-01-01,"home"x,1,1,,online\n'], [(7, "text after the closing quote of field 4 (product_category)", 's9,c1,2023-01-01,"home"x,1,1,,online')]),
+    ("carriage return alone", [b"s9,c1,2023-01-01,ho\rme,1,1,,online\n"], [(7, "carriage return without a line feed in field 4 (product_category)", "s9,c1,2023-01-01,ho\rme,1,1,,online")]),
+    ("too many fields", [b"s9,c1,2023-01-01,home,1,1,,online,extra\n"], [(7, "wrong number of fields: more fields than the header (9, where the header has 8)", "s9,c1,2023-01-01,home,1,1,,online,extra")]),
+    ("too few fields", [b"s9,c1,2023-01-01\n"], [(7, "wrong number of fields: fewer fields than the header (3, where the header has 8)", "s9,c1,2023-01-01")]),
     ("blank line", [b"\n"], [(7, "blank line: fewer fields than the header (1, where the header has 8)", "")]),
     ("blank line with CR LF", [b"\r\n"], [(7, "blank line", "")]),
-    ("several faults", [b'"s9,x\n', b"s10\n", b's11,c1,2023-01-01,"a"b,1,1,,online\n'],
-     [(7, "unclosed quote", '"s9,x'), (8, "wrong number of fields", "s10"), (9, "text after the closing quote", 's11,c1,2023-01-01,"a"b,1,1,,online')]),
+    ("several faults", [b'"s9,x\n', b"s10\n", b's11,c1,2023-01-01,"a"b,1,1,,online\n'], [(7, "unclosed quote", '"s9,x'), (8, "wrong number of fields", "s10"), (9, "text after the closing quote", 's11,c1,2023-01-01,"a"b,1,1,,online')]),
 ]  # fmt: skip
 
 

@@ -118,28 +118,32 @@ class _Window:
         # A quote opens a field only at its start (after a comma, a line end or the window start, which is
         # always a record start), or it is the second of a "" pair; it closes one only before a comma, a
         # line end or the next quote of a pair.
-        before = np.where(self.quotes > 0, data[np.maximum(self.quotes - 1, 0)], LF)
-        after, after2 = self._following(self.quotes), self._following(self.quotes + 1)
-        self.opens_ok = np.isin(before, (COMMA, LF, QUOTE))
-        self.closes_ok = np.isin(after, (COMMA, LF, QUOTE, -1)) | ((after == CR) & (after2 == LF))
+        # (A quote at the window's start reads itself as the byte before, a quote: it opens, rightly.)
+        before = np.take(data, self.quotes - 1, mode="clip")
+        after = self._following(self.quotes)
+        self.opens_ok = (before == COMMA) | (before == LF) | (before == QUOTE)
+        self.closes_ok = (after == COMMA) | (after == LF) | (after == QUOTE) | (after == -1)
+        at_cr = np.flatnonzero(after == CR)
+        self.closes_ok[at_cr] = self._following(self.quotes[at_cr] + 1) == LF
         self._records: dict[int, _Records] = {}
+        self._parity: np.ndarray | None = None
 
     def _following(self, positions: np.ndarray) -> np.ndarray:
-        """The byte after each position, -1 past the end of the window."""
-        nxt = positions + 1
-        inside = nxt < self.size
-        out = np.full(positions.size, -1, dtype=np.int16)
-        out[inside] = self.data[nxt[inside]]
+        """The byte after each of the ascending ``positions``, -1 past the end of the window."""
+        out = np.take(self.data, positions + 1, mode="clip").astype(np.int16)
+        out[np.searchsorted(positions, self.size - 1) :] = -1
         return out
 
     def quotes_before(self, positions: np.ndarray | int) -> np.ndarray:
         return np.searchsorted(self.quotes, positions)
 
     def parity(self, positions: np.ndarray) -> np.ndarray:
-        """1 where a position is preceded by an odd number of quotes in the window, else 0."""
+        """1 where a byte that is not a quote is preceded by an odd number of quotes in the window, else 0."""
         if self.quotes.size == 0:
-            return np.zeros(np.size(positions), dtype=np.int64)
-        return np.asarray(self.quotes_before(positions) & 1)
+            return np.zeros(np.size(positions), dtype=np.uint8)
+        if self._parity is None:  # one pass: the running XOR of "is a quote" (linear, unlike searches)
+            self._parity = np.bitwise_xor.accumulate(self.data == QUOTE, dtype=np.uint8)
+        return self._parity[positions]
 
     def records(self, base: int, columns: int) -> _Records:
         """The window's records for a quote parity ``base`` behind the reading position (computed once)."""

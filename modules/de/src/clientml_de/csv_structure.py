@@ -91,6 +91,7 @@ class FileStructure:
 
     @property
     def good_records(self) -> int:
+        """The well-formed records: the rows the CSV reader parses."""
         return self.records - len(self.bad)
 
     def kept_ranges(self) -> Iterator[tuple[int, int]]:

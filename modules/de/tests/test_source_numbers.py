@@ -1,4 +1,4 @@
-"""Numbers: whole numbers as common tools write them are accepted; values outside what the warehouse types
+"""Numbers and ranges: whole numbers as common tools write them are accepted; values outside what the warehouse types
 hold, or that would overflow a client's money total in the features, are quarantined naming the column."""
 
 from __future__ import annotations
@@ -131,3 +131,16 @@ def test_money_sums_at_the_supported_maxima_fit_on_postgres_and_spark(tmp_path: 
         finally:
             warehouse.close()
         assert result == {"spend_total": {"c1": 2e22, "c2": 2e22}, "avg": {"c1": 1e21, "c2": 1e21}}, url
+
+
+def test_year_zero_is_not_a_date(tmp_path: Path, duckdb_warehouse: Warehouse) -> None:
+    """DATE and TIMESTAMP hold years 0001-9999 on every engine; DuckDB alone would read 0000 as 1 BC."""
+    clients = [
+        ["c1", "0000-01-01", "", "", "", "", "", "", "", ""],
+        ["c2", "0001-01-01", "", "", "", "", "", "", "", ""],
+    ]
+    _load(tmp_path, duckdb_warehouse, clients, [[*_sale(client="c2")[:2], "0000-12-31T10:00:00", *_sale()[3:]]])
+    [client] = rejected_rows(duckdb_warehouse, "clients")
+    assert client["reason"] == "signup_date: not a calendar date in YYYY-MM-DD form: '0000-01-01'"
+    [sale] = rejected_rows(duckdb_warehouse, "sales")
+    assert sale["reason"] == "sale_date: not an ISO 8601 date or timestamp: '0000-12-31T10:00:00'"

@@ -9,7 +9,7 @@ import pytest
 from clientml_de import csv_structure
 from clientml_de.config import DatasetConfig
 from clientml_de.load import LoadSummary, load_source
-from clientml_de.warehouse import Warehouse
+from clientml_de.warehouse import Warehouse, connect
 from de_support import CLIENT_HEADER, GOOD_CLIENTS, GOOD_SALES, SALES_HEADER, csv_bytes, rejected_rows, write_bytes
 
 CONFIG = DatasetConfig()
@@ -155,3 +155,28 @@ def test_small_windows_give_the_same_accounting(
     assert [(r["line_number"], r["reason"]) for r in rejected_rows(duckdb_warehouse, "sales")] == [
         (r["line_number"], r["reason"]) for r in expected_rejects
     ]
+
+
+def test_quarantined_lines_publish_the_same_on_postgres(
+    tmp_path: Path, duckdb_warehouse: Warehouse, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Raw lines with quotes, commas, a carriage return, and one too long to keep, through COPY."""
+    monkeypatch.setattr(csv_structure, "WINDOW_BYTES", 1024)
+    monkeypatch.setattr(csv_structure, "MAX_RECORD_BYTES", 4096)
+    huge = b"s30,c1,2023-01-01," + b"x" * 5000 + b",1,1,,online\n"
+    data = GOOD + b"".join(b"".join(case[1]) for case in STRUCTURE_FAULTS) + huge + AFTER
+    expected = _load_sales(tmp_path / "duckdb", duckdb_warehouse, data)
+    with connect(postgres_url) as warehouse:
+        summary = _load_sales(tmp_path / "postgres", warehouse, data)
+        rejected = rejected_rows(warehouse, "sales")
+
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_rejected) == (
+        expected.rows_read,
+        expected.rows_loaded,
+        expected.rows_rejected,
+    )
+    keep = ("line_number", "raw_record", "reason")
+    assert [{k: r[k] for k in keep} for r in rejected] == [
+        {k: r[k] for k in keep} for r in rejected_rows(duckdb_warehouse, "sales")
+    ]
+    assert rejected[-1]["raw_record"] is None and "\r" in rejected[6]["raw_record"]

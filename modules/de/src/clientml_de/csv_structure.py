@@ -43,7 +43,8 @@ from clientml_de.csv_line import (
 from clientml_de.encoding import check_text
 
 LF, CR, QUOTE, COMMA = 0x0A, 0x0D, 0x22, 0x2C
-# Bytes examined per step; a window grows (doubling) only while one record does not fit.
+# Bytes examined per step; a window grows (doubling) only while one record does not fit, up to
+# MAX_RECORD_BYTES (so it must not exceed it): a record that still does not fit is quarantined by its bytes.
 WINDOW_BYTES = 16 << 20
 _NO_OFFSET = -(1 << 62)
 
@@ -91,6 +92,7 @@ class FileStructure:
 
     @property
     def good_records(self) -> int:
+        """The well-formed records: the rows the CSV reader parses."""
         return self.records - len(self.bad)
 
     def kept_ranges(self) -> Iterator[tuple[int, int]]:

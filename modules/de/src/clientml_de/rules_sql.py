@@ -95,14 +95,16 @@ def typed(column: Column) -> str:
             return _whole(v)
         case ColumnType.DATE:
             date = f"CAST(try_strptime({v}, '%Y-%m-%d') AS DATE)"
-            return f"CASE WHEN regexp_full_match({v}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') THEN {date} END"
+            # Years 0001-9999: what DATE holds on every engine (DuckDB alone would read 0000 as 1 BC).
+            return f"CASE WHEN regexp_full_match({v}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') AND {v} >= '0001' THEN {date} END"
         case ColumnType.TIMESTAMP:
             # Offsets are honoured and everything is stored in UTC (the session time zone is UTC).
             # The two common forms skip the time-zone-aware cast, which costs five times more.
             date_form, local_form = r"\d{4}-\d{2}-\d{2}", r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}"
             stamp = f"CAST(try_cast({v} AS TIMESTAMPTZ) AS TIMESTAMP)"
             return (
-                f"CASE WHEN length({v}) = 10 AND regexp_full_match({v}, '{date_form}') "
+                f"CASE WHEN {v} < '0001' THEN NULL "
+                f"WHEN length({v}) = 10 AND regexp_full_match({v}, '{date_form}') "
                 f"THEN CAST(try_strptime({v}, '%Y-%m-%d') AS TIMESTAMP) "
                 f"WHEN length({v}) = 19 AND regexp_full_match({v}, '{local_form}') "
                 f"THEN try_strptime({v}, '%Y-%m-%dT%H:%M:%S') "

@@ -59,10 +59,13 @@ def test_dag_ids_and_no_import_errors(dags: dict[str, Any]) -> None:
     assert DAG_ORDER[-1] == "process_data"
 
 
-def test_loads_are_manual_and_publish_their_asset(dags: dict[str, Any]) -> None:
+def test_loads_run_daily_and_at_once_and_publish_their_asset(dags: dict[str, Any]) -> None:
     for dag_id, asset in (("load_client_data", "clients"), ("load_sales_data", "sales")):
         dag = dags[dag_id]
-        assert dag.timetable.__class__.__name__ == "NullTimetable", dag_id
+        timetable = dag.timetable
+        assert timetable.__class__.__name__ == "CronTriggerTimetable", dag_id
+        # A first run as soon as the DAG is unpaused, then one a day.
+        assert (timetable.expression, timetable.run_immediately) == ("0 0 * * *", True), dag_id
         [task] = dag.tasks
         assert [outlet.name for outlet in task.outlets] == [asset]
 

@@ -12,11 +12,15 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param
+from airflow.sdk import CronTriggerTimetable, Param
 
 # A failed load is retried: the sales load checks client ids against ``clients``, so a retry gives a client
 # load that runs at the same time the chance to finish first. The embedded runner sets 0 on its DAG objects.
 TASK_RETRIES = 2
+# The loads re-read their source files once a day; when a load DAG is first unpaused (a new installation)
+# it runs at once instead of waiting for midnight, which is what makes `docker compose up` hands-off.
+# New files dropped in place are picked up by the next daily run, or at once by triggering the loads.
+LOAD_SCHEDULE = "@daily"
 # XCom key under which a failed task keeps the error that failed it (see record_failure).
 FAILURE_XCOM_KEY = "error"
 
@@ -45,6 +49,11 @@ def default_args() -> dict[str, Any]:
         "retry_delay": timedelta(minutes=1),
         "on_failure_callback": record_failure,
     }
+
+
+def load_schedule() -> CronTriggerTimetable:
+    """The load DAGs' timetable: :data:`LOAD_SCHEDULE` (UTC), and a first run as soon as they are unpaused."""
+    return CronTriggerTimetable(LOAD_SCHEDULE, timezone="UTC", run_immediately=True)
 
 
 def dag_params(source_param: str | None = None) -> dict[str, Param]:

@@ -7,12 +7,12 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from clientml_de.assets import CLIENTS_ASSET
-from clientml_de.dag_support import dag_params, default_args
+from clientml_de.dag_support import dag_params, default_args, load_schedule
 
 
 @dag(
     dag_id="load_client_data",
-    schedule=None,
+    schedule=load_schedule(),
     catchup=False,
     tags=["clientml", "de"],
     params=dag_params("clients_source"),

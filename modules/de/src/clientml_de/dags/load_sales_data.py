@@ -11,12 +11,12 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from clientml_de.assets import SALES_ASSET
-from clientml_de.dag_support import dag_params, default_args
+from clientml_de.dag_support import dag_params, default_args, load_schedule
 
 
 @dag(
     dag_id="load_sales_data",
-    schedule=None,
+    schedule=load_schedule(),
     catchup=False,
     tags=["clientml", "de"],
     params=dag_params("sales_source"),

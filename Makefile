@@ -15,7 +15,7 @@ DEMO_DIR ?= .demo
 DEMO_WAREHOUSE := duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
 MODELS_DIR ?= modules/ds/models
 
-.PHONY: help install lint typecheck test test-fast demo bench-etl bench-train bench-serve clean
+.PHONY: help install lint typecheck test test-fast compose-test demo bench-etl bench-train bench-serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,12 +34,16 @@ lint: install  ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy over every module
-	$(BIN)/mypy src modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src tools/testkit/src
+	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src tools/testkit/src
 
-test: install lint typecheck  ## The whole suite (lint, types, every test tier)
-	$(BIN)/pytest
+test: install lint typecheck  ## The whole suite (lint, types, every test tier, then the compose test)
+	$(BIN)/pytest -m "not compose"
+	$(MAKE) compose-test
 
-FAST_TIER := not (postgres or spark or airflow or slow or realdata)
+compose-test: install  ## The docker-compose stack from scratch: up, hands-off run, retrain, faults, down
+	$(BIN)/pytest -m compose -s tests/compose $(PYTEST_ARGS)
+
+FAST_TIER := not (postgres or spark or airflow or slow or realdata or compose)
 
 test-fast: install  ## The tests that need no service and are quick (no lint, no types): the edit loop
 	$(BIN)/pytest -m "$(FAST_TIER)" $(PYTEST_ARGS)

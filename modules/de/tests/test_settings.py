@@ -48,3 +48,11 @@ def test_variables_in_any_case_set_fields_and_arguments_win(monkeypatch: pytest.
     monkeypatch.setenv("CLIENTML_NOT_A_SETTING", "x")
     assert Settings().seed == 5
     assert Settings(seed=3).seed == 3
+
+
+@pytest.mark.parametrize("name", ["dataset_config", "clients_source", "sales_source", "mlflow_artifacts_dir"])
+def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    # docker-compose passes `VAR: ${VAR:-}` as an empty string; Path("") would silently mean ".".
+    monkeypatch.setenv(f"CLIENTML_{name.upper()}", "")
+    value = getattr(Settings(), name)
+    assert value is None or (name == "mlflow_artifacts_dir" and value.name == "mlartifacts")

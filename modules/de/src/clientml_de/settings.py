@@ -86,7 +86,15 @@ class Settings(BaseSettings):
     # `clientml serve` with several workers makes a temporary one and exports it to them.
     prometheus_multiproc_dir: Path | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
 
-    @field_validator("prometheus_multiproc_dir", mode="before")
+    # An empty variable means unset (compose passes `VAR: ${VAR:-}` through as ""; Path("") would be ".").
+    @field_validator(
+        "clients_source",
+        "sales_source",
+        "dataset_config",
+        "mlflow_artifacts_dir",
+        "prometheus_multiproc_dir",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return value or None

@@ -1,0 +1,195 @@
+"""The compose stack under test: a Docker engine, `docker compose` on the project's file, and the REST APIs
+of Airflow, MLflow and the model API, as the compose test (``tests/compose``) uses them.
+
+Where no Docker engine answers, :func:`docker_engine` starts the project's private one
+(``tools/compose/engine.sh``) and stops it afterwards, putting the host's network back as it was; where
+no image registry is reachable (``CLIENTML_COMPOSE_STANDINS``, on by default in CI), the two public base
+images are replaced by local stand-ins (``tools/compose/standins.sh``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[4]
+ENGINE_SCRIPT = ROOT / "tools" / "compose" / "engine.sh"
+STANDINS_SCRIPT = ROOT / "tools" / "compose" / "standins.sh"
+STANDIN_IMAGES = {
+    "BASE_IMAGE": "clientml-ci/python:3.11-slim-bookworm",
+    "POSTGRES_IMAGE": "clientml-ci/postgres:15",
+}
+T = TypeVar("T")
+
+
+def _docker_answers(env: Mapping[str, str]) -> bool:
+    try:
+        return subprocess.run(["docker", "info"], check=False, env=env, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _with_exports(env: dict[str, str], script_output: str) -> dict[str, str]:
+    """``env`` updated with the ``export A=1 B=2`` line the engine script prints."""
+    for line in script_output.splitlines():
+        if line.startswith("export "):
+            for pair in shlex.split(line.removeprefix("export ")):
+                name, _, value = pair.partition("=")
+                env[name] = value
+    return env
+
+
+@contextlib.contextmanager
+def docker_engine() -> Iterator[dict[str, str]]:
+    """The environment of a working Docker engine and Compose v2: the current one if ``docker info``
+    answers, else the private engine of ``tools/compose/engine.sh`` (installed and started now, stopped
+    on exit). Raises subprocess.CalledProcessError when the engine cannot be started."""
+    env = dict(os.environ)
+    if _docker_answers(env):
+        yield env
+        return
+    started = subprocess.run([str(ENGINE_SCRIPT), "start"], env=env, check=True, capture_output=True, text=True)
+    try:
+        yield _with_exports(env, started.stdout)
+    finally:
+        subprocess.run([str(ENGINE_SCRIPT), "stop"], env=env, check=False)
+
+
+def use_standins(env: dict[str, str]) -> None:
+    """Build the stand-in base images (kept when present) and point the compose file at them."""
+    subprocess.run([str(STANDINS_SCRIPT)], env=env, check=True)
+    env.update(STANDIN_IMAGES)
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float, poll_s: float = 2.0) -> T:
+    """``probe()`` until it returns something else than None or False; TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = probe()
+        except (httpx.HTTPError, subprocess.CalledProcessError, KeyError, ValueError) as exc:
+            last_error, result = exc, None
+        if result is not None and result is not False:
+            return result
+        time.sleep(poll_s)
+    raise TimeoutError(f"{what}: not within {timeout_s:.0f} s (last error: {last_error})")
+
+
+@dataclass
+class Phases:
+    """Wall-clock duration of each named phase of a test, printed and kept in order."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time the ``with`` block as phase ``name`` (printed when it ends, even on failure)."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.monotonic() - start, 1)
+            print(f"[compose-test] {name}: {self.seconds[name]:.1f} s", flush=True)
+
+
+@dataclass
+class Stack:
+    """One compose project of the repository's ``docker-compose.yml`` with its ``.env`` file."""
+
+    env: dict[str, str]
+    env_file: Path
+    project: str = "clientml-test"
+    settings: dict[str, str] = field(default_factory=dict)
+    _token: str | None = None
+
+    @classmethod
+    def create(cls, env: dict[str, str], env_file: Path, settings: Mapping[str, str]) -> Stack:
+        """Write ``settings`` as the ``.env`` file of a new stack (nothing runs yet)."""
+        env_file.write_text("".join(f"{name}={value}\n" for name, value in settings.items()))
+        return cls(env=env, env_file=env_file, settings=dict(settings))
+
+    def compose(self, *args: str, timeout_s: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``docker compose <args>`` on this project; CalledProcessError (with its output) on failure."""
+        command = ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file), *args]
+        result = subprocess.run(
+            command, check=False, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout_s
+        )
+        if check and result.returncode != 0:
+            raise subprocess.CalledProcessError(result.returncode, command, result.stdout, result.stderr)
+        return result
+
+    def exec(self, service: str, *command: str, timeout_s: float = 300) -> str:
+        """The output of ``command`` run in the running ``service`` container."""
+        return self.compose("exec", "-T", service, *command, timeout_s=timeout_s).stdout
+
+    def config(self) -> dict[str, Any]:
+        """The resolved compose configuration (``docker compose config --format json``)."""
+        config: dict[str, Any] = json.loads(self.compose("config", "--format", "json").stdout)
+        return config
+
+    def logs(self, *services: str, tail: int = 60) -> str:
+        """The last lines of the services' logs (for failure messages)."""
+        return self.compose("logs", "--no-color", "--tail", str(tail), *services, check=False).stdout
+
+    def container_started_at(self, service: str) -> str:
+        """When the service's container (its main process) last started."""
+        container = self.compose("ps", "-q", service).stdout.strip()
+        result = subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.StartedAt}}", container],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout.strip()
+
+    def url(self, port_setting: str, path: str) -> str:
+        """``http://127.0.0.1:<published port>/path`` for the port named in the settings."""
+        return f"http://127.0.0.1:{self.settings[port_setting]}{path}"
+
+    # --- Airflow's REST API -------------------------------------------------------------------------
+
+    def airflow(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """Call Airflow's REST API (``/api/v2`` + path) as the admin user; HTTPStatusError on failure."""
+        if self._token is None:
+            login = {"username": "admin", "password": self.settings["AIRFLOW_ADMIN_PASSWORD"]}
+            response = httpx.post(self.url("AIRFLOW_PORT", "/auth/token"), json=login, timeout=30)
+            response.raise_for_status()
+            self._token = str(response.json()["access_token"])
+        headers = {"Authorization": f"Bearer {self._token}"}
+        response = httpx.request(
+            method, self.url("AIRFLOW_PORT", f"/api/v2{path}"), json=body, headers=headers, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's runs, oldest first."""
+        runs: list[dict[str, Any]] = self.airflow("GET", f"/dags/{dag_id}/dagRuns?order_by=run_after")["dag_runs"]
+        return runs
+
+    def trigger(self, dag_id: str) -> str:
+        """Trigger a manual run of the DAG now; its run id."""
+        run = self.airflow("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None})
+        return str(run["dag_run_id"])
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        """The ``return_value`` XCom of one task instance."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        return self.airflow("GET", path)["value"]
+
+    def task_states(self, dag_id: str, run_id: str) -> list[str]:
+        """The states of the run's task instances."""
+        instances = self.airflow("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return [str(instance["state"]) for instance in instances]

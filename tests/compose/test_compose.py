@@ -215,9 +215,9 @@ def test_a_new_drop_retrains_and_survives_a_killed_scheduler(stack: Stack, tmp_p
     FIGURES["second_drop_promoted"] = champion != served["version"]
     assert after["version"] == champion
     # The same server process: a swap, not a restart.
-    assert (after["server"]["pid"], after["server"]["started_at"]) == (
-        served["server"]["pid"],
-        served["server"]["started_at"],
+    assert (after["process"]["pid"], after["process"]["started_at"]) == (
+        served["process"]["pid"],
+        served["process"]["started_at"],
     )
 
 

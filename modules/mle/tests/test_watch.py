@@ -205,6 +205,57 @@ def test_an_unreachable_warehouse_is_polled_again_and_stop_is_prompt(
     assert status_of(status_path)["state"] == State.STOPPED
 
 
+def send_signal_when(watcher: Watcher, condition: Callable[[], bool], signum: signal.Signals) -> list[float]:
+    """From a thread, send ``signum`` to this process once ``condition`` holds; the time it was sent goes in
+    the list returned. The watcher's stop is set a minute later if the condition never holds (the list
+    stays empty), or 5 s after the signal, so that a loop deaf to it still ends (late: the test fails)."""
+    sent: list[float] = []
+
+    def send() -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            if time.monotonic() > deadline:
+                watcher.stop.set()
+                return
+            time.sleep(0.05)
+        time.sleep(0.2)  # let the loop get into what it does in that state (sleeping, training)
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signum)
+        time.sleep(5)
+        watcher.stop.set()
+
+    threading.Thread(target=send, daemon=True).start()
+    return sent
+
+
+def in_state(path: Path, state: State) -> Callable[[], bool]:
+    return lambda: path.exists() and status_of(path)["state"] == state
+
+
+def test_sigint_ends_the_sleep_at_once(url: str, tmp_path: Path) -> None:
+    status_path = tmp_path / STATUS_FILE
+    watcher = Watcher(url, tmp_path / "models", Trainer(tmp_path / "models"), status_path, poll_s=60)
+    sent = send_signal_when(watcher, in_state(status_path, State.IDLE), signal.SIGINT)
+    before = signal.getsignal(signal.SIGINT)
+    watcher.run(handle_signals=True)
+    assert sent and time.monotonic() - sent[0] < 2
+    assert status_of(status_path)["state"] == State.STOPPED and signal.getsignal(signal.SIGINT) is before
+
+
+def test_sigint_interrupts_a_training(url: str, tmp_path: Path) -> None:
+    status_path = tmp_path / STATUS_FILE
+
+    def endless(frame: pd.DataFrame) -> dict[str, Any]:
+        time.sleep(60)
+        raise AssertionError("the training was not interrupted")
+
+    watcher = Watcher(url, tmp_path / "models", endless, status_path, poll_s=60)
+    sent = send_signal_when(watcher, in_state(status_path, State.TRAINING), signal.SIGINT)
+    watcher.run(handle_signals=True)
+    assert sent and time.monotonic() - sent[0] < 2
+    assert status_of(status_path)["state"] == State.STOPPED and status_of(status_path)["last_version"] is None
+
+
 def test_check_status_is_the_healthcheck(tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     state_dir = tmp_path / "state"
     path = state_dir / STATUS_FILE

@@ -276,9 +276,10 @@ def test_check_status_is_the_healthcheck(tmp_path: Path, runner: CliRunner, monk
     watch.write_status(path, watch.Status(State.STOPPED, "duckdb:///x", 1, beat.isoformat(), beat.isoformat()))
     with pytest.raises(StatusError, match="stopped"):
         check_status(path, 60)
-    path.write_text("{not json")
-    with pytest.raises(StatusError, match="unreadable"):
-        check_status(path, 60)
+    for garbage in ("{not json", "[]", '{"heartbeat_at": "2025-01-01T00:00:00"}'):  # the last: no time zone
+        path.write_text(garbage)
+        with pytest.raises(StatusError, match="unreadable"):
+            check_status(path, 60)
 
 
 def _wait_for_status(path: Path, done: Callable[[dict[str, Any]], bool], process: subprocess.Popen[bytes]) -> None:

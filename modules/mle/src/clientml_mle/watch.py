@@ -121,11 +121,11 @@ def check_status(path: Path, max_age_s: float, *, now: datetime | None = None) -
     try:
         status = json.loads(path.read_text(encoding="utf-8"))
         beat = datetime.fromisoformat(status["heartbeat_at"])
+        age = ((now or datetime.now(UTC)) - beat).total_seconds()  # TypeError: a time without its zone
     except FileNotFoundError:
         raise StatusError(f"{path}: no trainer status (clientml train --watch has not started here)") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StatusError(f"{path}: unreadable trainer status: {exc}") from None
-    age = ((now or datetime.now(UTC)) - beat).total_seconds()
     if status.get("state") == State.STOPPED:
         raise StatusError(f"the trainer stopped (last heartbeat {beat.isoformat()})")
     if age > max_age_s:

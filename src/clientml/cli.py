@@ -12,11 +12,15 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from clientml_mle.cli import _MODELS_HELP, _WAREHOUSE_HELP, _fail, _log_to_stderr, _print_json
 from clientml_mle.cli import register as _register_mle
+
+if TYPE_CHECKING:  # only for the annotations: a command imports what it needs when it runs
+    import pandas as pd
+    from clientml_de.settings import Settings
 
 app = typer.Typer(
     help="Client classification system: generate data, run the ETL, train, score and serve.",
@@ -66,6 +70,56 @@ def pipeline(
 TRAINERS = ("ds", "default")
 
 
+def _train_function(
+    settings: Settings,
+    *,
+    trainer: str | None,
+    models_dir: Path | None,
+    seed: int | None,
+    tracking_uri: str | None,
+    model_name: str | None,
+    tracking: bool,
+    force_promote: bool,
+    search_seconds: float | None,
+    search_trials: int | None,
+    ground_truth: Path | None,
+) -> Callable[[pd.DataFrame], Any]:
+    """The chosen trainer with every option bound: a training frame in, its result (``.summary()``) out."""
+    from clientml_mle.tracking import MlflowTracker
+
+    tracker = None
+    if tracking:
+        tracker = MlflowTracker.from_settings(settings)
+        tracker.tracking_uri = tracking_uri or tracker.tracking_uri
+        tracker.model_name = model_name or tracker.model_name
+    n_jobs = settings.train_n_jobs
+    run: Callable[..., Any]
+    if (trainer or settings.trainer) == "ds":
+        from clientml_ds.train import cli_train
+
+        run = partial(
+            cli_train,
+            n_jobs=n_jobs,
+            search_seconds=search_seconds,
+            search_trials=search_trials,
+            ground_truth=ground_truth,
+        )
+    else:
+        from clientml_mle.estimators import default_estimator
+        from clientml_mle.train import train
+
+        run = partial(train, lambda specs: default_estimator(specs, n_jobs=n_jobs))
+    return partial(
+        run,
+        seed=settings.seed if seed is None else seed,
+        test_size=settings.test_size,
+        models_dir=models_dir or settings.models_dir,
+        tracking=tracker,
+        name=model_name or settings.model_name,
+        force_promote=force_promote,
+    )
+
+
 @app.command("train")
 def train_command(
     *,
@@ -97,57 +151,96 @@ def train_command(
     ground_truth: Annotated[
         Path | None, typer.Option(help="ds: ground_truth.csv of generated data (best achievable AUC)")
     ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(help="Keep running: train again whenever feature_store's content changes (a service)"),
+    ] = False,
+    poll_seconds: Annotated[
+        float | None,
+        typer.Option(help="--watch: seconds between two looks at feature_store (default: CLIENTML_WATCH_POLL_S)"),
+    ] = None,
 ) -> None:
-    """Wait for feature_store, select and train a model, save a bundle, track it; print a JSON summary."""
+    """Wait for feature_store, select and train a model, save a bundle, track it; print a JSON summary.
+
+    With --watch, keep watching feature_store and train on each new content (one summary per training).
+    """
     _log_to_stderr()
     if trainer is not None and trainer not in TRAINERS:
         _fail(f"--trainer must be 'ds' or 'default', not {trainer!r}")
+    if watch and wait_timeout is not None:
+        _fail("--wait-timeout does not apply to --watch: it waits for feature_store as long as it runs")
+    if not watch and poll_seconds is not None:
+        _fail("--poll-seconds applies only to --watch")
     from clientml_de.settings import get_settings
     from clientml_de.warehouse import WarehouseError
     from clientml_mle.features import training_frame, wait_for_table
     from clientml_mle.pointers import BundleIntegrityError
-    from clientml_mle.tracking import MlflowTracker
 
     settings = get_settings()
-    tracker = None
-    if tracking:
-        tracker = MlflowTracker.from_settings(settings)
-        tracker.tracking_uri = tracking_uri or tracker.tracking_uri
-        tracker.model_name = model_name or tracker.model_name
+    run = _train_function(
+        settings,
+        trainer=trainer,
+        models_dir=models_dir,
+        seed=seed,
+        tracking_uri=tracking_uri,
+        model_name=model_name,
+        tracking=tracking,
+        force_promote=force_promote,
+        search_seconds=search_seconds,
+        search_trials=search_trials,
+        ground_truth=ground_truth,
+    )
     url = warehouse or settings.warehouse_url
-    n_jobs = settings.train_n_jobs
+    if watch:
+        _watch(settings, url, models_dir or settings.models_dir, run, poll_seconds)
+        return
     try:
         timeout = settings.wait_timeout_s if wait_timeout is None else wait_timeout
         wait_for_table(url, timeout_s=timeout, poll_s=settings.wait_poll_s)
-        frame = training_frame(url)
-        run: Callable[..., Any]
-        if (trainer or settings.trainer) == "ds":
-            from clientml_ds.train import cli_train
-
-            run = partial(
-                cli_train,
-                n_jobs=n_jobs,
-                search_seconds=search_seconds,
-                search_trials=search_trials,
-                ground_truth=ground_truth,
-            )
-        else:
-            from clientml_mle.estimators import default_estimator
-            from clientml_mle.train import train
-
-            run = partial(train, lambda specs: default_estimator(specs, n_jobs=n_jobs))
-        result = run(
-            frame,
-            seed=settings.seed if seed is None else seed,
-            test_size=settings.test_size,
-            models_dir=models_dir or settings.models_dir,
-            tracking=tracker,
-            name=model_name or settings.model_name,
-            force_promote=force_promote,
-        )
+        result = run(training_frame(url))
     except (TimeoutError, WarehouseError, BundleIntegrityError, ValueError) as exc:
         _fail(str(exc))
     _print_json(result.summary())
+
+
+def _watch(
+    settings: Settings, url: str, models_dir: Path, run: Callable[[pd.DataFrame], Any], poll_s: float | None
+) -> None:
+    """``clientml train --watch``: the loop of :mod:`clientml_mle.watch` until SIGTERM or SIGINT (exit 0)."""
+    from clientml_mle.watch import STATUS_FILE, Watcher
+
+    def train_once(frame: pd.DataFrame) -> dict[str, Any]:
+        summary: dict[str, Any] = run(frame).summary()
+        _print_json(summary)
+        return summary
+
+    try:
+        poll = settings.watch_poll_s if poll_s is None else poll_s
+        watcher = Watcher(url, models_dir, train_once, settings.state_dir / STATUS_FILE, poll_s=poll)
+    except ValueError as exc:
+        _fail(str(exc))
+    watcher.run(handle_signals=True)
+
+
+@app.command("train-status")
+def train_status_command(
+    max_age: Annotated[
+        float | None,
+        typer.Option(help="Seconds a heartbeat stays fresh (default: 4 x CLIENTML_WATCH_POLL_S)"),
+    ] = None,
+) -> None:
+    """Exit 0 and print the status when `clientml train --watch` is alive (fresh heartbeat), 1 otherwise."""
+    from clientml_de.settings import get_settings
+    from clientml_mle.watch import STATUS_FILE, StatusError, check_status
+
+    settings = get_settings()
+    try:
+        status = check_status(
+            settings.state_dir / STATUS_FILE, 4 * settings.watch_poll_s if max_age is None else max_age
+        )
+    except StatusError as exc:
+        _fail(str(exc))
+    _print_json(status)
 
 
 _register_mle(app)

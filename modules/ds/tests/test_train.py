@@ -13,6 +13,7 @@ import pytest
 from clientml_ds.select import SearchBudget
 from clientml_ds.train import DsTrainResult, train_model
 from clientml_mle.bundle import load_bundle, read_manifest
+from clientml_mle.train import training_fingerprint
 
 # Quality target. At 20,000 clients (3,386 test rows) the ds model's test ROC-AUC is measured within
 # 0.005 of the best achievable (the AUC of the generator's p_true on the same rows; README). This CI test
@@ -41,6 +42,8 @@ def test_quality_close_to_the_best_achievable_auc(trained: DsTrainResult) -> Non
 def test_the_harness_used_the_split_and_the_oof_threshold(trained: DsTrainResult, frame: pd.DataFrame) -> None:
     data = trained.result.training_data
     assert data["test_rows"] == len(trained.split.test_pos) and data["train_rows"] == len(trained.split.train_pos)
+    # `clientml train --watch` recognises content this trainer has trained on by this fingerprint.
+    assert data["fingerprint"] == training_fingerprint(frame)
     assert trained.split.rule == "stratified"
     manifest = read_manifest(trained.bundle_path)
     assert manifest.threshold == pytest.approx(trained.selection.threshold)

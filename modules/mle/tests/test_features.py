@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from clientml_mle.features import (
     feature_columns,
     latest_rows,
+    table_signal,
     training_frame,
     unlabeled_rows,
     wait_for_table,
@@ -201,6 +203,10 @@ def _same_reads(url: str, reference_url: str) -> None:
         got, expected = read(url), read(reference_url)
         assert got.attrs["feature_types"] == expected.attrs["feature_types"]
         pd.testing.assert_frame_equal(_comparable(got), _comparable(expected), check_exact=False, rtol=1e-9)
+    # The watching trainer's signal: the same counts and versions (created_at is each build's own time).
+    signal, reference = table_signal(url), table_signal(reference_url)
+    assert signal is not None and reference is not None and signal.max_created_at is not None
+    assert replace(signal, max_created_at=None) == replace(reference, max_created_at=None)
     ids = ["C0000003", "C0000016", "nobody", "C0000003' OR 'a'='a", "C0000016\u00e9", "C0000016\\"]
     pd.testing.assert_frame_equal(
         _comparable(latest_rows(url, ids)), _comparable(latest_rows(reference_url, ids)), rtol=1e-9

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     ds_max_search_rows: int = Field(default=100_000, ge=100)
     wait_timeout_s: float = Field(default=600.0, ge=0)
     wait_poll_s: float = Field(default=5.0, gt=0)
+    # `clientml train --watch`: seconds between two looks at feature_store (one small aggregate query).
+    watch_poll_s: float = Field(default=30.0, gt=0)
 
     # --- serving ----------------------------------------------------------------------------------
     api_key: SecretStr | None = None

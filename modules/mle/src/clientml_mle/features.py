@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ def feature_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c not in NON_FEATURE_COLUMNS]
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for logs and messages."""
     parsed = urlparse(url)
     return url.replace(f":{parsed.password}@", ":***@") if parsed.password else url
 
@@ -64,7 +66,7 @@ def wait_for_table(
     An unreachable warehouse counts as "not there yet" (it may be starting), and is said so in the log.
     """
     deadline = time.monotonic() + timeout_s
-    shown = _redact(warehouse_url)
+    shown = redact_url(warehouse_url)
     announced = False
     while True:
         problem = ""
@@ -98,6 +100,59 @@ def wait_for_table(
         )
         announced = True
         time.sleep(min(poll_s, max(remaining, 0.0)))
+
+
+@dataclass(frozen=True)
+class TableSignal:
+    """A table's row counts, label sum, newest ``created_at`` and ``feature_set_version`` range: one query.
+
+    A rebuild that changes rows changes it: the process_data DAG stamps changed and new rows with the
+    build's time (a later ``created_at``), removed rows change the counts, a changed label the sum. A rebuild
+    that restamps identical rows changes it too, so a changed signal means "look at the content", not
+    "different content". Values are only compared with each other (timestamps and versions as text).
+    """
+
+    rows: int
+    labeled_rows: int
+    label_sum: float | None
+    max_created_at: str | None
+    min_feature_set_version: str | None
+    max_feature_set_version: str | None
+
+
+def table_signal(warehouse_url: str, table: str = FEATURE_STORE) -> TableSignal | None:
+    """The :class:`TableSignal` of ``table``, or ``None`` while it does not exist (nor the DuckDB file).
+
+    Raises:
+        clientml_de.warehouse.WarehouseError: a malformed URL, or a DuckDB file locked for longer than
+            ``CLIENTML_WAREHOUSE_LOCK_TIMEOUT_S``; and what the engine raises when it cannot be reached.
+    """
+    if _missing_duckdb_file(warehouse_url):
+        return None
+    warehouse = connect(warehouse_url, read_only=True)
+    try:
+        if not warehouse.has_table(table):
+            return None
+        t = warehouse.table(table)
+        version, created = BOOKKEEPING_COLUMNS
+        label = t[LABEL_COLUMN].cast("float64")
+        metrics: dict[str, ir.Scalar] = {"rows": t.count(), "labeled_rows": label.count(), "label_sum": label.sum()}
+        if created in t.columns:  # the contract's bookkeeping columns; a hand-made table may lack them
+            metrics["max_created_at"] = t[created].max().cast("string")
+        if version in t.columns:
+            metrics["min_feature_set_version"] = t[version].min().cast("string")
+            metrics["max_feature_set_version"] = t[version].max().cast("string")
+        row = t.aggregate(**metrics).to_pyarrow().to_pylist()[0]
+    finally:
+        warehouse.close()
+    return TableSignal(
+        rows=int(row["rows"]),
+        labeled_rows=int(row["labeled_rows"]),
+        label_sum=row["label_sum"],
+        max_created_at=row.get("max_created_at"),
+        min_feature_set_version=row.get("min_feature_set_version"),
+        max_feature_set_version=row.get("max_feature_set_version"),
+    )
 
 
 def _feature_type(dtype: dt.DataType) -> str:

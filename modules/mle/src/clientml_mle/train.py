@@ -63,6 +63,19 @@ def data_fingerprint(frame: pd.DataFrame, columns: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def training_fingerprint(frame: pd.DataFrame, feature_cols: Sequence[str] | None = None) -> str:
+    """The content fingerprint a bundle manifest records (``training_data.fingerprint``) for a labeled frame.
+
+    The key columns, the label and ``feature_cols`` (default: :func:`~clientml_mle.features.feature_columns`),
+    so the bookkeeping columns (``created_at``, ``feature_set_version``) do not count: a rebuild that
+    restamps identical rows keeps the fingerprint. The one way to compute it, for the manifest and for
+    ``clientml train --watch`` deciding whether a table's content was already trained on.
+    """
+    columns = tuple(feature_cols) if feature_cols is not None else tuple(feature_columns(frame))
+    key_cols = [c for c in KEY_COLUMNS if c in frame.columns]
+    return data_fingerprint(frame, [*key_cols, LABEL_COLUMN, *columns])
+
+
 def split_indices(
     labels: IntArray, test_size: float, seed: int, groups: npt.NDArray[Any] | None = None
 ) -> tuple[IntArray, IntArray]:
@@ -149,11 +162,10 @@ class Split:
     def training_data(self) -> dict[str, Any]:
         """What the bundle manifest records about the data: table, row counts, fingerprint, label rate."""
         frame = self.frame
-        key_cols = [c for c in KEY_COLUMNS if c in frame.columns]
         data: dict[str, Any] = {
             "table": self.table,
             "rows": len(frame),
-            "fingerprint": data_fingerprint(frame, [*key_cols, LABEL_COLUMN, *self.feature_cols]),
+            "fingerprint": training_fingerprint(frame, self.feature_cols),
             "train_rows": len(self.train_pos),
             "test_rows": len(self.test_pos),
             "positive_rate": float(self.labels.mean()),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from clientml_mle.bundle import load_bundle
 from clientml_mle.pointers import LATEST_FILE
 from clientml_mle.serve import reload
 from clientml_mle.serve.app import create_app
+from clientml_mle.serve.deps import ModelStatus, Refusal, Served, ServeState
 from clientml_mle.serve.reload import STOP_TIMEOUT_S
 from fastapi.testclient import TestClient
 from serve_fixtures import ServeWorld, publish
@@ -197,38 +199,46 @@ def test_an_idle_watcher_stops_at_once(models: Path) -> None:
     assert not threads[0].is_alive()
 
 
-def test_a_request_uses_one_model_throughout_while_models_swap(
+class FlippingState(ServeState):
+    """A state whose ``model`` is, at every read, the other of two ready models: a route that reads it more
+    than once in a request would mix the two up in its answer (a swap can land between any two reads)."""
+
+    models: tuple[ModelStatus, ModelStatus]
+    reads: int = 0
+
+    def __getattribute__(self, name: str) -> Any:
+        if name != "model":
+            return object.__getattribute__(self, name)
+        self.reads += 1
+        return self.models[self.reads % 2]
+
+
+def test_every_route_reads_the_served_model_once_per_request(
     serve_world: ServeWorld, bundle_versions: list[Path]
 ) -> None:
-    """Two versions (thresholds 0.1 and 0.9) swapped as fast as the state allows: every response's version,
-    threshold and labels come from one and the same model."""
-    bundles = [load_bundle(path) for path in bundle_versions[1:]]
-    predictors = [verified(bundle) for bundle in bundles]
-    threshold_of = {bundle.version: bundle.threshold for bundle in bundles}
+    bundles = [load_bundle(path) for path in bundle_versions[1:]]  # thresholds 0.1 and 0.9
     app = create_app(bundles[0])
-    stop = threading.Event()
-
-    def swap() -> None:
-        i = 0
-        while not stop.is_set():
-            app.state.serve.activate(bundles[i % 2], predictors[i % 2])
-            i += 1
-
+    state = FlippingState(max_records=100)
+    state.models = (
+        ModelStatus("ready", None, Served(bundles[0], verified(bundles[0]), datetime.now(UTC)), None),
+        ModelStatus("ready", None, Served(bundles[1], verified(bundles[1]), datetime.now(UTC)), Refusal("v", "r")),
+    )
+    app.state.serve = state
+    threshold_of = {bundle.version: bundle.threshold for bundle in bundles}
+    refused_of = {bundles[0].version: None, bundles[1].version: {"version": "v", "reason": "r"}}
     records = serve_world.records(50)
     seen = set()
     with TestClient(app) as client:
-        swapper = threading.Thread(target=swap)
-        swapper.start()
-        try:
-            for _ in range(40):
-                body = client.post("/v1/predict", json={"records": records}).json()
-                seen.add(body["model"]["version"])
-                assert body["threshold"] == threshold_of[body["model"]["version"]]
-                labels = [p["label"] for p in body["predictions"]]
-                assert labels == [int(p["probability"] >= body["threshold"]) for p in body["predictions"]]
-                info = client.get("/v1/model").json()
-                assert info["threshold"] == threshold_of[info["version"]]
-        finally:
-            stop.set()
-            swapper.join()
+        for _ in range(4):  # both parities of the read count
+            body = client.post("/v1/predict", json={"records": records}).json()
+            seen.add(body["model"]["version"])
+            assert body["threshold"] == threshold_of[body["model"]["version"]]
+            assert [p["label"] for p in body["predictions"]] == [
+                int(p["probability"] >= body["threshold"]) for p in body["predictions"]
+            ]
+            info = client.get("/v1/model").json()
+            assert (info["threshold"], info["refused"]) == (threshold_of[info["version"]], refused_of[info["version"]])
+            ready = client.get("/health/ready").json()
+            assert ready["refused"] == refused_of[ready["model"]["version"]]
+            assert state.model.served is not None  # one more read: the next request starts on the other model
     assert seen == set(threshold_of)

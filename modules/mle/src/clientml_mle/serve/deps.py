@@ -1,7 +1,7 @@
 """The app's shared state (the served bundle and its verified predictor) and the route dependencies.
 
-Routes declare what they need as parameters: ``state: StateDep``, ``served: ServedDep`` or ``predictor:
-PredictorDep`` (the model serving the request, taken once: 503 until a model is verified),
+Routes declare what they need as parameters: ``state: StateDep``, ``model: ReadyModelDep`` or ``predictor:
+PredictorDep`` (the model serving the request, read once: 503 until a model is verified),
 ``payload: JsonBody`` (the size-guarded, orjson-parsed body); the protected routers carry
 :func:`require_api_key` (``X-API-Key``, FastAPI's ``APIKeyHeader`` scheme).
 """
@@ -180,23 +180,24 @@ async def get_state(request: Request) -> ServeState:
 StateDep = Annotated[ServeState, Depends(get_state)]
 
 
-async def get_served(state: StateDep) -> Served:
-    """The model serving this request, taken once (a swap meanwhile does not change it); InvalidRequestError
-    503 while there is none (waiting for a bundle, loading, or failed: the reason says which)."""
+async def get_model(state: StateDep) -> ModelStatus:
+    """The model serving this request, read once (a swap meanwhile does not change it, and everything the
+    route shows comes from this one read); InvalidRequestError 503 while none serves (waiting for a
+    bundle, loading, or failed: the reason says which)."""
     model = state.model
-    served = model.served
-    if served is None:
+    if model.served is None:
         reason = model.reason or "the model is still loading"
         raise InvalidRequestError(503, f"model not ready: {reason}", [])
-    return served
+    return model
 
 
-ServedDep = Annotated[Served, Depends(get_served)]
+ReadyModelDep = Annotated[ModelStatus, Depends(get_model)]
 
 
-async def get_predictor(served: ServedDep) -> VerifiedPredictor:
-    """The verified predictor of :func:`get_served` (the same one for every use within a request)."""
-    return served.predictor
+async def get_predictor(model: ReadyModelDep) -> VerifiedPredictor:
+    """The verified predictor of :func:`get_model` (the same one for every use within a request)."""
+    assert model.served is not None  # get_model answered 503 otherwise
+    return model.served.predictor
 
 
 PredictorDep = Annotated[VerifiedPredictor, Depends(get_predictor)]

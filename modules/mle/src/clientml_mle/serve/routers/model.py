@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from clientml_mle.serve.deps import ServedDep, StateDep
+from clientml_mle.serve.deps import ReadyModelDep, StateDep
 from clientml_mle.serve.routers import ERRORS, json_response
 from clientml_mle.serve.schemas import ModelInfo
 
@@ -24,14 +24,16 @@ def _jsonable_time(value: Any) -> Any:
 
 
 @router.get("/model", summary="The served model", responses={200: {"model": ModelInfo}, **ERRORS})
-async def model_info(state: StateDep, served: ServedDep) -> Response:
+async def model_info(state: StateDep, model: ReadyModelDep) -> Response:
     """The model's identity, metrics, features, record limit and verified fast path, when it was loaded
-    into this process (pid, start time: a swap keeps them), and the bundle last refused (``ModelInfo``)."""
+    into this process (pid, start time: a swap keeps them), and the bundle refused (``ModelInfo``)."""
+    served = model.served
+    assert served is not None  # ReadyModelDep answered 503 otherwise
     predictor = served.predictor
     manifest = served.bundle.manifest
     created = getattr(manifest, "created_at", None)
     training = getattr(manifest, "training_data", None)
-    refused = state.model.refused
+    refused = model.refused
     return json_response(
         {
             "name": predictor.name,

@@ -179,12 +179,14 @@ def test_shutdown_does_not_wait_for_a_load_in_progress(
 
     monkeypatch.setattr(reload, "load_bundle", slow_load)
     publish(models, bundle_versions[0])
-    with TestClient(create_app(models_dir=models, reload_poll_s=POLL_S)) as client:
-        assert started.wait(TIMEOUT_S)
-        assert client.get("/health/ready").json()["status"] == "loading"
-        begin = time.monotonic()
-    assert time.monotonic() - begin < STOP_TIMEOUT_S + 1.5
-    release.set()
+    try:
+        with TestClient(create_app(models_dir=models, reload_poll_s=POLL_S)) as client:
+            assert started.wait(TIMEOUT_S)
+            assert client.get("/health/ready").json()["status"] == "loading"
+            begin = time.monotonic()
+        assert time.monotonic() - begin < STOP_TIMEOUT_S + 1.5
+    finally:
+        release.set()  # the abandoned load ends
 
 
 def test_an_idle_watcher_stops_at_once(models: Path) -> None:

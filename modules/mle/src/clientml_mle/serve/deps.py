@@ -58,8 +58,8 @@ class Refusal:
 
 @dataclass(frozen=True)
 class ModelStatus:
-    """What the API serves, or why nothing yet, and the last bundle refused: one frozen object replaced as a
-    whole, so that a request reading it once never sees half of a swap."""
+    """What the API serves, or why nothing yet, and the bundle the pointer names if it was refused: one
+    frozen object replaced as a whole, so that a request reading it once never sees half of a swap."""
 
     status: str = "loading"  # waiting | loading | ready | failed
     reason: str | None = None  # why not ready (None once ready)
@@ -92,16 +92,6 @@ class ServeState:
     def ready(self) -> bool:
         """Whether a verified predictor serves."""
         return self.model.served is not None
-
-    @property
-    def status(self) -> str:
-        """``waiting`` (no bundle to serve yet), ``loading``, ``ready`` or ``failed``."""
-        return self.model.status
-
-    @property
-    def reason(self) -> str | None:
-        """Why the API is not ready (None once it is)."""
-        return self.model.reason
 
     @property
     def bundle(self) -> BundleLike | None:

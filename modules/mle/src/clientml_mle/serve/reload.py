@@ -77,8 +77,10 @@ class ModelWatcher:
                 self._refuse(None, str(exc))
             return
         if version is None:
-            self._seen = None
-            self.state.not_ready("waiting" if self.watching else "failed", self._nothing_to_serve())
+            reason = self._nothing_to_serve()
+            if self._changed("") and self.state.model.served is None:  # said once, not at every poll
+                log.info("%s", reason)
+            self.state.not_ready("waiting" if self.watching else "failed", reason)
             return
         if not self._changed(version):
             return

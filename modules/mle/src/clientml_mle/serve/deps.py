@@ -184,10 +184,12 @@ async def get_model(state: StateDep) -> ModelStatus:
 ReadyModelDep = Annotated[ModelStatus, Depends(get_model)]
 
 
-async def get_predictor(model: ReadyModelDep) -> VerifiedPredictor:
-    """The verified predictor of :func:`get_model` (the same one for every use within a request)."""
-    assert model.served is not None  # get_model answered 503 otherwise
-    return model.served.predictor
+async def get_predictor(state: StateDep) -> VerifiedPredictor:
+    """The verified predictor of :func:`get_model` (called, not a dependency: one resolution less on the
+    hot path), the one every use within the request sees."""
+    served = (await get_model(state)).served
+    assert served is not None  # get_model answered 503 otherwise
+    return served.predictor
 
 
 PredictorDep = Annotated[VerifiedPredictor, Depends(get_predictor)]

@@ -44,7 +44,7 @@ def serving(client: TestClient, version: str) -> Any:
 
 @pytest.fixture
 def loads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Every bundle directory the watcher loads, in order."""
+    """Every bundle directory the watcher loads, in order (a test asks for it before ``client``)."""
     calls: list[Path] = []
     original = reload.load_bundle
 
@@ -72,7 +72,7 @@ def client(models: Path, serve_world: ServeWorld) -> Iterator[TestClient]:
 
 
 def test_waits_for_a_champion_then_swaps_versions_in_the_same_process(
-    client: TestClient, models: Path, bundle_versions: list[Path], serve_world: ServeWorld, loads: list[Path]
+    loads: list[Path], client: TestClient, models: Path, bundle_versions: list[Path], serve_world: ServeWorld
 ) -> None:
     assert client.get("/health/live").status_code == 200
     waiting = client.get("/health/ready")
@@ -104,7 +104,7 @@ def test_waits_for_a_champion_then_swaps_versions_in_the_same_process(
 
 
 def test_an_altered_bundle_is_refused_once_and_the_old_one_keeps_serving(
-    client: TestClient, models: Path, bundle_versions: list[Path], serve_world: ServeWorld, loads: list[Path]
+    loads: list[Path], client: TestClient, models: Path, bundle_versions: list[Path], serve_world: ServeWorld
 ) -> None:
     good = serving(client, publish(models, bundle_versions[0]))
     bad_version = publish(models, bundle_versions[2], tamper=True)

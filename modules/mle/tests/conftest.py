@@ -17,7 +17,7 @@ from clientml_mle.features import training_frame
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.tracking import MlflowTracker
 from clientml_mle.train import TrainResult, train
-from serve_fixtures import serve_world  # noqa: F401  (a fixture: conftest makes it visible to every test here)
+from serve_fixtures import bundle_versions, serve_world  # noqa: F401  (fixtures: conftest makes them visible to every test here)
 from sklearn.pipeline import Pipeline
 
 SEED = 1

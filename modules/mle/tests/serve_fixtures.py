@@ -9,7 +9,8 @@ The test modules import it plainly: the tests directory is on pytest's ``pythonp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pytest
 from clientml_de.warehouse import connect
 from clientml_mle.bundle import Bundle, load_bundle
 from clientml_mle.features import latest_rows
+from clientml_mle.pointers import CHAMPION_FILE, set_pointer
+from clientml_mle.train import TrainResult, publish_bundle
 
 
 @dataclass(frozen=True)
@@ -65,3 +68,29 @@ def make_world(bundle_path: Path, warehouse_url: str) -> ServeWorld:
 @pytest.fixture(scope="session")
 def serve_world(trained: Any, warehouse_url: str) -> ServeWorld:
     return make_world(Path(trained.bundle_path), warehouse_url)
+
+
+@pytest.fixture(scope="session")
+def bundle_versions(trained: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three bundles of the trained model at thresholds 0.5, 0.1 and 0.9 (three versions, the labels
+    telling them apart), in a staging directory: :func:`publish` copies them where a server watches."""
+    staging = tmp_path_factory.mktemp("staged-bundles")
+    return [
+        publish_bundle(replace(trained.fitted, threshold=threshold), trained.evaluation, staging)
+        for threshold in (0.5, 0.1, 0.9)
+    ]
+
+
+def publish(models_dir: Path, bundle_dir: Path, pointer: str = CHAMPION_FILE, *, tamper: bool = False) -> str:
+    """Copy a bundle into ``models_dir`` (with a byte of its model changed when ``tamper``), then move
+    ``pointer`` to it, as a trainer would (the bundle complete before the pointer names it); its version."""
+    target = models_dir / bundle_dir.name
+    if not target.exists():
+        shutil.copytree(bundle_dir, target)
+    if tamper:
+        model = target / "model.skops"
+        data = bytearray(model.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        model.write_bytes(bytes(data))
+    set_pointer(models_dir, target.name, pointer)
+    return target.name

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from clientml_mle.bundle import load_bundle
+from serve_fixtures import publish
 from typer.testing import CliRunner
 
 from clientml.cli import app
@@ -113,15 +114,37 @@ def test_serve_calls_run_server(runner: CliRunner, tmp_path: Path, monkeypatch: 
     assert result.exit_code == 1 and "ABSENT_VARIABLE" in result.stderr
 
 
-@pytest.mark.parametrize("state", ["empty", "missing"])
-def test_serve_without_a_model_fails_clearly(runner: CliRunner, tmp_path: Path, state: str) -> None:
+@pytest.mark.parametrize("state", ["empty, not watched", "missing"])
+def test_serve_without_a_model_fails_clearly(
+    runner: CliRunner, tmp_path: Path, state: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A models directory that does not exist, or (with no watching to wait for one) holds no bundle.
+    An empty directory that is watched is served: test_serve_server.py."""
     models = tmp_path / "models"
-    if state == "empty":
+    if state.startswith("empty"):
         models.mkdir()
+        monkeypatch.setenv("CLIENTML_RELOAD_POLL_S", "0")
     result = runner.invoke(app, ["serve", "--models-dir", str(models), "--port", "0"])
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert str(models) in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("named", ["the bundle", "a models directory, not watched"])
+def test_serve_refuses_an_altered_bundle_at_once(
+    runner: CliRunner, tmp_path: Path, bundle_versions: list[Path], named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is served without watching (a bundle's own directory, or CLIENTML_RELOAD_POLL_S=0) has its
+    hashes checked before the server starts."""
+    models = tmp_path / "models"
+    models.mkdir()
+    version = publish(models, bundle_versions[0], tamper=True)
+    if named != "the bundle":
+        monkeypatch.setenv("CLIENTML_RELOAD_POLL_S", "0")
+    path = models / version if named == "the bundle" else models
+    result = runner.invoke(app, ["serve", "--models-dir", str(path), "--port", "0"])
+    assert result.exit_code == 1
+    assert "model.skops" in result.output and "Traceback" not in result.output
 
 
 def test_score_with_an_empty_models_dir_says_there_is_no_model(

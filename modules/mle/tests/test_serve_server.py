@@ -1,11 +1,13 @@
 """The API served for real: ``clientml serve`` (``run_server``: uvicorn, 2 worker processes) on 127.0.0.1,
 over HTTP. The API key and the warehouse are given as options, so they reach the workers only through
-the ``ServeConfig`` the server hands them."""
+the ``ServeConfig`` the server hands them; so does the pointer's polling period, in the test of a server
+started on an empty models directory that then serves each new champion without a restart."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ import numpy as np
 import orjson
 import pytest
 from clientml_testkit.servers import free_port, serving
-from serve_fixtures import ServeWorld
+from serve_fixtures import ServeWorld, publish
 
 API_KEY = "server-test-key"
 KEY_VARIABLE = "SERVE_TEST_API_KEY"
@@ -27,28 +29,28 @@ WORKER_READY = "ready: fast path verified"  # each worker logs it once its bundl
 pytestmark = pytest.mark.slow
 
 
+def clean_environment(**variables: str) -> dict[str, str]:
+    """This process's environment without the serving variables a test sets through options, plus ``variables``."""
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **variables}
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "CLIENTML_API_KEY", "CLIENTML_WAREHOUSE_URL"):
+        env.pop(name, None)
+    return env
+
+
+def serve_command(models_dir: Path, port: int, *options: str) -> list[str]:
+    """``clientml serve`` of ``models_dir`` on ``port`` with WORKERS workers."""
+    serve = ["serve", "--models-dir", str(models_dir), "--port", str(port), "--workers", str(WORKERS)]
+    return [str(Path(sys.executable).with_name("clientml")), *serve, *options]
+
+
 @pytest.fixture(scope="module")
 def server(serve_world: ServeWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The server on a free port, every worker ready; its output goes to the log file."""
     port = free_port()
     log_file = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, KEY_VARIABLE: API_KEY, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    for name in ("PROMETHEUS_MULTIPROC_DIR", "CLIENTML_API_KEY", "CLIENTML_WAREHOUSE_URL"):
-        env.pop(name, None)
-    args = [
-        str(Path(sys.executable).with_name("clientml")),
-        "serve",
-        "--models-dir",
-        str(serve_world.models_dir),
-        "--warehouse",
-        serve_world.warehouse_url,
-        "--port",
-        str(port),
-        "--workers",
-        str(WORKERS),
-        "--api-key-env",
-        KEY_VARIABLE,
-    ]
+    env = clean_environment(**{KEY_VARIABLE: API_KEY})
+    options = ["--warehouse", serve_world.warehouse_url, "--api-key-env", KEY_VARIABLE]
+    args = serve_command(serve_world.models_dir, port, *options)
     ready = (WORKER_READY, WORKERS)
     with serving(
         args, port=port, ready_path="/health/ready", ready_log=ready, log=log_file, env=env, timeout_s=STARTUP_TIMEOUT_S
@@ -129,3 +131,49 @@ def test_every_worker_has_the_configured_key_and_warehouse(server: tuple[str, Pa
             response = fresh.post("/v1/predict/clients", json={"client_ids": ids}, headers={"X-API-Key": API_KEY})
             assert response.status_code == 200, response.text
             assert [p["client_id"] for p in response.json()["predictions"]] == ids
+
+
+def models_of_every_worker(base: str, version: str) -> dict[int, dict[str, object]]:
+    """``/v1/model`` of each worker (by pid) once every one of them serves ``version``."""
+    seen: dict[int, dict[str, object]] = {}
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while len(seen) < WORKERS or any(body["version"] != version for body in seen.values()):
+        assert time.monotonic() < deadline, f"not every worker serves {version}: {seen}"
+        response = httpx.get(f"{base}/v1/model", timeout=10)  # a new connection: either worker may answer
+        if response.status_code == 200:
+            body = response.json()
+            seen[body["process"]["pid"]] = body
+        else:
+            time.sleep(0.1)
+    return seen
+
+
+def test_a_new_champion_is_served_without_a_restart(tmp_path: Path, bundle_versions: list[Path]) -> None:
+    """Started on an empty models directory, each worker turns ready on the first champion and swaps in
+    the next one in the same process; SIGTERM then ends the server in seconds."""
+    models = tmp_path / "models"
+    models.mkdir()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = clean_environment(CLIENTML_RELOAD_POLL_S="0.2")
+    log_file = tmp_path / "server.log"
+    command = serve_command(models, port)
+    with serving(
+        command, port=port, ready_path="/health/live", log=log_file, env=env, timeout_s=STARTUP_TIMEOUT_S
+    ) as process:
+        waiting = httpx.get(f"{base}/health/ready", timeout=10)
+        assert waiting.status_code == 503
+        assert waiting.json()["reason"].startswith(f"waiting for a champion bundle in {models.resolve()}")
+
+        before = models_of_every_worker(base, publish(models, bundle_versions[0]))
+        after = models_of_every_worker(base, publish(models, bundle_versions[1]))
+        assert after.keys() == before.keys()  # the same worker processes
+        for pid, body in after.items():
+            assert body["process"] == before[pid]["process"]
+            assert str(body["loaded_at"]) > str(before[pid]["loaded_at"])
+        assert log_file.read_text().count("model swapped without a restart") == WORKERS
+
+        os.killpg(process.pid, signal.SIGTERM)
+        stopping = time.monotonic()
+        process.wait(timeout=30)
+        assert time.monotonic() - stopping < 10

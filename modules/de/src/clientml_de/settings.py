@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
     log_level: str = "INFO"
+    # How often each API worker serving a models directory rereads its CHAMPION (else LATEST) pointer, and
+    # swaps in the bundle it names; 0: no watching (the bundle found at start is served until a restart).
+    reload_poll_s: float = Field(default=5.0, ge=0)
     # prometheus-client's own variable (no CLIENTML_ prefix): the directory of its multiprocess mode. Unset,
     # `clientml serve` with several workers makes a temporary one and exports it to them.
     prometheus_multiproc_dir: Path | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")

@@ -99,6 +99,16 @@ def read_latest(models_dir: Path | str) -> str | None:
     return read_pointer(models_dir, LATEST_FILE)
 
 
+def serving_pointer(models_dir: Path | str) -> tuple[str, str | None]:
+    """The pointer a server follows in ``models_dir`` and the version it names: ``CHAMPION`` once the
+    champion gate has written it, else ``LATEST`` (trainings without tracking); ``(LATEST, None)`` when
+    there is neither. Raises BundleIntegrityError when a pointer holds something else than a version."""
+    champion = read_pointer(models_dir, CHAMPION_FILE)
+    if champion is not None:
+        return CHAMPION_FILE, champion
+    return LATEST_FILE, read_pointer(models_dir, LATEST_FILE)
+
+
 def list_versions(models_dir: Path | str) -> list[str]:
     """Every published bundle version in ``models_dir``, oldest first."""
     root = Path(models_dir)

@@ -1,8 +1,9 @@
 """The suite's shared fixtures, markers and CI rule: a pytest plugin the root ``conftest.py`` registers.
 
-- services: ``postgres_server`` (a throwaway PostgreSQL server for the session) and ``postgres_url`` (a
-  fresh database on it); ``real_data`` (the real datasets, ``../shared/data/real`` or
-  ``CLIENTML_REAL_DATA``). A test that uses them is marked ``postgres`` / ``realdata`` automatically.
+- services: ``postgres_server`` (a throwaway PostgreSQL server for the session), ``postgres_url`` (a
+  fresh database on it), ``restartable_postgres`` (a server of the test's own, to stop and start);
+  ``real_data`` (the real datasets, ``../shared/data/real`` or ``CLIENTML_REAL_DATA``). A test that
+  uses them is marked ``postgres`` / ``realdata`` automatically.
 - generated data: ``worlds`` (sources and DuckDB feature stores made once per session), and the
   default world every module suite may use: ``source_dir`` (2,000 generated clients, seed 1) and
   ``warehouse_url`` (its feature_store on DuckDB; it follows a suite's own ``source_dir``), with
@@ -20,11 +21,15 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from typer.testing import CliRunner
 
 from clientml_testkit.data import Worlds
+
+if TYPE_CHECKING:
+    from clientml_testkit.localpg import LocalPostgres
 
 os.environ.setdefault("AIRFLOW__USAGE_DATA_COLLECTION__ENABLED", "False")
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -43,7 +48,12 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SMALL_CLIENTS = 2000
 SMALL_SEED = 1
 # Fixtures whose users are given a marker, so that ``-m "not postgres"`` leaves them out.
-MARKED_BY_FIXTURE = {"postgres_server": "postgres", "postgres_url": "postgres", "real_data": "realdata"}
+MARKED_BY_FIXTURE = {
+    "postgres_server": "postgres",
+    "postgres_url": "postgres",
+    "restartable_postgres": "postgres",
+    "real_data": "realdata",
+}
 
 
 def unavailable(reason: str) -> None:
@@ -70,15 +80,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    from clientml_testkit.localpg import PostgresUnavailableError, throwaway_postgres
+def _local_postgres() -> Iterator[LocalPostgres]:
+    """A throwaway server for the fixture that yields from this (skipped locally, failed in CI, without one)."""
+    from clientml_testkit.localpg import PostgresUnavailableError, throwaway_server
 
     try:
-        with throwaway_postgres() as url:
-            yield url
+        with throwaway_server() as server:
+            yield server
     except PostgresUnavailableError as exc:
         unavailable(str(exc))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The session's PostgreSQL server: its URL."""
+    for server in _local_postgres():
+        yield server.url
 
 
 @pytest.fixture
@@ -87,6 +104,12 @@ def postgres_url(postgres_server: str) -> str:
     from clientml_testkit.localpg import create_database
 
     return create_database(postgres_server, f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def restartable_postgres() -> Iterator[LocalPostgres]:
+    """A server of this test's own, which it may stop and start again (the session's server is shared)."""
+    yield from _local_postgres()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clientml_testkit.servers import LOOPBACK, free_port
@@ -46,9 +47,35 @@ def _as_service_user() -> list[str]:
     return ["runuser", "-u", _SERVICE_USER, "--"]
 
 
+@dataclass(frozen=True)
+class LocalPostgres:
+    """A running throwaway server: its URL, and :meth:`stop` / :meth:`start` on the same data and port
+    (an outage and a recovery, for tests of what its clients do meanwhile)."""
+
+    url: str
+    _pg_ctl: list[str] = field(repr=False)  # pg_ctl -D <data> (as the service user under root)
+    _start_options: list[str] = field(repr=False)
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections. Raises PostgresUnavailableError."""
+        try:
+            subprocess.run(
+                [*self._pg_ctl, *self._start_options, "-w", "start"], check=True, capture_output=True, text=True
+            )
+        except subprocess.CalledProcessError as exc:
+            raise PostgresUnavailableError(f"PostgreSQL did not start: {exc.stderr or exc.stdout}") from exc
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: its connections are closed; ``immediate``: no shutdown checkpoint)."""
+        subprocess.run([*self._pg_ctl, "-m", mode, "-w", "stop"], capture_output=True, check=False)
+
+
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """Start a fresh server on a free loopback port; yield its URL; stop and delete it afterwards."""
+def throwaway_server() -> Iterator[LocalPostgres]:
+    """Start a fresh server on a free loopback port; yield it; stop and delete it afterwards.
+
+    Raises PostgresUnavailableError when the machine has no PostgreSQL or the server does not start.
+    """
     initdb, pg_ctl = find_binary("initdb"), find_binary("pg_ctl")
     prefix = _as_service_user()
     root = Path(tempfile.mkdtemp(prefix="clientml-pg-"))
@@ -57,22 +84,30 @@ def throwaway_postgres() -> Iterator[str]:
         if prefix:
             shutil.chown(root, user=_SERVICE_USER)
         options = f"-p {port} -k {root} -c listen_addresses={LOOPBACK} -c fsync=off"
+        server = LocalPostgres(
+            f"postgresql://postgres@{LOOPBACK}:{port}/postgres",
+            [*prefix, pg_ctl, "-D", str(data)],
+            ["-o", options, "-l", str(root / "log")],
+        )
         try:
-            for command in (
-                [initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"],
-                [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"],
-            ):
-                subprocess.run([*prefix, *command], check=True, capture_output=True, text=True)
+            command = [*prefix, initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
+            subprocess.run(command, check=True, capture_output=True, text=True)
         except subprocess.CalledProcessError as exc:
             raise PostgresUnavailableError(f"PostgreSQL did not start: {exc.stderr or exc.stdout}") from exc
+        server.start()
         try:
-            yield f"postgresql://postgres@{LOOPBACK}:{port}/postgres"
+            yield server
         finally:
-            subprocess.run(
-                [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, check=False
-            )
+            server.stop("immediate")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """Start a fresh server on a free loopback port; yield its URL; stop and delete it afterwards."""
+    with throwaway_server() as server:
+        yield server.url
 
 
 def create_database(url: str, name: str) -> str:

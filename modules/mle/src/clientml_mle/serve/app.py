@@ -16,9 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clientml_mle.serve.config import ServeConfig
 from clientml_mle.serve.deps import ServeState, request_id, require_api_key
-from clientml_mle.serve.fastpath import BundleLike
+from clientml_mle.serve.fastpath import BundleLike, VerifiedPredictor
 from clientml_mle.serve.fastpath.compile import DEFAULT_MAX_RECORDS
 from clientml_mle.serve.middleware import ServingMiddleware
+from clientml_mle.serve.reload import ModelWatcher
 from clientml_mle.serve.routers import docs, health, json_response, metrics, model, predict
 from clientml_mle.serve.schemas import ClientsRequest, InvalidRequestError, RequestSchema, error_entry
 
@@ -37,20 +38,24 @@ def create_app(
     bundle: BundleLike | None = None,
     *,
     models_dir: Path | str | None = None,
+    reload_poll_s: float = 0.0,
     warehouse_url: str | None = None,
     api_key: Any = None,
     max_records: int = DEFAULT_MAX_RECORDS,
     metrics_dir: Path | None = None,
 ) -> FastAPI:
     """The prediction API for a loaded ``bundle``, or for the bundle of ``models_dir`` (a bundle's own
-    directory, or a models directory: its newest bundle).
+    directory, or a models directory: its CHAMPION bundle, else its LATEST).
 
     A given ``bundle`` is compiled and verified now (UnsupportedModelError or VerificationError is raised
     if the fast path does not match it). With ``models_dir`` the bundle is loaded in the background after
-    startup: ``/health/live`` answers at once and ``/health/ready`` turns 200 once the hashes are checked
-    and the fast path is verified (or reports why not). ``api_key`` (str or SecretStr) protects every
-    route but /health/*; ``metrics_dir`` is prometheus-client's multiprocess directory (None: this
-    process's metrics only). Raises ValueError unless exactly one of ``bundle`` and ``models_dir`` is given.
+    startup (:class:`~clientml_mle.serve.reload.ModelWatcher`): ``/health/live`` answers at once and
+    ``/health/ready`` turns 200 once the hashes are checked and the fast path is verified (or reports why
+    not). With ``reload_poll_s`` > 0 a models directory's pointer is reread that often and a new version
+    swapped in without a restart; the watching stops with the app. ``api_key`` (str or SecretStr)
+    protects every route but /health/*; ``metrics_dir`` is prometheus-client's multiprocess directory
+    (None: this process's metrics only). Raises ValueError unless exactly one of ``bundle`` and
+    ``models_dir`` is given.
     """
     if (bundle is None) == (models_dir is None):
         raise ValueError("give exactly one of bundle and models_dir")
@@ -62,17 +67,23 @@ def create_app(
         api_key=key,
         metrics_dir=metrics_dir,
     )
+    watcher = None
     if bundle is not None:
         state.install(bundle)
+    else:
+        assert state.models_dir is not None
+        watcher = ModelWatcher(state, state.models_dir, reload_poll_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
-        if state.models_dir is not None and state.predictor is None:
-            task = asyncio.create_task(asyncio.to_thread(state.load))
-        yield
-        if task is not None and not task.done():
-            await asyncio.wait({task}, timeout=5)
+        if watcher is not None:
+            watcher.start()
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                # Joining blocks for up to a couple of seconds: not on the event loop.
+                await asyncio.to_thread(watcher.stop)
 
     app = FastAPI(
         title="clientml prediction API",
@@ -96,13 +107,15 @@ def create_app(
 
 
 def create_app_from_config(config: ServeConfig) -> FastAPI:
-    """The app of one server worker: JSON logs at ``config.log_level``, then :func:`create_app` loading
-    ``config.bundle_dir`` in the background (the factory ``run_server`` gives uvicorn)."""
+    """The app of one server worker: JSON logs at ``config.log_level``, then :func:`create_app` serving
+    ``config.models_dir`` (watched every ``config.reload_poll_s`` seconds when it is a models directory;
+    the factory ``run_server`` gives uvicorn)."""
     from clientml_mle.serve.logging import configure_logging
 
     configure_logging(config.log_level)
     return create_app(
-        models_dir=config.bundle_dir,
+        models_dir=config.models_dir,
+        reload_poll_s=config.reload_poll_s,
         warehouse_url=config.warehouse_url,
         api_key=config.api_key,
         max_records=config.max_records,
@@ -151,17 +164,20 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _install_openapi(app: FastAPI, state: ServeState) -> None:
     """Add the request models the routes parse themselves to OpenAPI: ``PredictRequest`` (generated from
-    the feature specs, once the model is loaded) and ``ClientsRequest``."""
+    the feature specs of the model served, rebuilt when another is swapped in) and ``ClientsRequest``."""
     original = app.openapi
+    built_for: VerifiedPredictor | None = None
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None and state.predictor is not None:
+        nonlocal built_for
+        predictor = state.predictor
+        if app.openapi_schema is not None and predictor is not None and predictor is built_for:
             return app.openapi_schema
+        app.openapi_schema = None  # FastAPI's own openapi() would return the document of the previous model
         schema = original()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components["ClientsRequest"] = ClientsRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-        if state.predictor is not None:
-            predictor = state.predictor
+        if predictor is not None:
             request = RequestSchema(predictor.features, state.max_records, predictor.validator.null_refused)
             components.update(request.components())
         else:
@@ -169,7 +185,7 @@ def _install_openapi(app: FastAPI, state: ServeState) -> None:
                 "type": "object",
                 "description": "The model is not loaded yet: its feature schema appears here once it is.",
             }
-        app.openapi_schema = schema
+        app.openapi_schema, built_for = schema, predictor
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

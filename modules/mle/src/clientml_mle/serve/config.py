@@ -17,18 +17,22 @@ class ServeConfig:
     """The configuration of one server: frozen, and picklable (uvicorn's supervisor sends it to the worker
     processes it spawns), so no worker reads it back from the environment."""
 
-    bundle_dir: Path  # the bundle to serve: one version's directory (or a models directory: its LATEST)
+    # A bundle's own directory (served as it is), or a models directory (its CHAMPION, else LATEST bundle).
+    models_dir: Path
     warehouse_url: str | None = None  # the feature store of /v1/predict/clients; None: that route answers 503
     api_key: str | None = field(default=None, repr=False)  # None: the API is open
     max_records: int = DEFAULT_MAX_RECORDS
     log_level: str = "INFO"
     metrics_dir: Path | None = None  # prometheus-client's multiprocess directory; None: one process
+    # Seconds between two reads of a models directory's pointer, each worker swapping in the version it
+    # names (CLIENTML_RELOAD_POLL_S through from_settings); 0: loaded once. A bundle's directory is never watched.
+    reload_poll_s: float = 0.0
 
     @classmethod
     def from_settings(
         cls,
         settings: Settings,
-        bundle_dir: Path,
+        models_dir: Path,
         *,
         warehouse_url: str | None = None,
         api_key: str | None = None,
@@ -41,10 +45,11 @@ class ServeConfig:
         if not warehouse_url and settings.warehouse_url_is_set:
             warehouse_url = settings.warehouse_url
         return cls(
-            bundle_dir=Path(bundle_dir),
+            models_dir=Path(models_dir),
             warehouse_url=warehouse_url or None,
             api_key=api_key or settings.api_key_value(),
             max_records=settings.max_records,
             log_level=settings.log_level,
             metrics_dir=settings.prometheus_multiproc_dir,
+            reload_poll_s=settings.reload_poll_s,
         )

@@ -1,16 +1,19 @@
-"""The app's shared state (the loaded bundle and its verified predictor) and the route dependencies.
+"""The app's shared state (the served bundle and its verified predictor) and the route dependencies.
 
-Routes declare what they need as parameters: ``state: StateDep``, ``predictor: PredictorDep`` (503 until
-the model is verified), ``payload: JsonBody`` (the size-guarded, orjson-parsed body); the protected
-routers carry :func:`require_api_key` (``X-API-Key``, FastAPI's ``APIKeyHeader`` scheme).
+Routes declare what they need as parameters: ``state: StateDep``, ``model: ReadyModelDep`` or ``predictor:
+PredictorDep`` (the model serving the request, read once: 503 until a model is verified),
+``payload: JsonBody`` (the size-guarded, orjson-parsed body); the protected routers carry
+:func:`require_api_key` (``X-API-Key``, FastAPI's ``APIKeyHeader`` scheme).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,46 +35,81 @@ API_KEY_HEADER_NAME = "X-API-Key"
 
 
 @dataclass(frozen=True)
-class _Served:
-    """What one install serves, swapped in at once."""
+class Served:
+    """One installed model: the bundle, its verified predictor, and when it began to serve (UTC)."""
 
     bundle: BundleLike
     predictor: VerifiedPredictor
+    loaded_at: datetime
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A bundle the server would not serve: the version the pointer named (None when the pointer itself was
+    unreadable) and why (the load, hash or verification error)."""
+
+    version: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, str | None]:
+        """``{"version", "reason"}``, as ``/v1/model`` and ``/health/ready`` show it."""
+        return {"version": self.version, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What the API serves, or why nothing yet, and the bundle the pointer names if it was refused: one
+    frozen object replaced as a whole, so that a request reading it once never sees half of a swap."""
+
+    status: str = "loading"  # waiting | loading | ready | failed
+    reason: str | None = None  # why not ready (None once ready)
+    served: Served | None = None
+    refused: Refusal | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
 class ServeState:
-    """What the routes share: the configuration, then (once loaded and verified) the bundle and predictor."""
+    """What the routes share: the configuration, this process's identity, and the :class:`ModelStatus`
+    (once loaded and verified: the bundle and predictor; swapped whole when a new champion is installed)."""
 
     max_records: int
     warehouse_url: str | None = None
     models_dir: Path | None = None
     api_key: str | None = field(default=None, repr=False)
     metrics_dir: Path | None = None
-    status: str = "loading"  # loading | ready | failed
-    reason: str | None = None
-    _served: _Served | None = field(default=None, repr=False)
+    # Shown by /v1/model: a model swap keeps them, a process restart does not.
+    pid: int = field(default_factory=os.getpid)
+    started_at: datetime = field(default_factory=_now)
+    model: ModelStatus = field(default_factory=ModelStatus)
+    # Serialises the writers' read-modify-write of ``model`` (readers just read the attribute once).
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def ready(self) -> bool:
         """Whether a verified predictor serves."""
-        return self.status == "ready"
+        return self.model.served is not None
 
     @property
     def bundle(self) -> BundleLike | None:
         """The served bundle, once installed."""
-        return self._served.bundle if self._served is not None else None
+        served = self.model.served
+        return served.bundle if served is not None else None
 
     @property
     def predictor(self) -> VerifiedPredictor | None:
         """The served predictor, once installed."""
-        return self._served.predictor if self._served is not None else None
+        served = self.model.served
+        return served.predictor if served is not None else None
 
     @property
     def max_body_bytes(self) -> int:
         """The largest request body accepted (413 above): a generous size for ``max_records`` records."""
-        n_features = len(self.predictor.features) if self.predictor is not None else 100
+        predictor = self.predictor
+        n_features = len(predictor.features) if predictor is not None else 100
         return BODY_SLACK + self.max_records * (BYTES_PER_RECORD + BYTES_PER_FEATURE * n_features)
 
     def install(self, bundle: BundleLike) -> VerifiedPredictor:
@@ -92,27 +130,32 @@ class ServeState:
         return predictor
 
     def activate(self, bundle: BundleLike, predictor: VerifiedPredictor) -> None:
-        """Serve ``predictor`` (of ``bundle``). Raises TypeError for anything but a VerifiedPredictor:
+        """Serve ``predictor`` (of ``bundle``) from now on, in one swap: a request that already took the
+        previous predictor finishes with it. Raises TypeError for anything but a VerifiedPredictor:
         compiled candidates, or any other object, never serve."""
         if not isinstance(predictor, VerifiedPredictor):
             kind = type(predictor).__name__
             raise TypeError(f"only a VerifiedPredictor (from fastpath.verify) can serve, not a {kind}")
-        served = _Served(bundle, predictor)
+        served = Served(bundle, predictor, _now())
         with self._lock:
-            self._served = served
-            self.status, self.reason = "ready", None
+            self.model = ModelStatus("ready", None, served, None)
 
-    def load(self) -> None:
-        """Load, verify and install the bundle of ``models_dir``; a failure is kept as the reason."""
-        from clientml_mle.bundle import load_bundle
+    def not_ready(self, status: str, reason: str) -> None:
+        """Say why nothing serves yet (``waiting``, ``loading``, ``failed``); no effect once a model serves
+        (it keeps serving)."""
+        with self._lock:
+            if self.model.served is None:
+                self.model = replace(self.model, status=status, reason=reason)
 
-        assert self.models_dir is not None
-        try:
-            self.install(load_bundle(self.models_dir))
-        except Exception as exc:
-            with self._lock:
-                self.status, self.reason = "failed", f"{type(exc).__name__}: {exc}"
-            log.exception("the model could not be loaded; the API stays not ready")
+    def refuse(self, refusal: Refusal | None) -> None:
+        """Record the bundle last refused (None: the pointer names nothing refused any more); before the
+        first model, the API stays not ready (``failed``) with the refusal as the reason."""
+        with self._lock:
+            if self.model.served is None and refusal is not None:
+                what = f"{refusal.version} refused" if refusal.version else "refused"
+                self.model = ModelStatus("failed", f"{what}: {refusal.reason}", None, refusal)
+            else:
+                self.model = replace(self.model, refused=refusal)
 
 
 # --- dependencies -----------------------------------------------------------------------------------------
@@ -127,13 +170,26 @@ async def get_state(request: Request) -> ServeState:
 StateDep = Annotated[ServeState, Depends(get_state)]
 
 
-async def get_predictor(state: StateDep) -> VerifiedPredictor:
-    """The verified predictor; InvalidRequestError 503 while the model is loading, or failed to."""
-    predictor = state.predictor
-    if predictor is None or not state.ready:
-        reason = state.reason or "the model is still loading"
+async def get_model(state: StateDep) -> ModelStatus:
+    """The model serving this request, read once (a swap meanwhile does not change it, and everything the
+    route shows comes from this one read); InvalidRequestError 503 while none serves (waiting for a
+    bundle, loading, or failed: the reason says which)."""
+    model = state.model
+    if model.served is None:
+        reason = model.reason or "the model is still loading"
         raise InvalidRequestError(503, f"model not ready: {reason}", [])
-    return predictor
+    return model
+
+
+ReadyModelDep = Annotated[ModelStatus, Depends(get_model)]
+
+
+async def get_predictor(state: StateDep) -> VerifiedPredictor:
+    """The verified predictor of :func:`get_model` (called, not a dependency: one resolution less on the
+    hot path), the one every use within the request sees."""
+    served = (await get_model(state)).served
+    assert served is not None  # get_model answered 503 otherwise
+    return served.predictor
 
 
 PredictorDep = Annotated[VerifiedPredictor, Depends(get_predictor)]

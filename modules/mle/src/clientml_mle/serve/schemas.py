@@ -443,9 +443,24 @@ class FeatureInfo(BaseModel):
     categories: list[str] | None = None
 
 
+class ProcessInfo(BaseModel):
+    pid: int
+    started_at: str = Field(description="When this worker's app started (UTC): a model swap keeps it")
+
+
+class RefusedInfo(BaseModel):
+    version: str | None = Field(description="The version the pointer names (null: the pointer is unreadable)")
+    reason: str
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
+    loaded_at: str = Field(description="When this version began to serve in this process (UTC)")
+    process: ProcessInfo
+    refused: RefusedInfo | None = Field(
+        None, description="The bundle the pointer names, which this worker refused to serve (it serves this one)"
+    )
     threshold: float
     metrics: dict[str, Any]
     features: list[FeatureInfo]

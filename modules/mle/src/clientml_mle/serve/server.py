@@ -37,31 +37,31 @@ def run_server(
 
     ``warehouse_url`` is the feature store of ``/v1/predict/clients``; ``None`` means
     ``CLIENTML_WAREHOUSE_URL`` when that variable is set, else no feature store (that route answers 503).
-    ``api_key`` None means ``CLIENTML_API_KEY`` (unset or empty: the API is open); the record limit and the
-    log level come from the settings (``CLIENTML_MAX_RECORDS``, ``CLIENTML_LOG_LEVEL``).
+    ``api_key`` None means ``CLIENTML_API_KEY`` (unset or empty: the API is open); the record limit, the
+    log level and the pointer's polling period come from the settings (``CLIENTML_MAX_RECORDS``,
+    ``CLIENTML_LOG_LEVEL``, ``CLIENTML_RELOAD_POLL_S``).
 
-    The bundle's hashes are checked here first, so a missing or altered bundle stops the command at once
-    (BundleIntegrityError, FileNotFoundError); each worker then loads exactly that version, verifies its
-    fast path and turns ready. With ``workers > 1`` the Prometheus metrics run in multiprocess mode (a
-    temporary directory unless ``PROMETHEUS_MULTIPROC_DIR`` names one, removed on exit) so that
-    ``/metrics`` sums all workers.
+    A models directory is served as it evolves: it may hold no bundle yet (the API is live but not ready,
+    "waiting for a champion bundle"), and each worker swaps in the version its pointer names, checked
+    (:class:`~clientml_mle.serve.reload.ModelWatcher`). A bundle's own directory, or any models directory
+    with ``CLIENTML_RELOAD_POLL_S=0``, is resolved and its hashes checked here first, so that a missing or
+    altered bundle stops the command at once; each worker then loads exactly that version.
+
+    With ``workers > 1`` the Prometheus metrics run in multiprocess mode (a temporary directory unless
+    ``PROMETHEUS_MULTIPROC_DIR`` names one, removed on exit) so that ``/metrics`` sums all workers.
+
+    Raises:
+        FileNotFoundError: ``models_dir`` does not exist, or (not watching) holds no bundle.
+        BundleIntegrityError: (a bundle's own directory, or not watching) the bundle is altered or
+            incomplete, or a pointer names no bundle.
     """
     from clientml_de.settings import export_environment, get_settings
 
-    from clientml_mle.bundle import verify_bundle
-    from clientml_mle.pointers import CHAMPION_FILE, LATEST_FILE, read_pointer, resolve_bundle_dir
-
     settings = get_settings()
     configure_logging(settings.log_level)
-    # Serve the version the champion gate promoted; LATEST only where no gate has run (no tracking).
-    has_champion = (Path(models_dir) / CHAMPION_FILE).is_file() and read_pointer(models_dir, CHAMPION_FILE)
-    bundle_dir = resolve_bundle_dir(models_dir, CHAMPION_FILE if has_champion else LATEST_FILE)
-    manifest = verify_bundle(bundle_dir)
-    log.info(
-        "serving model %s %s on http://%s:%d with %d worker(s)", manifest.name, manifest.version, host, port, workers
-    )
-    # The workers load exactly the verified version, even if a pointer moves meanwhile.
-    config = ServeConfig.from_settings(settings, bundle_dir.resolve(), warehouse_url=warehouse_url, api_key=api_key)
+    served = _served_path(Path(models_dir), settings.reload_poll_s)
+    config = ServeConfig.from_settings(settings, served, warehouse_url=warehouse_url, api_key=api_key)
+    log.info("serving on http://%s:%d with %d worker(s)", host, port, workers)
     temporary = None
     if workers > 1 and config.metrics_dir is None:
         temporary = Path(tempfile.mkdtemp(prefix="clientml-metrics-"))
@@ -73,6 +73,26 @@ def run_server(
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _served_path(models_dir: Path, reload_poll_s: float) -> Path:
+    """What the workers are given: ``models_dir`` itself when they watch it, else the one verified bundle.
+
+    Raises FileNotFoundError or BundleIntegrityError (see :func:`run_server`).
+    """
+    from clientml_mle.bundle import verify_bundle
+    from clientml_mle.pointers import MANIFEST_FILE, resolve_bundle_dir, serving_pointer
+
+    if reload_poll_s > 0 and not (models_dir / MANIFEST_FILE).is_file():
+        if not models_dir.is_dir():
+            raise FileNotFoundError(f"{models_dir}: no such models directory or bundle")
+        log.info("serving the champion of %s, its pointer reread every %g s", models_dir, reload_poll_s)
+        return models_dir.resolve()
+    bundle_dir = resolve_bundle_dir(models_dir, serving_pointer(models_dir)[0])
+    manifest = verify_bundle(bundle_dir)
+    log.info("serving model %s %s (not watched: a new champion needs a restart)", manifest.name, manifest.version)
+    # The workers load exactly the verified version, even if a pointer moves meanwhile.
+    return bundle_dir.resolve()
 
 
 def serve(config: ServeConfig, host: str, port: int, workers: int) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from clientml_mle.serve.deps import PredictorDep, StateDep
+from clientml_mle.serve.deps import ReadyModelDep, StateDep
 from clientml_mle.serve.routers import ERRORS, json_response
 from clientml_mle.serve.schemas import ModelInfo
 
@@ -24,15 +24,23 @@ def _jsonable_time(value: Any) -> Any:
 
 
 @router.get("/model", summary="The served model", responses={200: {"model": ModelInfo}, **ERRORS})
-async def model_info(state: StateDep, predictor: PredictorDep) -> Response:
-    """The model's identity, metrics, features, record limit and verified fast path (``ModelInfo``)."""
-    manifest = state.bundle.manifest if state.bundle is not None else None
+async def model_info(state: StateDep, model: ReadyModelDep) -> Response:
+    """The model's identity, metrics, features, record limit and verified fast path, when it was loaded
+    into this process (pid, start time: a swap keeps them), and the bundle refused (``ModelInfo``)."""
+    served = model.served
+    assert served is not None  # ReadyModelDep answered 503 otherwise
+    predictor = served.predictor
+    manifest = served.bundle.manifest
     created = getattr(manifest, "created_at", None)
     training = getattr(manifest, "training_data", None)
+    refused = model.refused
     return json_response(
         {
             "name": predictor.name,
             "version": predictor.version,
+            "loaded_at": served.loaded_at.isoformat(),
+            "process": {"pid": state.pid, "started_at": state.started_at.isoformat()},
+            "refused": refused.to_dict() if refused is not None else None,
             "threshold": predictor.threshold,
             "metrics": _jsonable(getattr(manifest, "metrics", {})),
             "features": [

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -84,6 +86,59 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float, poll_s:
             return result
         time.sleep(poll_s)
     raise TimeoutError(f"{what}: not within {timeout_s:.0f} s (last error: {last_error})")
+
+
+_UNITS = {
+    "B": 1 / 2**20,
+    "KiB": 1 / 2**10,
+    "MiB": 1.0,
+    "GiB": 2**10,
+    "kB": 1e3 / 2**20,
+    "MB": 1e6 / 2**20,
+    "GB": 1e9 / 2**20,
+}
+
+
+def _mib(usage: str) -> float:
+    """MiB of the used part of a `docker stats` MemUsage cell such as ``"465.7MiB / 1.5GiB"``."""
+    match = re.match(r"\s*([0-9.]+)\s*([A-Za-z]+)", usage)
+    if match is None or match.group(2) not in _UNITS:
+        raise ValueError(f"unexpected docker stats memory {usage!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def memory_now(env: Mapping[str, str]) -> dict[str, float]:
+    """MiB of memory each running container uses now (``docker stats --no-stream``), by container name."""
+    lines = subprocess.run(
+        ["docker", "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return {name: _mib(usage) for name, usage in (line.split("\t", 1) for line in lines if "\t" in line)}
+
+
+@contextlib.contextmanager
+def memory_peaks(env: Mapping[str, str], every_s: float = 3.0) -> Iterator[dict[str, float]]:
+    """The highest :func:`memory_now` of each container seen while the ``with`` block runs (sampled in a
+    thread every ``every_s`` seconds; the dict is updated in place)."""
+    peaks: dict[str, float] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(every_s):
+            with contextlib.suppress(subprocess.CalledProcessError, ValueError):
+                for name, mib in memory_now(env).items():
+                    peaks[name] = max(mib, peaks.get(name, 0.0))
+
+    thread = threading.Thread(target=sample, name="memory-peaks", daemon=True)
+    thread.start()
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 @dataclass

@@ -74,7 +74,16 @@ stop() {
         ip link delete "$link" || true
     done
     if [ -f "$ENGINE_DIR/iptables.save" ]; then
-        iptables-restore <"$ENGINE_DIR/iptables.save"
+        # iptables-restore replaces each table its input names; a table that had no rules before (so
+        # iptables-save printed nothing for it) is named here empty, with ACCEPT policies, to drop
+        # what dockerd put there.
+        {
+            cat "$ENGINE_DIR/iptables.save"
+            grep -q '^\*filter' "$ENGINE_DIR/iptables.save" \
+                || printf '*filter\n:INPUT ACCEPT\n:FORWARD ACCEPT\n:OUTPUT ACCEPT\nCOMMIT\n'
+            grep -q '^\*nat' "$ENGINE_DIR/iptables.save" \
+                || printf '*nat\n:PREROUTING ACCEPT\n:INPUT ACCEPT\n:OUTPUT ACCEPT\n:POSTROUTING ACCEPT\nCOMMIT\n'
+        } | iptables-restore
         sysctl -q -w net.ipv4.ip_forward="$(cat "$ENGINE_DIR/ip_forward.save")"
         rm -f "$ENGINE_DIR/iptables.save" "$ENGINE_DIR/ip_forward.save"
     fi

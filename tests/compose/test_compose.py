@@ -268,7 +268,14 @@ def test_a_warehouse_outage_fails_lookups_clearly_and_recovers(stack: Stack) -> 
         finally:
             stack.compose("start", "postgres")
         wait_for("lookups back", lambda: _predict_client(stack, client_id).status_code == 200, 120)
+        wait_for("Airflow healthy again", lambda: _airflow_healthy(stack), 300)
     assert stack.container_started_at("api") == api_started
+
+
+def _airflow_healthy(stack: Stack) -> bool:
+    response = httpx.get(stack.url("AIRFLOW_PORT", "/api/v2/monitor/health"), timeout=10)
+    health = response.json() if response.status_code == 200 else {}
+    return all(health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler"))
 
 
 def test_a_restarted_api_serves_the_same_champion(stack: Stack) -> None:

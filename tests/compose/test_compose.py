@@ -3,7 +3,7 @@ champion, a second data drop retrained and swapped in without a restart, three f
 
 Run by ``make compose-test`` (part of ``make test``). The tests run in file order on one stack (module
 fixture); each phase's duration is printed and kept in ``.bench/compose.json`` with the images' sizes and
-the stack's memory. Needs a Docker engine, or root to start the private one (tools/compose/engine.sh).
+the stack's memory. Needs a Docker engine, or root to start the private one (tools/docker/engine.sh).
 """
 
 from __future__ import annotations

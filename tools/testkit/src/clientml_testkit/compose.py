@@ -2,9 +2,9 @@
 of Airflow, MLflow and the model API, as the compose test (``tests/compose``) uses them.
 
 Where no Docker engine answers, :func:`docker_engine` starts the project's private one
-(``tools/compose/engine.sh``) and stops it afterwards, putting the host's network back as it was; where
+(``tools/docker/engine.sh``) and stops it afterwards, putting the host's network back as it was; where
 no image registry is reachable (``CLIENTML_COMPOSE_STANDINS``, on by default in CI), the two public base
-images are replaced by local stand-ins (``tools/compose/standins.sh``).
+images are replaced by local stand-ins (``tools/docker/standins.sh``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 import httpx
 
 ROOT = Path(__file__).resolve().parents[4]
-ENGINE_SCRIPT = ROOT / "tools" / "compose" / "engine.sh"
-STANDINS_SCRIPT = ROOT / "tools" / "compose" / "standins.sh"
+ENGINE_SCRIPT = ROOT / "tools" / "docker" / "engine.sh"
+STANDINS_SCRIPT = ROOT / "tools" / "docker" / "standins.sh"
 STANDIN_IMAGES = {
     "BASE_IMAGE": "clientml-ci/python:3.11-slim-bookworm",
     "POSTGRES_IMAGE": "clientml-ci/postgres:15",
@@ -54,7 +54,7 @@ def _with_exports(env: dict[str, str], script_output: str) -> dict[str, str]:
 @contextlib.contextmanager
 def docker_engine() -> Iterator[dict[str, str]]:
     """The environment of a working Docker engine and Compose v2: the current one if ``docker info``
-    answers, else the private engine of ``tools/compose/engine.sh`` (installed and started now, stopped
+    answers, else the private engine of ``tools/docker/engine.sh`` (installed and started now, stopped
     on exit). Raises subprocess.CalledProcessError when the engine cannot be started."""
     env = dict(os.environ)
     if _docker_answers(env):

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A private Docker engine for the compose test, on a machine that has only a Docker client.
 #
-#   tools/compose/engine.sh start   install dockerd/debootstrap/Compose v2 if missing, save the host's network
+#   tools/docker/engine.sh start   install dockerd/debootstrap/Compose v2 if missing, save the host's network
 #                                   state, start dockerd under $CLIENTML_ENGINE_DIR; prints the variables to export
-#   tools/compose/engine.sh stop    stop that dockerd by its PID and put the host back as it was: iptables rules,
+#   tools/docker/engine.sh stop    stop that dockerd by its PID and put the host back as it was: iptables rules,
 #                                   the FORWARD policy, net.ipv4.ip_forward, the docker0 and compose bridges
 #
 # dockerd changes the host's network (docker0, DOCKER chains, a MASQUERADE rule, FORWARD policy DROP,

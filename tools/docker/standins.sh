@@ -7,7 +7,7 @@
 #
 # The host's CA bundle is copied into both, because outbound TLS here goes through a local CA (pip would
 # fail with CERTIFICATE_VERIFY_FAILED); the production Dockerfiles never carry it. Images already present
-# are kept. Needs root, debootstrap and DOCKER_HOST (tools/compose/engine.sh start).
+# are kept. Needs root, debootstrap and DOCKER_HOST (tools/docker/engine.sh start).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"

@@ -229,8 +229,13 @@ def test_a_new_drop_retrains_and_survives_a_killed_scheduler(stack: Stack, tmp_p
         wait_for("process_data second run", lambda: _succeeded(stack, "process_data", after=1), 600, poll_s=5)
     with PHASES.phase("second training"):
         wait_for("a second bundle", lambda: len(_bundles(stack)) > len(bundles) or None, 900, poll_s=5)
-        champion = _champion_version(stack)
-        assert champion != served["version"], "the gate kept a champion whose labels no longer hold"
+        # The bundle is written before the gate decides: wait for the decision (the old champion's labels no
+        # longer hold, so a gate that keeps it is wrong and this times out).
+        champion = wait_for(
+            "the gate to promote the new bundle",
+            lambda: (version := _champion_version(stack)) != served["version"] and version,
+            300,
+        )
         wait_for("the API on the new champion", lambda: _model(stack)["version"] == champion, 300)
     after = _model(stack)
     # The same server process: a swap, not a restart.

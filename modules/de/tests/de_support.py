@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from clientml_de.warehouse import Warehouse
 
 CLIENT_HEADER = [
@@ -58,3 +59,20 @@ def rejected_rows(warehouse: Warehouse, table: str) -> list[dict[str, Any]]:
     """The quarantined rows of ``table``'s latest load, by line."""
     frame = warehouse.table("rejected_rows").to_pandas()
     return list(frame[frame.source_table == table].sort_values("line_number").to_dict("records"))
+
+
+def by_client(features: pd.DataFrame) -> pd.DataFrame:
+    """``feature_store`` rows sorted by client, ``as_of_date`` as dates (engines return dates or timestamps)."""
+    features = features.copy()
+    features["as_of_date"] = pd.to_datetime(features["as_of_date"]).dt.date
+    return features.sort_values("client_id").reset_index(drop=True)
+
+
+def comparable(features: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``by_client`` as every engine gives them alike: no ``created_at``, every number a float64."""
+    frame = features.drop(columns=["created_at"]).copy()
+    for column in frame.columns:
+        if pd.api.types.is_numeric_dtype(frame[column]) and column != "label":
+            frame[column] = frame[column].astype("float64")
+    frame["label"] = frame["label"].astype("float64")
+    return frame

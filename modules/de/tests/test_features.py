@@ -13,7 +13,7 @@ from clientml_de.contract import FEATURE_STORE
 from clientml_de.features import build_feature_store
 from clientml_de.load import load_source
 from clientml_de.warehouse import Warehouse, connect
-from de_support import CLIENT_HEADER, SALES_HEADER, write_csv
+from de_support import CLIENT_HEADER, SALES_HEADER, by_client, comparable, write_csv
 
 CONFIG = DatasetConfig()
 
@@ -26,9 +26,7 @@ def _build(warehouse: Warehouse, clients: Path, sales: Path, config: DatasetConf
 
 
 def _features(warehouse: Warehouse) -> pd.DataFrame:
-    frame = warehouse.table(FEATURE_STORE).to_pandas()
-    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
-    return frame.sort_values("client_id").reset_index(drop=True)
+    return by_client(warehouse.table(FEATURE_STORE).to_pandas())
 
 
 def test_activity_on_or_after_the_observation_date_never_counts(tmp_path: Path, duckdb_warehouse: Warehouse) -> None:
@@ -106,15 +104,6 @@ def test_replacement_is_atomic_for_readers(duckdb_warehouse: Warehouse, sources:
     raw.execute("ROLLBACK")
 
 
-def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.drop(columns=["created_at"]).copy()
-    for column in frame.columns:
-        if pd.api.types.is_numeric_dtype(frame[column]) and column != "label":
-            frame[column] = frame[column].astype("float64")
-    frame["label"] = frame["label"].astype("float64")
-    return frame
-
-
 @pytest.fixture(scope="module")
 def spark_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"spark:///{tmp_path_factory.mktemp('spark')}"
@@ -132,7 +121,7 @@ def test_same_rows_on_duckdb_postgres_and_spark(
         ("spark", spark_url),
     ):
         warehouse = connect(url)
-        frames[name] = _normalise(_build(warehouse, clients, sales))
+        frames[name] = comparable(_build(warehouse, clients, sales))
         runs = warehouse.table("load_runs").order_by("loaded_at").to_pandas()
         assert runs.source_file.tolist() == [str(clients), str(sales)], name
         assert (runs.rows_read == runs.rows_loaded + runs.rows_rejected + runs.duplicates).all(), name

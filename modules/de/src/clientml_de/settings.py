@@ -48,7 +48,11 @@ class Settings(BaseSettings):
     clients_source: str | None = None
     sales_source: str | None = None
     dataset_config: Path | None = None
+    # spark:///dir warehouses: the master (local[*], or a cluster: spark://host:7077, yarn, k8s://...), and Spark
+    # properties (a JSON object) applied after ours, e.g. {"spark.driver.host": "10.0.0.5"}: a cluster's executors
+    # must reach the driver, and its Spark settings (memory, shuffle partitions) are the deployment's to choose.
     spark_master: str = "local[*]"
+    spark_conf: dict[str, str] = Field(default_factory=dict)
     # How long a connection to a DuckDB warehouse file waits while another process holds its lock (a load
     # waits for readers, a read-only reader for a load), retrying with growing pauses; then it fails.
     warehouse_lock_timeout_s: float = Field(default=60.0, ge=0)

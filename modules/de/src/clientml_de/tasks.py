@@ -50,7 +50,7 @@ def _load(spec: TableSpec, source: str | None, setting: str | None, warehouse_ur
         raise ValueError(
             f"no {spec.table} source given: pass it as a DAG param or set CLIENTML_{spec.table.upper()}_SOURCE"
         )
-    warehouse = connect(resolve_warehouse_url(warehouse_url), get_settings().spark_master)
+    warehouse = connect(resolve_warehouse_url(warehouse_url))
     try:
         return load_source(source, spec, warehouse).to_dict()
     finally:
@@ -91,7 +91,7 @@ def build_features(warehouse_url: str | None, dataset_config: str | None) -> dic
         clientml_de.warehouse.WarehouseError: the warehouse is unreachable or ``clients``/``sales`` are not loaded.
     """
     config = _dataset_config(dataset_config)
-    warehouse = connect(resolve_warehouse_url(warehouse_url), get_settings().spark_master)
+    warehouse = connect(resolve_warehouse_url(warehouse_url))
     try:
         return {"table": FEATURE_STORE, "rows": build_feature_store(warehouse, config)}
     finally:

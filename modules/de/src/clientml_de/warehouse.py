@@ -3,7 +3,8 @@
 - ``duckdb:///path/to/file.duckdb``: the embedded default;
 - ``postgresql://user:password@host:port/db``: the full system (loads use ``COPY``);
 - ``spark:///path/to/dir``: Apache Spark with a Hive metastore kept in that directory (master from
-  ``CLIENTML_SPARK_MASTER``, ``local[*]`` by default; a cluster URL for users who outgrow one machine).
+  ``CLIENTML_SPARK_MASTER``, ``local[*]`` by default; a cluster URL for users who outgrow one machine, with
+  ``CLIENTML_SPARK_CONF``; the session's properties are in :mod:`clientml_de.spark_session`).
 
 ``connect(url, read_only=True)`` opens a warehouse for reading only; with DuckDB, readers and writers in
 different processes take turns on the file (:mod:`clientml_de.duckdb_file`).
@@ -22,7 +23,7 @@ import tempfile
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +36,7 @@ import ibis
 from clientml_de.duckdb_file import open_duckdb
 from clientml_de.errors import WarehouseError
 from clientml_de.settings import get_settings
+from clientml_de.spark_session import open_session
 from clientml_de.validate import ValidatedLoad, typed_schema
 
 __all__ = ["LOAD_RUNS", "REJECTED_ROWS", "LoadSummary", "Warehouse", "WarehouseError", "connect"]
@@ -332,35 +334,20 @@ def _copy_file(cur: Any, statement: str, path: Path) -> None:
 class SparkWarehouse(Warehouse):
     """Apache Spark with a persistent Hive metastore; each table is a view over its newest version."""
 
-    def __init__(self, url: str, master: str = "local[*]", read_only: bool = False) -> None:
+    def __init__(
+        self, url: str, master: str = "local[*]", conf: Mapping[str, str] | None = None, read_only: bool = False
+    ) -> None:
         super().__init__(url, read_only)
         path = urlparse(url).path
         if not path or path == "/":
             raise WarehouseError(f"warehouse URL {url!r} has no directory (expected spark:///path/to/dir)")
         self.path = Path("/" + path.lstrip("/"))  # spark:////abs and spark:///abs name the same directory
         self.master = master
+        self.conf = dict(conf or {})
 
     @cached_property
     def session(self) -> Any:
-        from pyspark.sql import SparkSession
-
-        self.path.mkdir(parents=True, exist_ok=True)
-        metastore = self.path / "metastore_db"
-        return (
-            SparkSession.builder.master(self.master)
-            .appName("clientml")
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.shuffle.partitions", "8")
-            .config("spark.sql.warehouse.dir", str(self.path / "tables"))
-            .config("spark.sql.catalogImplementation", "hive")
-            .config(
-                "spark.hadoop.javax.jdo.option.ConnectionURL",
-                f"jdbc:derby:;databaseName={metastore};create=true",
-            )
-            .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={self.path}")
-            .getOrCreate()
-        )
+        return open_session(self.path, self.master, self.conf)
 
     @cached_property
     def con(self) -> Any:
@@ -385,7 +372,8 @@ class SparkWarehouse(Warehouse):
                 kept = self.session.table(REJECTED_ROWS).where(functions.col("source_table") != table)
                 rejected = kept.unionByName(rejected)
             self._swap(REJECTED_ROWS, rejected)
-            # One row from Python values (a local relation, no SQL text); loaded_at is Spark's clock.
+            # One row from Python values (no SQL text; pyspark ships them as pickled rows, which a Python worker on
+            # the executors decodes); loaded_at is Spark's clock.
             schema = ", ".join(f"{name} {_SPARK_TYPES.get(kind, kind)}" for name, kind in _BOOKKEEPING[LOAD_RUNS][:-1])
             runs = self.session.createDataFrame([record.load_runs_values()], schema)
             runs = runs.withColumn("loaded_at", functions.current_timestamp())
@@ -398,7 +386,7 @@ class SparkWarehouse(Warehouse):
     def _read_parquet(self, path: Path) -> Any:
         from pyspark.sql import functions
 
-        frame = self.session.read.parquet(str(path))
+        frame = self.session.read.parquet(path.as_uri())  # file: whatever the cluster's default filesystem
         # DuckDB writes zone-less timestamps; store them as Spark's (UTC session) TIMESTAMP.
         for field in frame.schema.fields:
             if field.dataType.typeName() == "timestamp_ntz":
@@ -420,13 +408,14 @@ class SparkWarehouse(Warehouse):
 
 
 def connect(
-    url: str, spark_master: str = "local[*]", *, read_only: bool = False, lock_timeout_s: float | None = None
+    url: str, spark_master: str | None = None, *, read_only: bool = False, lock_timeout_s: float | None = None
 ) -> Warehouse:
     """Open the warehouse a URL names (lazily: nothing is opened before the first use).
 
     Args:
         url: ``duckdb:///file``, ``postgresql://...`` or ``spark:///dir``.
-        spark_master: the Spark master, for ``spark://`` URLs.
+        spark_master: the Spark master, for ``spark://`` URLs (default: the ``CLIENTML_SPARK_MASTER`` setting,
+            ``local[*]``); the session also gets the ``CLIENTML_SPARK_CONF`` properties.
         read_only: open for reading only. DuckDB opens the file read-only: other processes may read it at
             the same time, and a writer waits until it is closed, so close it after each read (``with
             connect(url, read_only=True) as warehouse: ...``). PostgreSQL and Spark handle concurrent readers
@@ -445,7 +434,10 @@ def connect(
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         return PostgresWarehouse(url, read_only=read_only)
     if scheme == "spark":
-        return SparkWarehouse(url, master=spark_master, read_only=read_only)
+        settings = get_settings()
+        return SparkWarehouse(
+            url, master=spark_master or settings.spark_master, conf=settings.spark_conf, read_only=read_only
+        )
     raise WarehouseError(
         f"warehouse URL {url!r}: unknown scheme {scheme!r} (use duckdb:///file, postgresql://..., spark:///dir)"
     )

@@ -2,8 +2,9 @@
 
 - services: ``postgres_server`` (a throwaway PostgreSQL server for the session), ``postgres_url`` (a
   fresh database on it), ``restartable_postgres`` (a server of the test's own, to stop and start);
-  ``real_data`` (the real datasets, ``../shared/data/real`` or ``CLIENTML_REAL_DATA``). A test that
-  uses them is marked ``postgres`` / ``realdata`` automatically.
+  ``real_data`` (the real datasets, ``../shared/data/real`` or ``CLIENTML_REAL_DATA``); ``spark_cluster``
+  (a Spark standalone master and worker on loopback, the test's own). A test that uses them is marked
+  ``postgres`` / ``realdata`` / ``spark`` automatically.
 - generated data: ``worlds`` (sources and DuckDB feature stores made once per session), and the
   default world every module suite may use: ``source_dir`` (2,000 generated clients, seed 1) and
   ``warehouse_url`` (its feature_store on DuckDB; it follows a suite's own ``source_dir``), with
@@ -30,6 +31,7 @@ from clientml_testkit.data import Worlds
 
 if TYPE_CHECKING:
     from clientml_testkit.localpg import LocalPostgres
+    from clientml_testkit.sparkcluster import StandaloneCluster
 
 os.environ.setdefault("AIRFLOW__USAGE_DATA_COLLECTION__ENABLED", "False")
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -53,6 +55,7 @@ MARKED_BY_FIXTURE = {
     "postgres_url": "postgres",
     "restartable_postgres": "postgres",
     "real_data": "realdata",
+    "spark_cluster": "spark",
 }
 
 
@@ -110,6 +113,19 @@ def postgres_url(postgres_server: str) -> str:
 def restartable_postgres() -> Iterator[LocalPostgres]:
     """A server of this test's own, which it may stop and start again (the session's server is shared)."""
     yield from _local_postgres()
+
+
+@pytest.fixture
+def spark_cluster() -> Iterator[StandaloneCluster]:
+    """A Spark standalone master and one worker (1 core, 1 GB for executors), separate JVMs on loopback, stopped
+    afterwards (skipped locally, failed in CI, without pyspark or Java)."""
+    from clientml_testkit.sparkcluster import SparkClusterUnavailableError, standalone_cluster
+
+    try:
+        with standalone_cluster() as cluster:
+            yield cluster
+    except SparkClusterUnavailableError as exc:
+        unavailable(str(exc))
 
 
 @pytest.fixture(scope="session")

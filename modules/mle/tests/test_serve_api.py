@@ -14,8 +14,8 @@ import numpy as np
 import orjson
 import pytest
 from clientml_de.settings import get_settings
-from clientml_mle.serve.app import create_app, create_app_from_config
-from clientml_mle.serve.config import ServeConfig
+from clientml_mle.serve.app import create_app
+from clientml_mle.serve.config import ServeConfig, create_app_from_config
 from clientml_mle.serve.logging import ACCESS_LOGGER
 from fastapi.testclient import TestClient
 from serve_fixtures import ServeWorld

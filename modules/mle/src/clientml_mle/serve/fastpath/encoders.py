@@ -15,13 +15,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
 
 from clientml_mle.serve.fastpath.base import dense
 from clientml_mle.serve.schemas import ValidRecords
+
+if TYPE_CHECKING:  # only the literal encoder builds a DataFrame (see PipelineEncoder.frame)
+    import pandas as pd
 
 
 class Encoder(Protocol):
@@ -150,6 +152,8 @@ class PipelineEncoder:
 
     def frame(self, valid: ValidRecords) -> pd.DataFrame:
         """The frame ``bundle.feature_frame`` builds: float64 numbers (NaN for null), object categories."""
+        import pandas as pd  # the literal path only, whose bundle's model has imported pandas already
+
         data: dict[str, Any] = {name: valid.numeric[:, j] for j, name in enumerate(self.numeric_names)}
         for name in self.categorical_names:
             data[name] = np.array(valid.categorical[name], dtype=object)

@@ -30,7 +30,7 @@ async def model_info(state: StateDep, model: ReadyModelDep) -> Response:
     served = model.served
     assert served is not None  # ReadyModelDep answered 503 otherwise
     predictor = served.predictor
-    manifest = served.bundle.manifest
+    manifest = served.manifest
     created = getattr(manifest, "created_at", None)
     training = getattr(manifest, "training_data", None)
     refused = model.refused

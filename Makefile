@@ -7,6 +7,10 @@ export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export CHECKPOINT_DISABLE := 1
+# Installed packages are compiled to bytecode once, as in the images (tools/docker/build-venv.sh): where
+# PYTHONDONTWRITEBYTECODE is set, every process would otherwise compile its imports from source again
+# (half of `clientml serve`'s start here).
+export UV_COMPILE_BYTECODE := 1
 
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 VENV := .venv

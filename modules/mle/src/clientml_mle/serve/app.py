@@ -14,13 +14,14 @@ from fastapi import FastAPI, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from clientml_mle.serve.api_models import ClientsRequest
 from clientml_mle.serve.config import DEFAULT_MAX_RECORDS
 from clientml_mle.serve.deps import ServeState, request_id, require_api_key
 from clientml_mle.serve.fastpath import BundleLike, VerifiedPredictor
 from clientml_mle.serve.middleware import ServingMiddleware
 from clientml_mle.serve.reload import ModelWatcher
 from clientml_mle.serve.routers import docs, health, json_response, metrics, model, predict
-from clientml_mle.serve.schemas import ClientsRequest, InvalidRequestError, RequestSchema, error_entry
+from clientml_mle.serve.schemas import InvalidRequestError, RequestSchema, error_entry
 
 log = logging.getLogger(__name__)
 

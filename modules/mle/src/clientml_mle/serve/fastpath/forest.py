@@ -55,7 +55,16 @@ def _raw_scores(  # noqa: PLR0917 - the kernel, compiled by numba (plain Python 
 def _kernel() -> Callable[..., None]:
     import numba
 
-    compiled: Callable[..., None] = numba.njit(nogil=True, cache=False)(_raw_scores)
+    compiled: Callable[..., None]
+    try:
+        # numba's own on-disk cache of the kernel's machine code spares every worker start its compilation
+        # (0.3-0.5 s here). It holds no model data: it is keyed by this file and the argument types, the
+        # same for every model, and kept where Python keeps this module's bytecode (its __pycache__), else
+        # in the user's cache directory, so it is as trusted as the installed code; numba discards it when
+        # this file changes.
+        compiled = numba.njit(nogil=True, cache=True)(_raw_scores)
+    except RuntimeError:  # nowhere to write it (a read-only installation, no home): compiled in memory
+        compiled = numba.njit(nogil=True, cache=False)(_raw_scores)
     return compiled
 
 

@@ -6,6 +6,10 @@ sides of every tree split, nulls in every other feature, every category, unseen 
 must equal the pipeline's transform exactly and the probabilities must equal
 ``bundle.predict_proba`` within :data:`VERIFY_TOLERANCE`. Encoders and scorers are tried fastest first;
 one that disagrees (or fails) gives way to the next, more literal one, logged as a warning.
+
+:func:`verify` is :func:`model_reference` (the model's answers on the probe records: a :class:`Reference`)
+then :func:`check` (the candidates against it); a stored fast path is checked against the reference stored
+with it (:mod:`.stored`).
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from clientml_mle.serve.api_models import ModelInfo
 from clientml_mle.serve.deps import ReadyModelDep, StateDep
 from clientml_mle.serve.routers import ERRORS, json_response
-from clientml_mle.serve.schemas import ModelInfo
 
 router = APIRouter(prefix="/v1", tags=["model"])
 

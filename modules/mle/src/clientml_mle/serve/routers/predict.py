@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from clientml_mle.serve.api_models import ClientsRequest, ClientsResponse, PredictResponse
 from clientml_mle.serve.deps import (
     JsonBody,
     PredictorDep,
@@ -42,10 +43,7 @@ from clientml_mle.serve.fastpath import VerifiedPredictor, records_from_frame
 from clientml_mle.serve.metrics import record_predictions
 from clientml_mle.serve.routers import ERRORS, json_response
 from clientml_mle.serve.schemas import (
-    ClientsRequest,
-    ClientsResponse,
     InvalidRequestError,
-    PredictResponse,
     ValidRecords,
     error_entry,
 )

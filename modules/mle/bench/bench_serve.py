@@ -48,7 +48,7 @@ import orjson
 from clientml_testkit.bench import code_state, machine
 from clientml_testkit.data import build_warehouse
 from clientml_testkit.servers import free_port, serving
-from serve_startup import cold_starts, worker_rss
+from serve_startup import cold_starts, tree_cpu_seconds, worker_rss
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LEVELS = (1, 16, 64)
@@ -145,6 +145,18 @@ def in_process(prepared: Prepared, calls: int = 2000) -> dict[str, Any]:
         started = time.perf_counter()
         predictor.predict_records([records[i % len(records)]])
         times.append(time.perf_counter() - started)
+    # The three steps of one record apart (p50 each): what the model itself costs a request.
+    steps: dict[str, list[float]] = {"validate": [], "encode": [], "score": []}
+    for i in range(calls):
+        started = time.perf_counter()
+        valid = predictor.validator.validate_records([records[i % len(records)]])
+        encoded = time.perf_counter()
+        matrix = predictor.encode(valid)
+        scored = time.perf_counter()
+        predictor.predict_matrix(matrix)
+        ended = time.perf_counter()
+        for step, seconds in zip(steps, (encoded - started, scored - encoded, ended - scored), strict=True):
+            steps[step].append(seconds)
     batch = (records * (10_000 // len(records) + 1))[:10_000]
     batch_times = []
     for _ in range(BATCH_REPEATS):
@@ -162,7 +174,9 @@ def in_process(prepared: Prepared, calls: int = 2000) -> dict[str, Any]:
         "p99_us": float(np.percentile(times, 99) * 1e6),
         "batch_ms": statistics.median(batch_times) * 1000,
         "pipeline_p50_us": float(np.percentile(pipeline_times, 50) * 1e6),
-        "model": f"{predictor.model_type} ({predictor.kind})",
+        "model": f"{predictor.model_type} ({predictor.kind}"
+        + (f", {len(predictor.forest.roots)} trees)" if predictor.forest is not None else ")"),
+        **{f"{step}_us": float(np.percentile(seconds, 50) * 1e6) for step, seconds in steps.items()},
     }
 
 
@@ -175,8 +189,10 @@ def bench_server(
     headers: dict[str, str],
     args: argparse.Namespace,
     workdir: Path,
+    server_pid: int,
 ) -> dict[str, Any]:
-    """Single-record load at each level, then (with a ``batch_body``) the 10,000-record batch."""
+    """Single-record load at each level, with the server's CPU time per request (all its processes), then
+    (with a ``batch_body``) the 10,000-record batch."""
     bodies = [b.decode() for b in single_bodies]
     out: dict[str, Any] = {"levels": {}}
     budget = args.duration + 120
@@ -192,11 +208,14 @@ def bench_server(
             "max_requests": args.max_requests,
             "warmup": WARMUP_REQUESTS if i == 0 else 0,
         }
-        out["levels"][level] = run_client(spec, workdir, budget)
+        cpu = tree_cpu_seconds(server_pid)
+        result = out["levels"][level] = run_client(spec, workdir, budget)
+        served = result["requests"] + int(spec["warmup"])
+        result["server_cpu_us"] = (tree_cpu_seconds(server_pid) - cpu) / served * 1e6
         print(
-            f"    concurrency {level:>3}: {out['levels'][level]['throughput']:8.0f} req/s  "
-            f"p50 {out['levels'][level]['p50_ms']:.2f} ms  p99 {out['levels'][level]['p99_ms']:.2f} ms  "
-            f"errors {out['levels'][level]['errors']}",
+            f"    concurrency {level:>3}: {result['throughput']:8.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
+            f"p99 {result['p99_ms']:.2f} ms  server CPU {result['server_cpu_us']:.0f} µs/request  "
+            f"errors {result['errors']}",
             flush=True,
         )
     if batch_body is None:
@@ -260,6 +279,10 @@ def render(args: argparse.Namespace, info: str, figures: dict[str, Any]) -> str:
             f"| single record, concurrency {level}: p50 / p99 latency (ms) | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} | "
             f"{c['p50_ms']:.2f} / {c['p99_ms']:.2f} | | {b['p50_ms']:.2f} / {b['p99_ms']:.2f} | |"
         )
+        lines.append(
+            f"| single record, concurrency {level}: server CPU per request (µs, all processes) | "
+            f"{a['server_cpu_us']:.0f} | {c['server_cpu_us']:.0f} | | {b['server_cpu_us']:.0f} | |"
+        )
     ours_ms, theirs_ms = ours["batch"]["median_ms"], theirs["batch"]["median_ms"]
     lines.append(
         f"| 10,000-record batch over HTTP, median of {BATCH_REPEATS} (ms) | {ours_ms:.0f} | | | {theirs_ms:.0f} | "
@@ -275,6 +298,8 @@ def render(args: argparse.Namespace, info: str, figures: dict[str, Any]) -> str:
         "|---|---:|",
         f"| fast predictor, single record (validate + encode + score), p50 / p99 over 2,000 calls | "
         f"{local['p50_us']:.0f} / {local['p99_us']:.0f} µs |",
+        f"| the same steps apart, p50: validate / encode / score | {local['validate_us']:.1f} / "
+        f"{local['encode_us']:.1f} / {local['score_us']:.1f} µs |",
         f"| fast predictor, 10,000 records, median of {BATCH_REPEATS} | {local['batch_ms']:.0f} ms |",
         f"| sklearn Pipeline `predict_proba` on a one-row DataFrame, p50 (reference) | "
         f"{local['pipeline_p50_us']:.0f} µs |",
@@ -376,7 +401,12 @@ def main() -> None:
             ours_cmd, port=port, ready_path="/health/ready", ready_log=ready, log=root / "ours.log", **options
         ) as process:
             ours = bench_server(
-                port, "/v1/predict", single_bodies=single, batch_body=orjson.dumps({"records": batch}), **load
+                port,
+                "/v1/predict",
+                single_bodies=single,
+                batch_body=orjson.dumps({"records": batch}),
+                server_pid=process.pid,
+                **load,
             )
             ours["rss"] = worker_rss(process.pid)
 
@@ -384,7 +414,9 @@ def main() -> None:
         bare_cmd = [sys.executable, str(BARE_APP), str(port), str(args.workers)]
         print(f"bare FastAPI endpoint on 127.0.0.1:{port} ({args.workers} workers)", flush=True)
         with serving(bare_cmd, port=port, ready_path="/health/ready", log=root / "bare.log", **options) as process:
-            bare = bench_server(port, "/v1/predict", single_bodies=single, batch_body=None, **load)
+            bare = bench_server(
+                port, "/v1/predict", single_bodies=single, batch_body=None, server_pid=process.pid, **load
+            )
             bare["rss"] = worker_rss(process.pid)
 
         port = free_port()
@@ -400,6 +432,7 @@ def main() -> None:
                 "/invocations",
                 single_bodies=[orjson.dumps({"dataframe_records": [r]}) for r in records],
                 batch_body=orjson.dumps({"dataframe_records": batch}),
+                server_pid=process.pid,
                 **load,
             )
             theirs["rss"] = worker_rss(process.pid)

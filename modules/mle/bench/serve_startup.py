@@ -2,7 +2,8 @@
 
 - :func:`time_to_ready`: from starting the command to every worker ready (each worker's own "ready" log
   line, and ``/health/ready`` answering 200), polled every 10 ms;
-- :func:`worker_rss`: the resident memory of each worker process and of the supervisor.
+- :func:`worker_rss`: the resident memory of each worker process and of the supervisor;
+- :func:`tree_cpu_seconds`: the CPU time a server's processes have used (per request, between two calls).
 """
 
 from __future__ import annotations
@@ -69,3 +70,13 @@ def worker_rss(root: int) -> dict[str, Any]:
         "workers_mb": [p.memory_info().rss / MB for p in serving],
         "supervisor_mb": supervisor.memory_info().rss / MB if workers else None,
     }
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds used so far by the process ``root`` and all its descendants alive."""
+    total = 0.0
+    supervisor = psutil.Process(root)
+    for process in [supervisor, *supervisor.children(recursive=True)]:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total

@@ -261,7 +261,8 @@ def render(args: argparse.Namespace, info: str, figures: dict[str, Any]) -> str:
         f"{args.duration:g} s or {args.max_requests} requests.",
         "",
         f"- `clientml serve` from the process start to every worker verified and `/health/ready` 200: "
-        f"**{starts['median_s']:.2f} s**, median of {len(starts['runs_s'])} cold starts ({runs} s)",
+        f"**{starts['median_s']:.2f} s**, median of {len(starts['runs_s'])} cold starts ({runs} s); "
+        f"{starts['median_cpu_s']:.2f} s of CPU by then (all its processes, median)",
         f"- resident memory per worker after the load: clientml API {_rss(ours)}; bare FastAPI endpoint "
         f"{_rss(bare)}; mlflow models serve {_rss(theirs)}",
         "",
@@ -394,7 +395,11 @@ def main() -> None:
             args.starts, command=ours_cmd, port=port, workers=args.workers, ready_text=WORKER_READY,
             log=root / "starts.log", **options,
         )  # fmt: skip
-        print(f"  ready after {', '.join(f'{s:.2f}' for s in starts['runs_s'])} s", flush=True)
+        print(
+            f"  ready after {', '.join(f'{s:.2f}' for s in starts['runs_s'])} s "
+            f"({starts['median_cpu_s']:.2f} s of CPU, median)",
+            flush=True,
+        )
         print(f"clientml API on 127.0.0.1:{port} ({args.workers} workers)", flush=True)
         ready = (WORKER_READY, args.workers)
         with serving(

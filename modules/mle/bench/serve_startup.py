@@ -31,11 +31,12 @@ def time_to_ready(
     log: Path,
     env: Mapping[str, str],
     timeout_s: float,
-) -> float:
+) -> tuple[float, float]:
     """Seconds from starting ``command`` (a fresh process: nothing of a previous run is kept but the
     operating system's file cache) until ``ready_text`` is logged ``workers`` times and ``/health/ready``
-    answers 200. The server is stopped afterwards. Raises RuntimeError with the log's tail when the
-    server exits or is not ready within ``timeout_s``."""
+    answers 200, and the CPU seconds its processes used until then (what the wall time would be without
+    other work on the machine, spread over its cores). The server is stopped afterwards. Raises
+    RuntimeError with the log's tail when the server exits or is not ready within ``timeout_s``."""
     with log.open("wb") as out:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -48,16 +49,20 @@ def time_to_ready(
                 log.read_text(errors="replace").count(ready_text) >= workers
                 and http_status(port, "/health/ready") == 200
             ):
-                return elapsed
+                return elapsed, tree_cpu_seconds(process.pid)
             time.sleep(POLL_S)
     finally:
         stop_process_group(process)
 
 
 def cold_starts(repeats: int, **options: Any) -> dict[str, Any]:
-    """:func:`time_to_ready` ``repeats`` times (``options`` as for it): every run and the median."""
+    """:func:`time_to_ready` ``repeats`` times (``options`` as for it): every run and the medians."""
     runs = [time_to_ready(**options) for _ in range(repeats)]
-    return {"runs_s": runs, "median_s": statistics.median(runs)}
+    return {
+        "runs_s": [wall for wall, _ in runs],
+        "median_s": statistics.median(wall for wall, _ in runs),
+        "median_cpu_s": statistics.median(cpu for _, cpu in runs),
+    }
 
 
 def worker_rss(root: int) -> dict[str, Any]:

@@ -1,19 +1,26 @@
-"""Serving benchmark: the clientml prediction API against ``mlflow models serve``, same model, same workers.
+"""Serving benchmark: the clientml prediction API against a bare FastAPI endpoint (the framework's ceiling)
+and ``mlflow models serve``, same model, same workers.
 
     python modules/mle/bench/bench_serve.py [--workers 2] [--duration 10] [--max-requests 5000]
+    python modules/mle/bench/bench_serve.py --warehouse URL --models-dir DIR --tracking-uri URI --model-uri URI
 
 1. Generates a feature store (``--clients``, DuckDB in a temporary directory), trains the default model
    with MLflow tracking into a temporary SQLite store (so the registered model, the pyfunc serving the
    bundle, is logged by the project's own tracking code and its model URI is used), and loads the bundle.
-2. In process: the fast predictor's single-record latency (validate + encode + booster, 2,000 calls), a
+   With ``--models-dir`` (and the warehouse, tracking URI and model URI of that training, e.g. ``clientml
+   train``'s), that models directory's champion is measured instead.
+2. In process: the fast predictor's single-record latency (validate + encode + trees, 2,000 calls), a
    10,000-record batch, and the sklearn Pipeline's single-record latency for reference.
-3. Serves the model on 127.0.0.1 twice, one server at a time, with ``--workers`` processes each: our API
-   (``run_server``, what ``clientml serve`` runs) and ``mlflow models serve --env-manager local``.
-4. From a separate client process (``serve_client.py``: asyncio, raw HTTP/1.1 keep-alive connections,
-   one per concurrent request stream) measures single-record throughput and p50/p99 latency at concurrency 1, 16 and 64
-   (each level bounded by ``--duration`` seconds and ``--max-requests`` requests, after a warm-up), and the
-   latency of a 10,000-record batch (median of 5).
-5. Prints a markdown table with the ratios and writes it to ``.bench/serve.md``.
+3. Starts ``clientml serve`` ``--starts`` times (5) from nothing: the time from the process start until
+   every worker has logged that its model is verified and ``/health/ready`` answers 200 (the median).
+4. Serves on 127.0.0.1, one server at a time, with ``--workers`` processes each: our API (``clientml
+   serve``), a bare FastAPI endpoint answering a constant under the same uvicorn settings
+   (``bare_app.py``), and ``mlflow models serve --env-manager local``; the resident memory of each worker.
+5. From a separate client process (``serve_client.py``: asyncio, raw HTTP/1.1 keep-alive connections,
+   one per concurrent request stream) measures single-record throughput and p50/p99 latency at concurrency
+   1, 16 and 64 (each level bounded by ``--duration`` seconds and ``--max-requests`` requests, after a
+   warm-up), and the latency of a 10,000-record batch (median of 5; not for the bare endpoint).
+6. Prints a markdown table with the ratios and writes it to ``.bench/serve.md``.
 
 Only loopback traffic; every loop is bounded; every server is stopped (its process group killed if it
 does not exit) and the temporary directory removed. The client shares the machine's CPUs with the
@@ -41,12 +48,15 @@ import orjson
 from clientml_testkit.bench import code_state, machine
 from clientml_testkit.data import build_warehouse
 from clientml_testkit.servers import free_port, serving
+from serve_startup import cold_starts, tree_cpu_seconds, worker_rss
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LEVELS = (1, 16, 64)
 WARMUP_REQUESTS = 300
 STARTUP_TIMEOUT_S = 180.0
 BATCH_REPEATS = 5
+WORKER_READY = "ready: fast path verified"  # the line each worker logs once its model is verified
+BARE_APP = Path(__file__).with_name("bare_app.py")
 
 
 # --- the load client (serve_client.py, in its own process) --------------------------------------
@@ -79,10 +89,9 @@ class Prepared:
 
 
 def prepare(root: Path, n_clients: int, seed: int) -> Prepared:
-    from clientml_de.warehouse import connect
-    from clientml_mle.bundle import load_bundle
+    """Generated clients, their feature store, the default model trained and tracked (see the docstring)."""
     from clientml_mle.estimators import default_estimator
-    from clientml_mle.features import latest_rows, training_frame
+    from clientml_mle.features import training_frame
     from clientml_mle.tracking import MlflowTracker
     from clientml_mle.train import train
     from clientml_synthetic import generate
@@ -90,11 +99,6 @@ def prepare(root: Path, n_clients: int, seed: int) -> Prepared:
     data = root / "data"
     generate(data, n_clients=n_clients, seed=seed, progress=False)
     url = build_warehouse(data, root)
-    warehouse = connect(url)
-    try:
-        ids = warehouse.table("feature_store").select("client_id").limit(2000).to_pandas()["client_id"].tolist()
-    finally:
-        warehouse.close()
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
     tracker = MlflowTracker(
         tracking_uri, model_name="bench-serve", experiment="bench-serve", artifact_location=root / "mlartifacts"
@@ -104,11 +108,26 @@ def prepare(root: Path, n_clients: int, seed: int) -> Prepared:
         default_estimator, training_frame(url), models_dir=models_dir, tracking=tracker, n_boot=50, seed=seed
     )
     assert result.tracking is not None
-    bundle = load_bundle(models_dir)
+    return prepared(url, models_dir, tracking_uri, result.tracking.model_uri)
+
+
+def prepared(url: str, models_dir: Path, tracking_uri: str, model_uri: str) -> Prepared:
+    """The champion bundle of ``models_dir`` (LATEST without one) and 2,000 feature-store rows as records."""
+    from clientml_de.warehouse import connect
+    from clientml_mle.bundle import load_bundle
+    from clientml_mle.features import latest_rows
+    from clientml_mle.pointers import serving_pointer
+
+    warehouse = connect(url)
+    try:
+        ids = warehouse.table("feature_store").select("client_id").limit(2000).to_pandas()["client_id"].tolist()
+    finally:
+        warehouse.close()
+    bundle = load_bundle(models_dir, pointer=serving_pointer(models_dir)[0])
     names = [f.name for f in bundle.manifest.features]
     rows = latest_rows(url, ids)[names]
     records: list[dict[str, Any]] = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")  # type: ignore[assignment]
-    return Prepared(models_dir, result.tracking.model_uri, tracking_uri, bundle, records)
+    return Prepared(models_dir, model_uri, tracking_uri, bundle, records)
 
 
 # --- measurements ---------------------------------------------------------------------------------
@@ -126,6 +145,18 @@ def in_process(prepared: Prepared, calls: int = 2000) -> dict[str, Any]:
         started = time.perf_counter()
         predictor.predict_records([records[i % len(records)]])
         times.append(time.perf_counter() - started)
+    # The three steps of one record apart (p50 each): what the model itself costs a request.
+    steps: dict[str, list[float]] = {"validate": [], "encode": [], "score": []}
+    for i in range(calls):
+        started = time.perf_counter()
+        valid = predictor.validator.validate_records([records[i % len(records)]])
+        encoded = time.perf_counter()
+        matrix = predictor.encode(valid)
+        scored = time.perf_counter()
+        predictor.predict_matrix(matrix)
+        ended = time.perf_counter()
+        for step, seconds in zip(steps, (encoded - started, scored - encoded, ended - scored), strict=True):
+            steps[step].append(seconds)
     batch = (records * (10_000 // len(records) + 1))[:10_000]
     batch_times = []
     for _ in range(BATCH_REPEATS):
@@ -143,7 +174,9 @@ def in_process(prepared: Prepared, calls: int = 2000) -> dict[str, Any]:
         "p99_us": float(np.percentile(times, 99) * 1e6),
         "batch_ms": statistics.median(batch_times) * 1000,
         "pipeline_p50_us": float(np.percentile(pipeline_times, 50) * 1e6),
-        "trees": int(bundle.model.steps[-1][1].booster_.num_trees()),
+        "model": f"{predictor.model_type} ({predictor.kind}"
+        + (f", {len(predictor.forest.roots)} trees)" if predictor.forest is not None else ")"),
+        **{f"{step}_us": float(np.percentile(seconds, 50) * 1e6) for step, seconds in steps.items()},
     }
 
 
@@ -152,11 +185,14 @@ def bench_server(
     path: str,
     *,
     single_bodies: list[bytes],
-    batch_body: bytes,
+    batch_body: bytes | None,
     headers: dict[str, str],
     args: argparse.Namespace,
     workdir: Path,
+    server_pid: int,
 ) -> dict[str, Any]:
+    """Single-record load at each level, with the server's CPU time per request (all its processes), then
+    (with a ``batch_body``) the 10,000-record batch."""
     bodies = [b.decode() for b in single_bodies]
     out: dict[str, Any] = {"levels": {}}
     budget = args.duration + 120
@@ -172,13 +208,18 @@ def bench_server(
             "max_requests": args.max_requests,
             "warmup": WARMUP_REQUESTS if i == 0 else 0,
         }
-        out["levels"][level] = run_client(spec, workdir, budget)
+        cpu = tree_cpu_seconds(server_pid)
+        result = out["levels"][level] = run_client(spec, workdir, budget)
+        served = result["requests"] + int(spec["warmup"])
+        result["server_cpu_us"] = (tree_cpu_seconds(server_pid) - cpu) / served * 1e6
         print(
-            f"    concurrency {level:>3}: {out['levels'][level]['throughput']:8.0f} req/s  "
-            f"p50 {out['levels'][level]['p50_ms']:.2f} ms  p99 {out['levels'][level]['p99_ms']:.2f} ms  "
-            f"errors {out['levels'][level]['errors']}",
+            f"    concurrency {level:>3}: {result['throughput']:8.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
+            f"p99 {result['p99_ms']:.2f} ms  server CPU {result['server_cpu_us']:.0f} µs/request  "
+            f"errors {result['errors']}",
             flush=True,
         )
+    if batch_body is None:
+        return out
     spec = {
         "mode": "batch",
         "port": port,
@@ -192,65 +233,94 @@ def bench_server(
     return out
 
 
-def render(
-    args: argparse.Namespace,
-    info: str,
-    *,
-    local: dict[str, Any],
-    ours: dict[str, Any],
-    theirs: dict[str, Any],
-    agreement: float,
-) -> str:
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.1f}x" if b else "n/a"
+
+
+def _share(a: float, b: float) -> str:
+    return f"{100 * a / b:.0f}%" if b else "n/a"
+
+
+def _rss(result: dict[str, Any]) -> str:
+    workers = " / ".join(f"{mb:.0f}" for mb in result["rss"]["workers_mb"])
+    supervisor = result["rss"]["supervisor_mb"]
+    return f"{workers} MB" + (f" (supervisor {supervisor:.0f} MB)" if supervisor is not None else "")
+
+
+def render(args: argparse.Namespace, info: str, figures: dict[str, Any]) -> str:
+    """The markdown report of :func:`main`'s figures."""
+    local, starts = figures["local"], figures["starts"]
+    ours, bare, theirs = figures["ours"], figures["bare"], figures["theirs"]
+    runs = ", ".join(f"{s:.2f}" for s in starts["runs_s"])
     lines = [
-        "# Serving benchmark: clientml API vs `mlflow models serve`",
+        "# Serving benchmark: clientml API vs a bare FastAPI endpoint and `mlflow models serve`",
         "",
         f"Machine: {info}.",
-        f"Model: default estimator ({local['trees']} trees), {args.clients} generated clients; "
-        f"{args.workers} worker process(es) per server; client: asyncio raw HTTP/1.1 keep-alive, separate "
-        f"process on the same machine; each level bounded by {args.duration:g} s or {args.max_requests} requests.",
+        f"Model: {local['model']}, {figures['bundle']}; {args.workers} worker process(es) per server; client: "
+        f"asyncio raw HTTP/1.1 keep-alive, separate process on the same machine; each level bounded by "
+        f"{args.duration:g} s or {args.max_requests} requests.",
         "",
-        "| measure | clientml API | mlflow models serve | ratio |",
-        "|---|---:|---:|---:|",
+        f"- `clientml serve` from the process start to every worker verified and `/health/ready` 200: "
+        f"**{starts['median_s']:.2f} s**, median of {len(starts['runs_s'])} cold starts ({runs} s); "
+        f"{starts['median_cpu_s']:.2f} s of CPU by then (all its processes, median)",
+        f"- resident memory per worker after the load: clientml API {_rss(ours)}; bare FastAPI endpoint "
+        f"{_rss(bare)}; mlflow models serve {_rss(theirs)}",
+        "",
+        "| measure | clientml API | bare FastAPI endpoint | API / bare | mlflow models serve | API / mlflow |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for level in args.levels:
-        a, b = ours["levels"][level], theirs["levels"][level]
+        a, c, b = ours["levels"][level], bare["levels"][level], theirs["levels"][level]
         lines.append(
             f"| single record, concurrency {level}: throughput (req/s) | {a['throughput']:,.0f} | "
-            f"{b['throughput']:,.0f} | **{a['throughput'] / b['throughput']:.1f}x** |"
+            f"{c['throughput']:,.0f} | **{_share(a['throughput'], c['throughput'])}** | {b['throughput']:,.0f} | "
+            f"**{_ratio(a['throughput'], b['throughput'])}** |"
         )
         lines.append(
-            f"| single record, concurrency {level}: p50 / p99 latency (ms) | {a['p50_ms']:.2f} / "
-            f"{a['p99_ms']:.2f} | {b['p50_ms']:.2f} / {b['p99_ms']:.2f} | "
-            f"{b['p50_ms'] / a['p50_ms']:.1f}x / {b['p99_ms'] / a['p99_ms']:.1f}x faster |"
+            f"| single record, concurrency {level}: p50 / p99 latency (ms) | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} | "
+            f"{c['p50_ms']:.2f} / {c['p99_ms']:.2f} | | {b['p50_ms']:.2f} / {b['p99_ms']:.2f} | |"
+        )
+        lines.append(
+            f"| single record, concurrency {level}: server CPU per request (µs, all processes) | "
+            f"{a['server_cpu_us']:.0f} | {c['server_cpu_us']:.0f} | | {b['server_cpu_us']:.0f} | |"
         )
     ours_ms, theirs_ms = ours["batch"]["median_ms"], theirs["batch"]["median_ms"]
     lines.append(
-        f"| 10,000-record batch over HTTP, median of {BATCH_REPEATS} (ms) | {ours_ms:.0f} | {theirs_ms:.0f} | "
+        f"| 10,000-record batch over HTTP, median of {BATCH_REPEATS} (ms) | {ours_ms:.0f} | | | {theirs_ms:.0f} | "
         f"{theirs_ms / ours_ms:.1f}x faster |"
     )
-    lines.append(
-        f"| errors (non-200) | {sum(v['errors'] for v in ours['levels'].values())} | "
-        f"{sum(v['errors'] for v in theirs['levels'].values())} | |"
-    )
+    errors = [sum(v["errors"] for v in result["levels"].values()) for result in (ours, bare, theirs)]
+    lines.append(f"| errors (non-200) | {errors[0]} | {errors[1]} | | {errors[2]} | |")
     lines += [
         "",
         "In process (no HTTP):",
         "",
         "| measure | value |",
         "|---|---:|",
-        f"| fast predictor, single record (validate + encode + trees), p50 / p99 over 2,000 calls | "
+        f"| fast predictor, single record (validate + encode + score), p50 / p99 over 2,000 calls | "
         f"{local['p50_us']:.0f} / {local['p99_us']:.0f} µs |",
+        f"| the same steps apart, p50: validate / encode / score | {local['validate_us']:.1f} / "
+        f"{local['encode_us']:.1f} / {local['score_us']:.1f} µs |",
         f"| fast predictor, 10,000 records, median of {BATCH_REPEATS} | {local['batch_ms']:.0f} ms |",
         f"| sklearn Pipeline `predict_proba` on a one-row DataFrame, p50 (reference) | "
         f"{local['pipeline_p50_us']:.0f} µs |",
-        f"| max abs difference of the two servers' probabilities on the 10,000-record batch | {agreement:.1e} |",
+        f"| max abs difference of the two servers' probabilities on the 10,000-record batch | "
+        f"{figures['agreement']:.1e} |",
         "",
         "Targets:",
         "",
+        f"- ready <= 3 s after the start: {'met' if starts['median_s'] <= 3 else 'NOT met'} "
+        f"({starts['median_s']:.2f} s)",
+    ]
+    shares = {level: ours["levels"][level]["throughput"] / bare["levels"][level]["throughput"] for level in args.levels}
+    worst = min(shares, key=lambda level: shares[level])
+    lines += [
+        f"- single-record throughput >= 70% of the bare endpoint's: "
+        f"{'met' if shares[worst] >= 0.7 else 'NOT met'} (lowest {shares[worst]:.0%}, at concurrency {worst})",
         f"- single-record in-process p50 < 1 ms: {'met' if local['p50_us'] < 1000 else 'NOT met'} "
         f"({local['p50_us']:.0f} µs)",
-        f"- 10,000-record batch < 150 ms over HTTP: {'met' if ours['batch']['median_ms'] < 150 else 'NOT met'} "
-        f"({ours['batch']['median_ms']:.0f} ms; {local['batch_ms']:.0f} ms in process)",
+        f"- 10,000-record batch < 150 ms over HTTP: {'met' if ours_ms < 150 else 'NOT met'} "
+        f"({ours_ms:.0f} ms; {local['batch_ms']:.0f} ms in process)",
     ]
     if 16 in args.levels:
         ratio = ours["levels"][16]["throughput"] / theirs["levels"][16]["throughput"]
@@ -261,96 +331,123 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per concurrency level (at most)")
     parser.add_argument("--max-requests", type=int, default=5000, help="requests per concurrency level (at most)")
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=list(LEVELS))
+    parser.add_argument("--starts", type=int, default=5, help="cold starts of clientml serve to time")
     parser.add_argument("--clients", type=int, default=5000, help="generated clients to train on")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--warehouse", help="with --models-dir: the feature store the model was trained on")
+    parser.add_argument("--models-dir", type=Path, help="measure this models directory's champion instead")
+    parser.add_argument("--tracking-uri", help="with --models-dir: the MLflow store of its training")
+    parser.add_argument("--model-uri", help="with --models-dir: the registered model, e.g. models:/NAME@champion")
     parser.add_argument("--out", type=Path, default=Path(".bench/serve.md"))
     args = parser.parse_args()
+    given = [args.warehouse, args.models_dir, args.tracking_uri, args.model_uri]
+    if any(given) and not all(given):
+        parser.error("--warehouse, --models-dir, --tracking-uri and --model-uri go together")
+    return args
 
+
+def main() -> None:
+    args = _arguments()
     info = f"{machine()}; load average at start {os.getloadavg()[0]:.2f}; {code_state(REPO_ROOT, ['modules/mle/src'])}"
     print(f"machine: {info}", flush=True)
+    figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="clientml-bench-serve-") as tmp:
         root = Path(tmp)
-        print("preparing data, model, bundle and MLflow model ...", flush=True)
-        prepared = prepare(root, args.clients, args.seed)
-        print(f"  bundle {prepared.bundle.manifest.version}; MLflow model {prepared.model_uri}", flush=True)
-        local = in_process(prepared)
+        if args.models_dir is not None:
+            prepared_ = prepared(args.warehouse, args.models_dir.resolve(), args.tracking_uri, args.model_uri)
+            figures["bundle"] = f"champion of {args.models_dir}"
+        else:
+            print("preparing data, model, bundle and MLflow model ...", flush=True)
+            prepared_ = prepare(root, args.clients, args.seed)
+            figures["bundle"] = f"trained on {args.clients} generated clients"
+        print(f"  bundle {prepared_.bundle.manifest.version}; MLflow model {prepared_.model_uri}", flush=True)
+        local = figures["local"] = in_process(prepared_)
         print(
             f"in process: single record p50 {local['p50_us']:.0f} µs, p99 {local['p99_us']:.0f} µs; "
             f"10,000 records {local['batch_ms']:.0f} ms",
             flush=True,
         )
 
-        records = prepared.records
+        records = prepared_.records
         batch = (records * (10_000 // len(records) + 1))[:10_000]
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": prepared.tracking_uri}
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": prepared_.tracking_uri}
         env.pop("CLIENTML_API_KEY", None)
         # mlflow starts its server as `uvicorn ...`, found on PATH: the one of this environment.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         options: dict[str, Any] = {"env": env, "timeout_s": STARTUP_TIMEOUT_S}
+        load: dict[str, Any] = {"headers": {}, "args": args, "workdir": root}
+        single = [orjson.dumps({"records": [r]}) for r in records]
 
         port = free_port()
-        code = (
-            "import sys; from pathlib import Path; from clientml_mle.serve.server import run_server; "
-            "run_server(Path(sys.argv[1]), None, '127.0.0.1', int(sys.argv[2]), int(sys.argv[3]))"
+        ours_cmd = [
+            str(Path(sys.executable).with_name("clientml")),
+            *("serve", "--models-dir", str(prepared_.models_dir), "--port", str(port), "--workers", str(args.workers)),
+        ]
+        print(f"clientml serve: {args.starts} cold starts ({args.workers} workers)", flush=True)
+        starts = figures["starts"] = cold_starts(
+            args.starts, command=ours_cmd, port=port, workers=args.workers, ready_text=WORKER_READY,
+            log=root / "starts.log", **options,
+        )  # fmt: skip
+        print(
+            f"  ready after {', '.join(f'{s:.2f}' for s in starts['runs_s'])} s "
+            f"({starts['median_cpu_s']:.2f} s of CPU, median)",
+            flush=True,
         )
-        ours_cmd = [sys.executable, "-c", code, str(prepared.models_dir), str(port), str(args.workers)]
         print(f"clientml API on 127.0.0.1:{port} ({args.workers} workers)", flush=True)
-        ready = ("ready: fast path verified", args.workers)  # the line each worker logs once it is ready
+        ready = (WORKER_READY, args.workers)
         with serving(
             ours_cmd, port=port, ready_path="/health/ready", ready_log=ready, log=root / "ours.log", **options
-        ):
+        ) as process:
             ours = bench_server(
                 port,
                 "/v1/predict",
-                single_bodies=[orjson.dumps({"records": [r]}) for r in records],
+                single_bodies=single,
                 batch_body=orjson.dumps({"records": batch}),
-                headers={},
-                args=args,
-                workdir=root,
+                server_pid=process.pid,
+                **load,
             )
+            ours["rss"] = worker_rss(process.pid)
+
+        port = free_port()
+        bare_cmd = [sys.executable, str(BARE_APP), str(port), str(args.workers)]
+        print(f"bare FastAPI endpoint on 127.0.0.1:{port} ({args.workers} workers)", flush=True)
+        with serving(bare_cmd, port=port, ready_path="/health/ready", log=root / "bare.log", **options) as process:
+            bare = bench_server(
+                port, "/v1/predict", single_bodies=single, batch_body=None, server_pid=process.pid, **load
+            )
+            bare["rss"] = worker_rss(process.pid)
 
         port = free_port()
         mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
         theirs_cmd = [
-            mlflow_bin,
-            "models",
-            "serve",
-            "-m",
-            prepared.model_uri,
-            "--env-manager",
-            "local",
-            "-w",
-            str(args.workers),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
+            *(mlflow_bin, "models", "serve", "-m", prepared_.model_uri, "--env-manager", "local"),
+            *("-w", str(args.workers), "-h", "127.0.0.1", "-p", str(port)),
         ]
         print(f"mlflow models serve on 127.0.0.1:{port} ({args.workers} workers)", flush=True)
-        with serving(theirs_cmd, port=port, ready_path="/ping", log=root / "mlflow.log", **options):
+        with serving(theirs_cmd, port=port, ready_path="/ping", log=root / "mlflow.log", **options) as process:
             theirs = bench_server(
                 port,
                 "/invocations",
                 single_bodies=[orjson.dumps({"dataframe_records": [r]}) for r in records],
                 batch_body=orjson.dumps({"dataframe_records": batch}),
-                headers={},
-                args=args,
-                workdir=root,
+                server_pid=process.pid,
+                **load,
             )
+            theirs["rss"] = worker_rss(process.pid)
 
         ours_p = np.array([p["probability"] for p in orjson.loads(ours["batch"]["body"])["predictions"]])
         # The registered model's pyfunc answers one {"probability", "label"} record per row (mlflow_model.py).
         theirs_p = np.array([p["probability"] for p in orjson.loads(theirs["batch"]["body"])["predictions"]])
-        agreement = float(np.max(np.abs(ours_p - theirs_p)))
+        figures.update(ours=ours, bare=bare, theirs=theirs, agreement=float(np.max(np.abs(ours_p - theirs_p))))
 
-    table = render(args, info, local=local, ours=ours, theirs=theirs, agreement=agreement)
+    table = render(args, info, figures)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(table, encoding="utf-8")
     print()

@@ -17,7 +17,7 @@ from clientml_mle.features import training_frame
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.tracking import MlflowTracker
 from clientml_mle.train import TrainResult, train
-from serve_fixtures import bundle_versions, serve_world  # noqa: F401  (fixtures: conftest makes them visible to every test here)
+from serve_fixtures import bundle_versions, models, serve_world  # noqa: F401  (fixtures: conftest makes them visible to every test here)
 from sklearn.pipeline import Pipeline
 
 SEED = 1
@@ -66,5 +66,4 @@ def estimator_fixture() -> EstimatorFactory:
 @pytest.fixture(scope="session")
 def trained(session_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     """The default model trained once (no tracking), in a session models directory (read-only use)."""
-    models = tmp_path_factory.mktemp("models")
-    return train(estimator, session_frame, seed=SEED, models_dir=models)
+    return train(estimator, session_frame, seed=SEED, models_dir=tmp_path_factory.mktemp("models"))

@@ -70,6 +70,14 @@ def serve_world(trained: Any, warehouse_url: str) -> ServeWorld:
     return make_world(Path(trained.bundle_path), warehouse_url)
 
 
+@pytest.fixture
+def models(tmp_path: Path) -> Path:
+    """An empty models directory (where a test publishes bundles for a server to watch)."""
+    directory = tmp_path / "models"
+    directory.mkdir()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def bundle_versions(trained: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Three bundles of the trained model at thresholds 0.5, 0.1 and 0.9 (three versions, the labels

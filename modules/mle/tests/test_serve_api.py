@@ -14,8 +14,8 @@ import numpy as np
 import orjson
 import pytest
 from clientml_de.settings import get_settings
-from clientml_mle.serve.app import create_app, create_app_from_config
-from clientml_mle.serve.config import ServeConfig
+from clientml_mle.serve.app import create_app
+from clientml_mle.serve.config import ServeConfig, create_app_from_config
 from clientml_mle.serve.logging import ACCESS_LOGGER
 from fastapi.testclient import TestClient
 from serve_fixtures import ServeWorld
@@ -199,6 +199,22 @@ def test_explain_returns_top_contributions(client: TestClient, serve_world: Serv
     plain = predict(client, records).json()["predictions"]
     assert "contributions" not in plain[0]
     assert [p["probability"] for p in plain] == [p["probability"] for p in predictions]
+
+
+@pytest.mark.parametrize("value", ["true", "1", "YES", "on", "false", "0", "off", "maybe", "", "2"])
+def test_explain_is_parsed_as_fastapi_parses_it(client: TestClient, serve_world: ServeWorld, value: str) -> None:
+    """/v1/predict reads the parameter itself (no dependency on the hot path); /v1/predict/clients leaves
+    it to FastAPI: both answer the same status, the same located error, and explain the same way."""
+    ids = serve_world.store["client_id"].tolist()[:1]
+    ours = client.post("/v1/predict", params={"explain": value}, json={"records": serve_world.records_of(ids)})
+    fastapis = client.post("/v1/predict/clients", params={"explain": value}, json={"client_ids": ids})
+    assert ours.status_code == fastapis.status_code
+    if ours.status_code == 422:
+        assert ours.json()["detail"] == fastapis.json()["detail"]
+        assert ours.json()["detail"][0]["field"] == "explain"
+    else:
+        explained = ["contributions" in r for r in (ours.json()["predictions"][0], fastapis.json()["predictions"][0])]
+        assert explained[0] == explained[1]
 
 
 def _reference_contributions(world: ServeWorld, records: list[dict[str, Any]]) -> list[dict[str, float]]:

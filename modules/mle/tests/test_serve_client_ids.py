@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from clientml_de.settings import get_settings
-from clientml_mle.serve.schemas import MAX_CLIENT_ID_CHARS
+from clientml_mle.serve.api_models import MAX_CLIENT_ID_CHARS
 from fastapi.testclient import TestClient
 from serve_cases import CASES, error_fields, serving
 from serve_fixtures import ServeWorld

@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 from clientml_mle.bundle import TRUSTED_TYPES, Bundle, load_bundle, save_bundle
+from clientml_mle.manifest import FASTPATH_FILE
 from clientml_mle.schema import coerce_frame
 from clientml_mle.serve.app import create_app
 from clientml_mle.serve.fastpath import compile_bundle, verify
 from clientml_mle.serve.fastpath.scorers import CalibratedFold
+from clientml_mle.serve.reload import load_predictor
 from fastapi.testclient import TestClient
 from lightgbm import LGBMClassifier
 from serve_fixtures import ServeWorld
@@ -217,3 +219,23 @@ def test_calibrated_folds_fall_back_to_the_literal_predict_proba(
     predictor = verify(candidates, bundle)
     assert predictor.verified["scorer"] == "sklearn-predict-proba(CalibratedClassifierCV)"
     check_equal(predictor, bundle, serve_world.records(100))
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_every_kind_is_served_from_its_stored_fast_path(
+    name: str, kind_bundle: Callable[[str], Bundle], serve_world: ServeWorld
+) -> None:
+    """The stages stored in the bundle at training rebuild without the model and score as the model does;
+    a model whose fast path needs the model itself (the literal predict_proba) has none stored."""
+    bundle = kind_bundle(name)
+    _, predictor = load_predictor(bundle.path, 10_000)
+    stored = (bundle.path / FASTPATH_FILE).is_file()
+    assert stored == (name != "dummy")
+    assert predictor.verified["source"] == ("stored" if stored else "compiled")
+    assert (predictor.kind, predictor.explain_kind) == (KINDS[name].scorer, KINDS[name].explain)
+    records = serve_world.records(200)
+    check_equal(predictor, bundle, records)
+    if predictor.explain_kind is not None:
+        matrix = predictor.encode(predictor.validator.validate_records(records))
+        compiled = verified(bundle)
+        np.testing.assert_array_equal(predictor.contributions(matrix)[0], compiled.contributions(matrix)[0])

@@ -312,7 +312,7 @@ def test_only_a_verified_predictor_can_serve(serve_world: ServeWorld) -> None:
     candidates = compile_bundle(serve_world.bundle)
     state = ServeState(max_records=10)
     with pytest.raises(TypeError, match="only a VerifiedPredictor"):
-        state.activate(serve_world.bundle, candidates)  # type: ignore[arg-type]
+        state.activate(serve_world.bundle.manifest, candidates)  # type: ignore[arg-type]
     assert state.predictor is None and not state.ready
     predictor = verify(candidates, serve_world.bundle)
     fields = {f.name: getattr(predictor, f.name) for f in dataclasses.fields(predictor)}
@@ -322,5 +322,5 @@ def test_only_a_verified_predictor_can_serve(serve_world: ServeWorld) -> None:
         dataclasses.replace(predictor, threshold=0.0, seal=None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         predictor.threshold = 0.0  # type: ignore[misc]
-    state.activate(serve_world.bundle, predictor)
-    assert state.ready and state.predictor is predictor and state.bundle is serve_world.bundle
+    state.activate(serve_world.bundle.manifest, predictor)
+    assert state.ready and state.predictor is predictor and state.manifest is serve_world.bundle.manifest

@@ -4,11 +4,13 @@ generated from the same feature specs."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from clientml_mle.manifest import FeatureSpec
 from clientml_mle.serve.app import create_app
 from clientml_mle.serve.schemas import InvalidRequestError, RecordValidator, RequestSchema
 from fastapi.testclient import TestClient
@@ -163,6 +165,34 @@ def test_hot_path_agrees_with_the_generated_pydantic_model(specs: list[Any], ref
         assert (validator._fast(records) is None) == bool(validator.record_errors(records))
 
     check()
+
+
+# JSON-like values of every kind, and what numpy or Python could pass in process (nan, inf, large ints).
+ODD_VALUES = [None, float("nan"), float("inf"), -float("inf"), True, False, 0, 1, 2, -1, 0.0, 1.0, 0.5, 3.0, -2.5]
+ODD_VALUES += [2**60, "x", "", "0", [], {}, [1]]
+
+
+@pytest.mark.parametrize("refuse", [False, True], ids=["nulls-everywhere", "nulls-refused"])
+def test_a_single_record_is_validated_as_in_a_batch(specs: list[Any], refuse: bool) -> None:
+    """A single record has a path of its own (the same rules on Python values, no arrays): every value of
+    every feature is accepted or refused as in a batch, and as the exhaustive scan says for what JSON can
+    hold (a NaN or an infinity reaches the validator only in process), and gives what a batch gives."""
+    specs = [*specs, FeatureSpec(name="flag", type="boolean"), FeatureSpec(name="count", type="integer")]
+    refused = frozenset(s.name for s in specs) if refuse else frozenset()
+    validator = RecordValidator(specs, max_records=100, null_refused=refused)
+    base = {s.name: (s.categories[0] if s.categories else "a") if s.type == "category" else 1 for s in specs}
+    for spec in specs:
+        for value in [*ODD_VALUES, *(spec.categories or [])[:2]]:
+            record = {**base, spec.name: value}
+            single, batch = validator._fast([record]), validator._fast([record, record])
+            assert (single is None) == (batch is None), (spec.name, spec.type, value)
+            if not (isinstance(value, float) and not math.isfinite(value)):
+                assert (single is None) == bool(validator.record_errors([record])), (spec.name, spec.type, value)
+            if single is not None and batch is not None:
+                np.testing.assert_array_equal(single.numeric, batch.numeric[:1])
+                assert single.categorical == {k: v[:1] for k, v in batch.categorical.items()}
+    for odd in ([], "record", {**base, "extra": 1}, {k: v for k, v in base.items() if k != specs[0].name}):
+        assert validator._fast([odd]) is None
 
 
 def test_arbitrary_bodies_never_500(client: TestClient) -> None:

@@ -46,21 +46,14 @@ def serving(client: TestClient, version: str) -> Any:
 def loads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Every bundle directory the watcher loads, in order (a test asks for it before ``client``)."""
     calls: list[Path] = []
-    original = reload.load_bundle
+    original = reload.read_bundle
 
-    def spy(path: Path, **kwargs: Any) -> Any:
+    def spy(path: Path) -> Any:
         calls.append(Path(path))
-        return original(path, **kwargs)
+        return original(path)
 
-    monkeypatch.setattr(reload, "load_bundle", spy)
+    monkeypatch.setattr(reload, "read_bundle", spy)
     return calls
-
-
-@pytest.fixture
-def models(tmp_path: Path) -> Path:
-    directory = tmp_path / "models"
-    directory.mkdir()
-    return directory
 
 
 @pytest.fixture
@@ -172,12 +165,12 @@ def test_shutdown_does_not_wait_for_a_load_in_progress(
 ) -> None:
     started, release = threading.Event(), threading.Event()
 
-    def slow_load(path: Path, **_: Any) -> Any:
+    def slow_load(path: Path, max_records: int) -> Any:
         started.set()
         release.wait(TIMEOUT_S)
         raise RuntimeError("released at the end of the test")
 
-    monkeypatch.setattr(reload, "load_bundle", slow_load)
+    monkeypatch.setattr(reload, "load_predictor", slow_load)
     publish(models, bundle_versions[0])
     try:
         with TestClient(create_app(models_dir=models, reload_poll_s=POLL_S)) as client:
@@ -224,8 +217,10 @@ def test_every_route_reads_the_served_model_once_per_request(
     app = create_app(bundles[0])
     state = SwappingState(max_records=100)
     state.models = (
-        ModelStatus("ready", None, Served(bundles[0], verified(bundles[0]), datetime.now(UTC)), None),
-        ModelStatus("ready", None, Served(bundles[1], verified(bundles[1]), datetime.now(UTC)), Refusal("v", "r")),
+        ModelStatus("ready", None, Served(bundles[0].manifest, verified(bundles[0]), datetime.now(UTC)), None),
+        ModelStatus(
+            "ready", None, Served(bundles[1].manifest, verified(bundles[1]), datetime.now(UTC)), Refusal("v", "r")
+        ),
     )
     app.state.serve = state
     refused = [None, {"version": "v", "reason": "r"}]

@@ -25,48 +25,72 @@ training harness): LATEST is the newest bundle (the contract's pointer), CHAMPIO
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import math
-import platform
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.pipeline import Pipeline
 
 from clientml_mle.estimators import positive_proba
+from clientml_mle.manifest import (
+    DIGEST_CHARS,
+    ENCODER_FILE,
+    FASTPATH_FILE,
+    FORMAT,
+    MODEL_FILE,
+    FeatureSpec,
+    Manifest,
+    TrainingData,
+    content_digest,
+    library_versions,
+    read_bundle,
+    read_manifest,
+    safe_relative,
+    sha256,
+    verify_bundle,
+)
 from clientml_mle.pointers import (
     LATEST_FILE,
     MANIFEST_FILE,
     TMP_PREFIX,
-    VERSION_PATTERN,
     BundleIntegrityError,
     fsync_dir,
     resolve_bundle_dir,
     set_pointer,
     write_bytes,
 )
-from clientml_mle.schema import FeatureSpec, coerce_frame, records_frame
+from clientml_mle.schema import coerce_frame, records_frame
+
+# Re-exported: what callers of this module have always found here (the manifest lives in its own module).
+__all__ = [
+    "ENCODER_FILE",
+    "MODEL_FILE",
+    "TRUSTED_TYPES",
+    "Bundle",
+    "Manifest",
+    "UntrustedModelError",
+    "bundle_from_contents",
+    "library_versions",
+    "load_bundle",
+    "read_manifest",
+    "save_bundle",
+    "verify_bundle",
+]
 
 log = logging.getLogger(__name__)
 
-FORMAT = "clientml-bundle/1"
-MODEL_FILE = "model.skops"
-ENCODER_FILE = "encoder.skops"
-_DIGEST_CHARS = 12
 _COERCED = "clientml_coerced_for"
+_PENDING = "pending"  # the version of a bundle being written, until its manifest's digest names it
 
 # Types beyond scikit-learn's own that a bundle's models may contain. skops refuses any other type;
 # adding one here is a code change, reviewed like one. (LightGBM's Booster is restored from its own
@@ -83,55 +107,13 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn.calibration._SigmoidCalibration",
     }
 )
-_LIBRARIES = ("scikit-learn", "lightgbm", "skops", "numpy", "pandas", "scipy", "clientml-mle")
 
 
 class UntrustedModelError(BundleIntegrityError):
     """A bundle's model contains types outside the allow-list."""
 
 
-class TrainingData(BaseModel):
-    """The data a model was trained on."""
-
-    model_config = ConfigDict(extra="allow")
-
-    table: str
-    rows: int
-    fingerprint: str
-
-
-class Manifest(BaseModel):
-    """``manifest.json``: what a bundle holds and what its model expects."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    format: str = FORMAT
-    name: str
-    version: str
-    created_at: datetime
-    # The model's input columns, in the order the model expects them.
-    features: list[FeatureSpec]
-    # Probability (of label 1) at or above which the predicted label is 1.
-    threshold: float
-    metrics: dict[str, Any]
-    training_data: TrainingData
-    libraries: dict[str, str]
-    model_file: str = MODEL_FILE
-    encoder_file: str = ENCODER_FILE
-    # Relative path (POSIX) -> SHA-256 hex digest, for every file of the bundle but manifest.json.
-    files: dict[str, str]
-    file_sizes: dict[str, int] = Field(default_factory=dict)
-
-    @property
-    def feature_names(self) -> list[str]:
-        return [f.name for f in self.features]
-
-
 # --- helpers -------------------------------------------------------------------------------------------
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _json_safe(value: Any) -> Any:
@@ -145,28 +127,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _content_digest(raw: Mapping[str, Any]) -> str:
-    """SHA-256 of the manifest's content without its version (the version embeds this digest)."""
-    content = {k: v for k, v in raw.items() if k != "version"}
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return _sha256(canonical.encode())
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in _LIBRARIES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    return versions
-
-
-def _safe_relative(rel: str) -> PurePosixPath:
-    path = PurePosixPath(rel)
-    if path.is_absolute() or not path.parts or any(p in ("..", ".", "") for p in path.parts) or "\\" in rel:
-        raise BundleIntegrityError(f"{rel}: not a plain relative path inside the bundle")
-    return path
 
 
 def _dump_skops(obj: Any, what: str, trusted: frozenset[str]) -> bytes:
@@ -196,7 +156,7 @@ def _load_skops(data: bytes, rel: str, trusted: frozenset[str]) -> Any:
 
 
 def _new_version(created: datetime, digest: str) -> str:
-    return f"{created:%Y%m%dT%H%M%S}.{created.microsecond:06d}Z-{digest[:_DIGEST_CHARS]}"
+    return f"{created:%Y%m%dT%H%M%S}.{created.microsecond:06d}Z-{digest[:DIGEST_CHARS]}"
 
 
 def save_bundle(  # noqa: PLR0917 - the documented positional API
@@ -211,11 +171,18 @@ def save_bundle(  # noqa: PLR0917 - the documented positional API
     *,
     created_at: datetime | None = None,
     trusted_types: Iterable[str] = TRUSTED_TYPES,
+    fast_path: bool = True,
 ) -> Path:
     """Write a new bundle under ``models_dir`` atomically, point ``LATEST`` at it, return its directory.
 
     ``model`` is a fitted Pipeline whose first step is the encoder; ``extra_files`` maps a relative path
-    in the bundle to a local file to copy there (e.g. ``{"evaluation.json": path}``).
+    in the bundle to a local file to copy there (e.g. ``{"evaluation.json": path}``). With ``fast_path``
+    the API's fast path is compiled and verified now and stored in the bundle (``fastpath.npz``, hashed
+    like every file), so that the API serves it without loading the model; a model whose fast path needs
+    the model itself, or that the API cannot serve, gets none (logged).
+
+    Raises TypeError (not a Pipeline), ValueError (a threshold outside [0, 1], an extra file clashing with
+    a bundle file), UntrustedModelError (a type outside ``trusted_types``).
     """
     if not isinstance(model, Pipeline):
         raise TypeError(f"model must be a fitted sklearn Pipeline, not {type(model).__name__}")
@@ -231,15 +198,15 @@ def save_bundle(  # noqa: PLR0917 - the documented positional API
         ENCODER_FILE: _dump_skops(model.steps[0][1], "the encoder (the Pipeline's first step)", trusted),
     }
     for rel, source in (extra_files or {}).items():
-        safe = str(_safe_relative(rel))
-        if safe in payload or safe == MANIFEST_FILE:
+        safe = str(safe_relative(rel))
+        if safe in payload or safe in (MANIFEST_FILE, FASTPATH_FILE):
             raise ValueError(f"extra file {rel!r} clashes with a bundle file")
         payload[safe] = Path(source).read_bytes()
 
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "name": name,
-        "version": "",
+        "version": _PENDING,
         "created_at": created.isoformat(),
         "features": [FeatureSpec.model_validate(f).model_dump(mode="json") for f in features],
         "threshold": float(threshold),
@@ -248,11 +215,18 @@ def save_bundle(  # noqa: PLR0917 - the documented positional API
         "libraries": library_versions(),
         "model_file": MODEL_FILE,
         "encoder_file": ENCODER_FILE,
-        "files": {rel: _sha256(data) for rel, data in sorted(payload.items())},
-        "file_sizes": {rel: len(data) for rel, data in sorted(payload.items())},
+        "files": {},
     }
-    Manifest.model_validate(manifest)  # fail before writing anything
-    version = _new_version(created, _content_digest(manifest))
+    pending = Manifest.model_validate(manifest)  # fail before writing anything
+    if fast_path:
+        # The bundle as the API will load it, before its version exists (the fast path does not store it).
+        bundle = Bundle(path=root, manifest=pending, model=model, encoder=model.steps[0][1])
+        stored = _stored_fast_path(bundle, payload[MODEL_FILE])
+        if stored is not None:
+            payload[FASTPATH_FILE] = stored
+    manifest["files"] = {rel: sha256(data) for rel, data in sorted(payload.items())}
+    manifest["file_sizes"] = {rel: len(data) for rel, data in sorted(payload.items())}
+    version = _new_version(created, content_digest(manifest))
     manifest["version"] = version
 
     tmp = root / f"{TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
@@ -273,70 +247,16 @@ def save_bundle(  # noqa: PLR0917 - the documented positional API
     return final
 
 
+def _stored_fast_path(bundle: Bundle, model_bytes: bytes) -> bytes | None:
+    """The API's fast path of ``bundle``, compiled and verified, as the bytes of ``fastpath.npz`` (None when
+    it cannot be stored: see :func:`clientml_mle.serve.fastpath.stored.build`)."""
+    # The serving layer sits above this module: imported when a bundle is written, never when read.
+    from clientml_mle.serve.fastpath.stored import build
+
+    return build(bundle, sha256(model_bytes))
+
+
 # --- reading -------------------------------------------------------------------------------------------
-
-
-def _verified_files(bundle_dir: Path, manifest: Manifest) -> dict[str, bytes]:
-    contents: dict[str, bytes] = {}
-    for rel, expected in manifest.files.items():
-        path = bundle_dir / _safe_relative(rel)
-        if not path.is_file():
-            raise BundleIntegrityError(f"{rel}: missing from bundle {bundle_dir}")
-        data = path.read_bytes()
-        size = manifest.file_sizes.get(rel)
-        if size is not None and len(data) < size:
-            raise BundleIntegrityError(f"{rel}: truncated ({len(data)} of {size} bytes) in bundle {bundle_dir}")
-        if _sha256(data) != expected:
-            detail = f"size {len(data)}, expected {size}" if size is not None and len(data) != size else "SHA-256"
-            raise BundleIntegrityError(
-                f"{rel}: changed since the bundle was written ({detail} differs) in bundle {bundle_dir}"
-            )
-        contents[rel] = data
-    listed = set(manifest.files) | {MANIFEST_FILE}
-    for path in sorted(bundle_dir.rglob("*")):
-        if path.is_dir() and not path.is_symlink():
-            continue
-        rel = path.relative_to(bundle_dir).as_posix()
-        if rel not in listed:
-            raise BundleIntegrityError(f"{rel}: unlisted file in bundle {bundle_dir} (not in the manifest)")
-    for rel in (manifest.model_file, manifest.encoder_file):
-        if rel not in contents:
-            raise BundleIntegrityError(f"{rel}: the manifest names it as a model file but does not hash it")
-    return contents
-
-
-def read_manifest(bundle_dir: Path | str) -> Manifest:
-    """Read and verify ``manifest.json`` (its content digest) without touching the other files."""
-    bundle_dir = Path(bundle_dir)
-    path = bundle_dir / MANIFEST_FILE
-    try:
-        raw = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise BundleIntegrityError(f"{MANIFEST_FILE}: missing from bundle {bundle_dir}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BundleIntegrityError(f"{MANIFEST_FILE}: not valid JSON in bundle {bundle_dir}: {exc}") from None
-    if not isinstance(raw, dict):
-        raise BundleIntegrityError(f"{MANIFEST_FILE}: not a JSON object in bundle {bundle_dir}")
-    version = str(raw.get("version", ""))
-    if not VERSION_PATTERN.match(version):
-        raise BundleIntegrityError(f"{MANIFEST_FILE}: version {version!r} is malformed in bundle {bundle_dir}")
-    if _content_digest(raw)[:_DIGEST_CHARS] != version.rsplit("-", 1)[1]:
-        raise BundleIntegrityError(
-            f"{MANIFEST_FILE}: changed since the bundle was written (its content digest does not match "
-            f"version {version}) in bundle {bundle_dir}"
-        )
-    try:
-        return Manifest.model_validate(raw)
-    except ValidationError as exc:
-        raise BundleIntegrityError(f"{MANIFEST_FILE}: invalid in bundle {bundle_dir}: {exc}") from None
-
-
-def verify_bundle(path: Path | str) -> Manifest:
-    """Check a bundle's manifest and every file's hash (no deserialisation); return the manifest."""
-    bundle_dir = resolve_bundle_dir(path)
-    manifest = read_manifest(bundle_dir)
-    _verified_files(bundle_dir, manifest)
-    return manifest
 
 
 @dataclass(frozen=True)
@@ -402,8 +322,19 @@ def load_bundle(
     deserialised; raises :class:`BundleIntegrityError` naming the file and the problem.
     """
     bundle_dir = resolve_bundle_dir(path, pointer)
-    manifest = read_manifest(bundle_dir)
-    contents = _verified_files(bundle_dir, manifest)
+    manifest, contents = read_bundle(bundle_dir)
+    return bundle_from_contents(bundle_dir, manifest, contents, trusted_types=trusted_types)
+
+
+def bundle_from_contents(
+    bundle_dir: Path, manifest: Manifest, contents: Mapping[str, bytes], *, trusted_types: Iterable[str] = TRUSTED_TYPES
+) -> Bundle:
+    """The :class:`Bundle` of files already read and checked (:func:`clientml_mle.manifest.read_bundle`):
+    its model and encoder deserialised from those very bytes.
+
+    Raises UntrustedModelError (a type outside ``trusted_types``) or BundleIntegrityError (the model file
+    holds no Pipeline).
+    """
     trusted = frozenset(trusted_types)
     model = _load_skops(contents[manifest.model_file], manifest.model_file, trusted)
     encoder = _load_skops(contents[manifest.encoder_file], manifest.encoder_file, trusted)

@@ -9,31 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
 from clientml_mle.features import FEATURE_TYPES_ATTR
+from clientml_mle.manifest import FeatureSpec, FeatureType
 
-FeatureType = Literal["category", "number", "integer", "boolean"]
+# The spec is part of the manifest; exported here too, where training and scoring have always found it.
 
-
-class FeatureSpec(BaseModel):
-    """One input column of a model: its name, type, allowed categories and whether training saw nulls."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    type: FeatureType
-    # Sorted distinct non-null training values of a categorical feature (None for the other types).
-    # Values outside the list are accepted by the models and encoded as "unknown" (all zeros).
-    categories: list[str] | None = None
-    # True when the training data had nulls in this column: information (e.g. for monitoring drift), not
-    # a rule. A null is a missing value in any feature, scored the way the model handles one (LightGBM
-    # routes it, the one-hot encoder encodes it as all zeros, an imputer fills it).
-    nullable: bool = True
+__all__ = ["FeatureSpec", "FeatureType", "coerce_frame", "infer_feature_specs", "records_frame"]
 
 
 def _pandas_type(series: pd.Series) -> FeatureType:

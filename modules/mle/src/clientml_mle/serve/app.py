@@ -1,5 +1,5 @@
-"""The FastAPI app: ``create_app`` (a bundle object or a models directory) and ``create_app_from_config``
-(the factory the server's workers call with their :class:`~clientml_mle.serve.config.ServeConfig`)."""
+"""The FastAPI app: ``create_app`` (a bundle object or a models directory; the server's workers call it
+through :func:`clientml_mle.serve.config.create_app_from_config`)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from fastapi import FastAPI, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clientml_mle.serve.config import ServeConfig
+from clientml_mle.serve.api_models import ClientsRequest
+from clientml_mle.serve.config import DEFAULT_MAX_RECORDS
 from clientml_mle.serve.deps import ServeState, request_id, require_api_key
 from clientml_mle.serve.fastpath import BundleLike, VerifiedPredictor
-from clientml_mle.serve.fastpath.compile import DEFAULT_MAX_RECORDS
 from clientml_mle.serve.middleware import ServingMiddleware
 from clientml_mle.serve.reload import ModelWatcher
 from clientml_mle.serve.routers import docs, health, json_response, metrics, model, predict
-from clientml_mle.serve.schemas import ClientsRequest, InvalidRequestError, RequestSchema, error_entry
+from clientml_mle.serve.schemas import InvalidRequestError, RequestSchema, error_entry
 
 log = logging.getLogger(__name__)
 
@@ -104,23 +104,6 @@ def create_app(
     app.add_middleware(ServingMiddleware, body_limit=lambda: state.max_body_bytes)
     _install_openapi(app, state)
     return app
-
-
-def create_app_from_config(config: ServeConfig) -> FastAPI:
-    """The app of one server worker: JSON logs at ``config.log_level``, then :func:`create_app` serving
-    ``config.models_dir`` (watched every ``config.reload_poll_s`` seconds when it is a models directory;
-    the factory ``run_server`` gives uvicorn)."""
-    from clientml_mle.serve.logging import configure_logging
-
-    configure_logging(config.log_level)
-    return create_app(
-        models_dir=config.models_dir,
-        reload_poll_s=config.reload_poll_s,
-        warehouse_url=config.warehouse_url,
-        api_key=config.api_key,
-        max_records=config.max_records,
-        metrics_dir=config.metrics_dir,
-    )
 
 
 def _error_body(request: Request, message: str, errors: list[dict[str, Any]] | None) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""``ServeConfig``: everything a server worker needs, built once and given to every worker explicitly."""
+"""``ServeConfig``: everything a server worker needs, built once and given to every worker explicitly, and
+``create_app_from_config``, the workers' app factory.
+
+Both live in this light module (dataclasses only) because the server's supervisor process imports them to
+hand them to the workers it spawns: it never serves, so it never imports FastAPI or numpy.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clientml_mle.serve.fastpath.compile import DEFAULT_MAX_RECORDS
-
 if TYPE_CHECKING:
     from clientml_de.settings import Settings
+    from fastapi import FastAPI
+
+DEFAULT_MAX_RECORDS = 10_000  # records per request (CLIENTML_MAX_RECORDS)
 
 
 @dataclass(frozen=True)
@@ -53,3 +59,22 @@ class ServeConfig:
             metrics_dir=settings.prometheus_multiproc_dir,
             reload_poll_s=settings.reload_poll_s,
         )
+
+
+def create_app_from_config(config: ServeConfig) -> FastAPI:
+    """The app of one server worker: JSON logs at ``config.log_level``, then
+    :func:`~clientml_mle.serve.app.create_app` serving ``config.models_dir`` (watched every
+    ``config.reload_poll_s`` seconds when it is a models directory; the factory ``run_server`` gives
+    uvicorn)."""
+    from clientml_mle.serve.app import create_app
+    from clientml_mle.serve.logging import configure_logging
+
+    configure_logging(config.log_level)
+    return create_app(
+        models_dir=config.models_dir,
+        reload_poll_s=config.reload_poll_s,
+        warehouse_url=config.warehouse_url,
+        api_key=config.api_key,
+        max_records=config.max_records,
+        metrics_dir=config.metrics_dir,
+    )

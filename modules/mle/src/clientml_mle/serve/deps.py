@@ -20,8 +20,10 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
+from starlette.requests import ClientDisconnect
 
 from clientml_mle.serve.fastpath import BundleLike, VerifiedPredictor, compile_bundle, verify
+from clientml_mle.serve.fastpath.verify import SOURCE_STORED
 from clientml_mle.serve.schemas import InvalidRequestError, error_entry, invalid
 
 log = logging.getLogger(__name__)
@@ -36,9 +38,13 @@ API_KEY_HEADER_NAME = "X-API-Key"
 
 @dataclass(frozen=True)
 class Served:
-    """One installed model: the bundle, its verified predictor, and when it began to serve (UTC)."""
+    """One installed model: its bundle's manifest, its verified predictor, and when it began to serve (UTC).
 
-    bundle: BundleLike
+    Not the bundle's model: once verified, the predictor holds all that serving needs (the model itself
+    only where a literal stage serves), so the fitted pipeline is freed after verification.
+    """
+
+    manifest: Any  # the bundle's Manifest (what /v1/model shows)
     predictor: VerifiedPredictor
     loaded_at: datetime
 
@@ -94,10 +100,10 @@ class ServeState:
         return self.model.served is not None
 
     @property
-    def bundle(self) -> BundleLike | None:
-        """The served bundle, once installed."""
+    def manifest(self) -> Any:
+        """The served bundle's manifest, once installed (None before)."""
         served = self.model.served
-        return served.bundle if served is not None else None
+        return served.manifest if served is not None else None
 
     @property
     def predictor(self) -> VerifiedPredictor | None:
@@ -118,27 +124,28 @@ class ServeState:
         Raises UnsupportedModelError or VerificationError (the state is then unchanged).
         """
         predictor = verify(compile_bundle(bundle, self.max_records), bundle)
-        self.activate(bundle, predictor)
+        self.activate(bundle.manifest, predictor)
+        return predictor
+
+    def activate(self, manifest: Any, predictor: VerifiedPredictor) -> None:
+        """Serve ``predictor`` (of the bundle of ``manifest``) from now on, in one swap: a request that
+        already took the previous predictor finishes with it. Raises TypeError for anything but a
+        VerifiedPredictor: compiled candidates, or any other object, never serve."""
+        if not isinstance(predictor, VerifiedPredictor):
+            kind = type(predictor).__name__
+            raise TypeError(f"only a VerifiedPredictor (from fastpath.verify) can serve, not a {kind}")
+        served = Served(manifest, predictor, _now())
+        with self._lock:
+            self.model = ModelStatus("ready", None, served, None)
         report = predictor.verified
         log.info(
-            "model %s %s ready: fast path verified on %d records (max |diff| %.3g)",
+            "model %s %s ready: fast path verified on %d records (max |diff| %.3g; %s)",
             predictor.name,
             predictor.version,
             report["records"],
             report["max_abs_diff"],
+            "stored in the bundle" if report["source"] == SOURCE_STORED else "compiled from the model",
         )
-        return predictor
-
-    def activate(self, bundle: BundleLike, predictor: VerifiedPredictor) -> None:
-        """Serve ``predictor`` (of ``bundle``) from now on, in one swap: a request that already took the
-        previous predictor finishes with it. Raises TypeError for anything but a VerifiedPredictor:
-        compiled candidates, or any other object, never serve."""
-        if not isinstance(predictor, VerifiedPredictor):
-            kind = type(predictor).__name__
-            raise TypeError(f"only a VerifiedPredictor (from fastpath.verify) can serve, not a {kind}")
-        served = Served(bundle, predictor, _now())
-        with self._lock:
-            self.model = ModelStatus("ready", None, served, None)
 
     def not_ready(self, status: str, reason: str) -> None:
         """Say why nothing serves yet (``waiting``, ``loading``, ``failed``); no effect once a model serves
@@ -215,18 +222,27 @@ async def require_api_key(state: StateDep, given: Annotated[str | None, Security
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything larger than ``limit`` bytes before reading it all."""
+    """The request body, refusing (413) anything larger than ``limit`` bytes before reading it all.
+
+    Reads the ASGI messages itself (what ``request.stream()`` does, without an async generator: a few
+    microseconds of every request). Raises InvalidRequestError 413, or ClientDisconnect.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(int(declared), limit)
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _too_large(size, limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _too_large(size: int, limit: int) -> InvalidRequestError:

@@ -29,9 +29,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+        fields = vars(record)
+        for key in fields.keys() - _STANDARD:  # the extra= fields: a set difference, not a scan of them all
+            if not key.startswith("_"):
+                entry[key] = fields[key]
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
@@ -55,8 +56,17 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Apply :func:`log_config` in this process (what the server's workers do)."""
+    """Apply :func:`log_config` in this process (what the server's workers do).
+
+    Also turns off what every log record would otherwise collect and no line shows: the caller's source
+    line (a walk up the stack), the thread, process and multiprocessing names (the logging HOWTO's
+    "Optimization"): the access log writes a line per request, and these took a third of its cost.
+    """
     import logging.config
 
     logging.config.dictConfig(log_config(level))
     logging.captureWarnings(True)
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None  # documented in the logging HOWTO (Optimization), though private by its name

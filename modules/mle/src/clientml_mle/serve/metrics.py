@@ -45,10 +45,28 @@ def exposition(metrics_dir: Path | None = None) -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
+# The labelled children, looked up once: ``labels()`` takes a lock and builds a key at every call, a few
+# microseconds a request on the hot path. (The metrics are created at import, so are their children.)
+_PREDICTED = {label: PREDICTIONS.labels(label) for label in ("0", "1")}
+
+
 def record_predictions(labels_one: int, total: int) -> None:
     """Count one request's predictions: ``labels_one`` of label 1 out of ``total`` records."""
     if labels_one:
-        PREDICTIONS.labels("1").inc(labels_one)
+        _PREDICTED["1"].inc(labels_one)
     if total - labels_one:
-        PREDICTIONS.labels("0").inc(total - labels_one)
+        _PREDICTED["0"].inc(total - labels_one)
     BATCH_RECORDS.observe(total)
+
+
+def request_metrics(method: str, route: str, status: str) -> tuple[Counter, Histogram]:
+    """The request counter and latency histogram of one (method, route, status), looked up once each (the
+    label set is bounded: routes are templates, or ``unmatched``)."""
+    key = (method, route, status)
+    children = _REQUEST_CHILDREN.get(key)
+    if children is None:
+        children = _REQUEST_CHILDREN[key] = (REQUESTS.labels(*key), LATENCY.labels(*key))
+    return children
+
+
+_REQUEST_CHILDREN: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}

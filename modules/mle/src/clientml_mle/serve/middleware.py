@@ -18,7 +18,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clientml_mle.serve.logging import ACCESS_LOGGER
-from clientml_mle.serve.metrics import LATENCY, REQUESTS
+from clientml_mle.serve.metrics import request_metrics
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 
@@ -74,9 +74,9 @@ class ServingMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            code = str(status)
-            REQUESTS.labels(method, template, code).inc()
-            LATENCY.labels(method, template, code).observe(elapsed)
+            requests, latency = request_metrics(method, template, str(status))
+            requests.inc()
+            latency.observe(elapsed)
             access_log.info(
                 "request",
                 extra={

@@ -3,13 +3,14 @@ a new one without a restart.
 
 It reads the models directory's pointer (``CHAMPION``, else ``LATEST``:
 :func:`clientml_mle.pointers.serving_pointer`) at start, then every ``poll_s`` seconds. When the pointer
-names a version other than the one served, the bundle is loaded (every hash checked), its fast path
-compiled and verified, all in this thread, never on the event loop (which keeps answering with the current
-model), then swapped in by :meth:`~clientml_mle.serve.deps.ServeState.activate`: a request that already
-took the old predictor finishes with it. A bundle that fails is refused: the current model keeps serving
-(before the first one, the API stays not ready with the reason), the refusal is logged and shown
-(``refused`` in ``/v1/model`` and ``/health/ready``), and the version is not tried again until the
-pointer moves. A bundle's own directory, or ``poll_s`` 0, is loaded once and not watched.
+names a version other than the one served, the bundle is loaded (:func:`load_predictor`: every hash
+checked, then the fast path stored in the bundle rebuilt and verified, or, without one, the model
+deserialised, its fast path compiled and verified), all in this thread, never on the event loop (which keeps
+answering with the current model), then swapped in by :meth:`~clientml_mle.serve.deps.ServeState.activate`:
+a request that already took the old predictor finishes with it. A bundle that fails is refused: the current
+model keeps serving (before the first one, the API stays not ready with the reason), the refusal is logged
+and shown (``refused`` in ``/v1/model`` and ``/health/ready``), and the version is not tried again until
+the pointer moves. A bundle's own directory, or ``poll_s`` 0, is loaded once and not watched.
 """
 
 from __future__ import annotations
@@ -17,16 +18,45 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
-from clientml_mle.bundle import load_bundle
+from clientml_mle.manifest import FASTPATH_FILE, read_bundle
 from clientml_mle.pointers import MANIFEST_FILE, BundleIntegrityError, serving_pointer
 from clientml_mle.serve.deps import Refusal, ServeState
+from clientml_mle.serve.fastpath import VerifiedPredictor, compile_bundle, verify
+from clientml_mle.serve.fastpath.stored import StoredFastPathError
+from clientml_mle.serve.fastpath.stored import load as load_stored
 
 log = logging.getLogger(__name__)
 
 # How long shutdown waits for the thread: a load still running after that is abandoned (a daemon thread
 # never holds up the process's exit), so SIGTERM ends the server in seconds even mid-verification.
 STOP_TIMEOUT_S = 2.0
+
+
+def load_predictor(bundle_dir: Path, max_records: int) -> tuple[Any, VerifiedPredictor]:
+    """A bundle's manifest and verified predictor: its stored fast path when there is one that serves here
+    (nothing but numpy, numba and LightGBM's C library needed), else compiled from its model.
+
+    Every hash is checked first. Raises BundleIntegrityError (an altered bundle), UntrustedModelError,
+    UnsupportedModelError or VerificationError (the model cannot be served).
+    """
+    manifest, contents = read_bundle(bundle_dir)
+    stored = contents.get(FASTPATH_FILE)
+    if stored is not None:
+        try:
+            return manifest, load_stored(stored, manifest, manifest.files[manifest.model_file], max_records)
+        except StoredFastPathError as exc:
+            log.warning(
+                "bundle %s: the stored fast path cannot serve (%s); compiling the model's", manifest.version, exc
+            )
+    else:
+        log.info("bundle %s has no stored fast path: compiling the model's", manifest.version)
+    # scikit-learn, pandas and skops are imported here only: a stored fast path needs none of them.
+    from clientml_mle.bundle import bundle_from_contents
+
+    bundle = bundle_from_contents(bundle_dir, manifest, contents)
+    return manifest, verify(compile_bundle(bundle, max_records), bundle)
 
 
 class ModelWatcher:
@@ -113,7 +143,7 @@ class ModelWatcher:
         before = self.state.model.served
         self.state.not_ready("loading", f"loading {version} from {bundle_dir}")
         try:
-            self.state.install(load_bundle(bundle_dir))
+            self.state.activate(*load_predictor(bundle_dir, self.state.max_records))
         # Whatever makes a bundle unservable (missing or altered files, an untrusted type, a fast path that
         # disagrees with it, ...) refuses that bundle; it must neither stop the current model nor the watching.
         except Exception as exc:

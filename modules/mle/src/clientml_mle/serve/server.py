@@ -3,7 +3,7 @@
 The app factory is ``functools.partial(create_app_from_config, config)``; with several workers uvicorn's
 supervisor pickles it (config included) to every process it spawns, so nothing reaches the workers
 through the environment except prometheus-client's own ``PROMETHEUS_MULTIPROC_DIR``, which that library
-reads at import.
+reads at import. The supervisor imports neither FastAPI nor the model's libraries: only the workers serve.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _served_path(models_dir: Path, reload_poll_s: float) -> Path:
 
     Raises FileNotFoundError or BundleIntegrityError (see :func:`run_server`).
     """
-    from clientml_mle.bundle import verify_bundle
+    from clientml_mle.manifest import verify_bundle
     from clientml_mle.pointers import MANIFEST_FILE, resolve_bundle_dir, serving_pointer
 
     if reload_poll_s > 0 and not (models_dir / MANIFEST_FILE).is_file():
@@ -102,7 +102,7 @@ def serve(config: ServeConfig, host: str, port: int, workers: int) -> None:
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
-    from clientml_mle.serve.app import create_app_from_config
+    from clientml_mle.serve.config import create_app_from_config
 
     uvicorn_config = uvicorn.Config(
         app=functools.partial(create_app_from_config, config),

@@ -23,6 +23,10 @@ Two steps turn a bundle into something that serves:
    within 1e-9), or :class:`VerificationError` when even the literal path disagrees.
 
 Only :func:`verify` makes a :class:`VerifiedPredictor`, and the serving state accepts nothing else.
+
+At training, the verified stages are also stored in the bundle (:mod:`.stored`, ``fastpath.npz``) with the
+model's answers on the probe records; the API rebuilds them from there and verifies them again against
+those answers (:func:`.verify.check`) without loading the model.
 """
 
 from __future__ import annotations

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
 
 from clientml_mle.serve.schemas import FeatureLike, RecordValidator
+
+if TYPE_CHECKING:  # the API imports this module without pandas (a stored fast path needs none)
+    import pandas as pd
 
 # A category no model has seen: probes the encoders' handling of unseen values.
 UNSEEN_CATEGORY = "\x00clientml-unseen-category"

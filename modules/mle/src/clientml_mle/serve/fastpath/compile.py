@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from clientml_mle.serve.config import DEFAULT_MAX_RECORDS
 from clientml_mle.serve.fastpath.base import BundleLike, ModelSpec, UnsupportedModelError
 from clientml_mle.serve.fastpath.compile_encoders import compile_lookup, pipeline_encoder
 from clientml_mle.serve.fastpath.compile_scorers import final_stage
@@ -19,8 +20,6 @@ from clientml_mle.serve.fastpath.scorers import Explainer, Scorer
 from clientml_mle.serve.schemas import RecordValidator
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAX_RECORDS = 10_000
 
 
 @dataclass(frozen=True, slots=True)

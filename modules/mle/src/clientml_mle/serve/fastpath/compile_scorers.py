@@ -4,23 +4,25 @@ literal ``predict_proba`` last), its explainer and the LightGBM boosters whose s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 from clientml_mle.serve.fastpath.forest import Forest, UnsupportedForestError
+from clientml_mle.serve.fastpath.native import NativeBooster
 from clientml_mle.serve.fastpath.scorers import (
     CalibratedFold,
     CalibratedScorer,
+    Calibrator,
     EstimatorScorer,
     Explainer,
+    IsotonicCalibrator,
     LinearExplainer,
     LinearScorer,
     MeanExplainer,
     Scorer,
+    SigmoidCalibrator,
     TreeExplainer,
     TreeScorer,
 )
@@ -73,7 +75,7 @@ def _model_type(estimator: Any) -> str:
 
 @dataclass
 class _BaseModel:
-    scorers: list[Any]  # TreeScorer(s) or a LinearScorer
+    scorers: list[TreeScorer | LinearScorer]
     explainer: TreeExplainer | LinearExplainer
     boosters: list[Any]
 
@@ -86,13 +88,15 @@ def _base_model(estimator: Any) -> _BaseModel | None:
         return None
     booster = getattr(estimator, "booster_", None) if type(estimator).__module__.startswith("lightgbm") else None
     if booster is not None and hasattr(booster, "predict"):
-        scorers = []
+        # LightGBM's predictor itself, from the model's text: what booster.predict runs, without the booster.
+        native = NativeBooster(booster.model_to_string())
+        scorers: list[TreeScorer | LinearScorer] = []
         try:
-            scorers.append(TreeScorer(booster, Forest.from_booster(booster)))
+            scorers.append(TreeScorer(native, Forest.from_booster(booster)))
         except (UnsupportedForestError, ImportError) as exc:
             log.info("the booster scores (trees not compiled: %s)", exc)
-        scorers.append(TreeScorer(booster, None))
-        return _BaseModel(scorers, TreeExplainer(booster), [booster])
+        scorers.append(TreeScorer(native, None))
+        return _BaseModel(scorers, TreeExplainer(native), [booster])
     if isinstance(estimator, LogisticRegression):
         coef = np.asarray(estimator.coef_, dtype=np.float64)
         intercept = np.asarray(estimator.intercept_, dtype=np.float64)
@@ -119,7 +123,7 @@ def _calibrated_stage(final: Any, stage: FinalStage) -> None:
     # Level 0: every fold's fastest base scorer (compiled trees where they compile), then the boosters.
     for level in range(max(len(m.scorers) for m in models)):
         scorers = [m.scorers[min(level, len(m.scorers) - 1)] for m in models]
-        folds_ = [CalibratedFold(_response(s, d), c) for s, d, c in zip(scorers, decides, calibrators, strict=True)]
+        folds_ = [CalibratedFold(s, d, c) for s, d, c in zip(scorers, decides, calibrators, strict=True)]
         fast.append(CalibratedScorer(folds_, "+".join(sorted({s.kind for s in scorers}))))
     stage.scorers = [*fast, *stage.scorers]
 
@@ -129,40 +133,19 @@ def _unfrozen(estimator: Any) -> Any:
     return estimator.estimator if type(estimator).__name__ == "FrozenEstimator" else estimator
 
 
-def _response(scorer: Any, decides: bool) -> Callable[[np.ndarray], np.ndarray]:
-    """What CalibratedClassifierCV calibrates: ``decision_function`` when the base model has one
-    (logistic regression; LightGBM from 4.7: the raw score), else P(class 1)."""
-    if decides:
-        response: Callable[[np.ndarray], np.ndarray] = (
-            scorer.decision if isinstance(scorer, LinearScorer) else scorer.raw
-        )
-        return response
-    predict: Callable[[np.ndarray], np.ndarray] = scorer.predict
-    return predict
-
-
-def _calibrator(fold: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+def _calibrator(fold: Any) -> Calibrator | None:
     """A fold's calibrator as numpy (sklearn's arithmetic), or None for methods not replayed."""
     from sklearn.isotonic import IsotonicRegression
 
     method = getattr(fold, "method", None)
     calibrator = fold.calibrators[0]
     if method == "sigmoid" and hasattr(calibrator, "a_") and hasattr(calibrator, "b_"):
-        a, b = float(calibrator.a_), float(calibrator.b_)
-
-        def sigmoid(t: np.ndarray) -> np.ndarray:
-            return np.asarray(expit(-(a * t + b)), dtype=np.float64)
-
-        return sigmoid
+        return SigmoidCalibrator(float(calibrator.a_), float(calibrator.b_))
     if method == "isotonic" and isinstance(calibrator, IsotonicRegression) and calibrator.out_of_bounds == "clip":
-        x = np.asarray(calibrator.X_thresholds_, dtype=np.float64)
-        y = np.asarray(calibrator.y_thresholds_, dtype=np.float64)
-        low, high = float(calibrator.X_min_), float(calibrator.X_max_)
-        if len(y) == 1:
-            return lambda t: np.full(t.shape, y[0])
-
-        def isotonic(t: np.ndarray) -> np.ndarray:  # scipy's interp1d delegates to np.interp for float64
-            return np.interp(np.clip(t, low, high), x, y)
-
-        return isotonic
+        return IsotonicCalibrator(
+            x=np.asarray(calibrator.X_thresholds_, dtype=np.float64),
+            y=np.asarray(calibrator.y_thresholds_, dtype=np.float64),
+            low=float(calibrator.X_min_),
+            high=float(calibrator.X_max_),
+        )
     return None

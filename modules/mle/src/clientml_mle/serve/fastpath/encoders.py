@@ -15,13 +15,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
 
 from clientml_mle.serve.fastpath.base import dense
 from clientml_mle.serve.schemas import ValidRecords
+
+if TYPE_CHECKING:  # only the literal encoder builds a DataFrame (see PipelineEncoder.frame)
+    import pandas as pd
 
 
 class Encoder(Protocol):
@@ -102,19 +104,27 @@ class LookupEncoder:
     column_source: dict[int, str]  # numeric output column -> its feature
     kind: str = "lookup-tables"
 
+    def __post_init__(self) -> None:
+        used = self.numeric_targets >= 0
+        # Where each validated numeric column goes (a feature the transformer drops goes nowhere).
+        self._sources = None if used.all() else np.flatnonzero(used)
+        self._targets = self.numeric_targets if self._sources is None else self.numeric_targets[used]
+
     def encode(self, valid: ValidRecords) -> np.ndarray:
         """The ``(valid.n, n_columns)`` model matrix, bit for bit what the pipeline's transform gives."""
         matrix = np.zeros((valid.n, self.n_columns), dtype=np.float64)
-        used = self.numeric_targets >= 0
-        if used.all():
-            matrix[:, self.numeric_targets] = valid.numeric
-        else:
-            matrix[:, self.numeric_targets[used]] = valid.numeric[:, used]
+        matrix[:, self._targets] = valid.numeric if self._sources is None else valid.numeric[:, self._sources]
         for op in self.numeric_ops:
             if op.op == "indicator":  # SimpleImputer(add_indicator=True): 1.0 where the source is null
                 matrix[:, op.columns] = np.isnan(matrix[:, op.values])
             else:
                 matrix[:, op.columns] = op.apply(matrix[:, op.columns])
+        if valid.n == 1:  # a single record (the most common request): one table row per block, no arrays
+            row = matrix[0]
+            for block in self.blocks:
+                value = valid.categorical[block.name][0]
+                row[block.start : block.stop] = block.table[block.lookup.get(value, block.unseen)]
+            return matrix
         for block in self.blocks:
             column = valid.categorical[block.name]
             index = np.fromiter(map(block.lookup.get, column, repeat(block.unseen)), dtype=np.intp, count=valid.n)
@@ -150,6 +160,8 @@ class PipelineEncoder:
 
     def frame(self, valid: ValidRecords) -> pd.DataFrame:
         """The frame ``bundle.feature_frame`` builds: float64 numbers (NaN for null), object categories."""
+        import pandas as pd  # the literal path only, whose bundle's model has imported pandas already
+
         data: dict[str, Any] = {name: valid.numeric[:, j] for j, name in enumerate(self.numeric_names)}
         for name in self.categorical_names:
             data[name] = np.array(valid.categorical[name], dtype=object)

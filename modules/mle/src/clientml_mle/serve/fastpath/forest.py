@@ -55,7 +55,16 @@ def _raw_scores(  # noqa: PLR0917 - the kernel, compiled by numba (plain Python 
 def _kernel() -> Callable[..., None]:
     import numba
 
-    compiled: Callable[..., None] = numba.njit(nogil=True, cache=False)(_raw_scores)
+    compiled: Callable[..., None]
+    try:
+        # numba's own on-disk cache of the kernel's machine code spares every worker start its compilation
+        # (0.3-0.5 s here). It holds no model data: it is keyed by this file and the argument types, the
+        # same for every model, and kept where Python keeps this module's bytecode (its __pycache__), else
+        # in the user's cache directory, so it is as trusted as the installed code; numba discards it when
+        # this file changes.
+        compiled = numba.njit(nogil=True, cache=True)(_raw_scores)
+    except RuntimeError:  # nowhere to write it (a read-only installation, no home): compiled in memory
+        compiled = numba.njit(nogil=True, cache=False)(_raw_scores)
     return compiled
 
 
@@ -73,6 +82,28 @@ class Forest:
     value: np.ndarray  # float64, leaf values (0 for internal nodes)
     roots: np.ndarray  # int32, root node of each tree
     sigmoid: float
+
+    def __post_init__(self) -> None:
+        """Check that every index stays inside the arrays and every walk ends (children come after their
+        parent, as :func:`_flatten` numbers them): the kernel reads the arrays unchecked, and a stored fast
+        path is read back from a file. Then compile the kernel now, not on the first request.
+
+        Raises UnsupportedForestError naming the inconsistency.
+        """
+        n_nodes = len(self.is_leaf)
+        node_arrays = (self.feature, self.threshold, self.left, self.right, self.nan_left, self.value)
+        if any(array.ndim != 1 or len(array) != n_nodes for array in node_arrays):
+            raise UnsupportedForestError("the node arrays differ in length")
+        for name, index, bound in (
+            ("child", np.concatenate([self.left, self.right, self.roots]), n_nodes),
+            ("split feature", self.feature, self.n_features),
+        ):
+            if len(index) and (index.min() < 0 or index.max() >= bound):
+                raise UnsupportedForestError(f"a {name} index outside 0..{bound - 1}")
+        inner = np.flatnonzero(~self.is_leaf)
+        if (self.left[inner] <= inner).any() or (self.right[inner] <= inner).any():
+            raise UnsupportedForestError("a child numbered before its parent")
+        self.raw(np.zeros((1, self.n_features)))
 
     @classmethod
     def from_booster(cls, booster: Any) -> Forest:
@@ -96,7 +127,7 @@ class Forest:
             if tree.get("is_linear"):
                 raise UnsupportedForestError("linear trees")
             roots.append(_flatten(tree["tree_structure"], nodes))
-        forest = cls(
+        return cls(
             n_features=int(model["max_feature_idx"]) + 1,
             feature=np.asarray(nodes["feature"], dtype=np.int32),
             threshold=np.asarray(nodes["threshold"], dtype=np.float64),
@@ -108,8 +139,6 @@ class Forest:
             roots=np.asarray(roots, dtype=np.int32),
             sigmoid=sigmoid,
         )
-        forest.raw(np.zeros((1, forest.n_features)))  # compile now, not on the first request
-        return forest
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """Raw scores (log-odds) of the rows of a float64 model matrix."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from clientml_mle.serve.fastpath.base import BundleLike
 from clientml_mle.serve.schemas import FeatureLike
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def records_from_frame(frame: pd.DataFrame, features: Sequence[FeatureLike]) -> list[dict[str, Any]]:
@@ -19,6 +21,8 @@ def records_from_frame(frame: pd.DataFrame, features: Sequence[FeatureLike]) -> 
     One record per row of ``frame``, with exactly the features' keys, in order. Raises KeyError naming
     the features ``frame`` has no column for.
     """
+    import pandas as pd  # imported by the warehouse lookup that made ``frame`` already, not by the API
+
     missing = [f.name for f in features if f.name not in frame.columns]
     if missing:
         raise KeyError(f"the feature store has no column(s) {missing} that the model needs")
@@ -41,6 +45,8 @@ def records_from_frame(frame: pd.DataFrame, features: Sequence[FeatureLike]) -> 
 def reference_frame(bundle: BundleLike, records: list[dict[str, Any]], features: Sequence[FeatureLike]) -> Any:
     """The DataFrame the bundle's own path builds from records (``bundle.feature_frame`` when it has one):
     one row per record, one column per feature, numbers as float64 (NaN for null)."""
+    import pandas as pd  # verification against the bundle's model only, which has imported it already
+
     builder = getattr(bundle, "feature_frame", None)
     if builder is not None:
         return builder(records)

@@ -4,29 +4,42 @@ Scorers, fastest first; :func:`clientml_mle.serve.fastpath.verify.verify` keeps 
 ``bundle.predict_proba``:
 
 - :class:`TreeScorer`: a binary LightGBM model, its trees compiled with numba
-  (:class:`clientml_mle.serve.fastpath.forest.Forest`) or its ``Booster`` on one thread;
+  (:class:`clientml_mle.serve.fastpath.forest.Forest`) or LightGBM's own predictor on one thread
+  (:class:`~clientml_mle.serve.fastpath.native.NativeBooster`);
 - :class:`LinearScorer`: a binary logistic regression with sklearn's arithmetic;
-- :class:`CalibratedScorer`: ``CalibratedClassifierCV`` of either, its calibrators replayed in numpy;
+- :class:`CalibratedScorer`: ``CalibratedClassifierCV`` of either, its calibrators
+  (:class:`SigmoidCalibrator`, :class:`IsotonicCalibrator`) replayed in numpy;
 - :class:`EstimatorScorer`: the literal path, the fitted estimator's own ``predict_proba``.
 
 Explainers: :class:`TreeExplainer` (TreeSHAP), :class:`LinearExplainer` (``coef * value``),
 :class:`MeanExplainer` (the folds of a ``CalibratedClassifierCV`` averaged).
+
+Every part but :class:`EstimatorScorer` is plain data (arrays, numbers, LightGBM's model text), so that a
+verified fast path can be stored in its bundle (:mod:`clientml_mle.serve.fastpath.stored`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
-from scipy.special import expit
 
 from clientml_mle.serve.fastpath.forest import Forest
+from clientml_mle.serve.fastpath.native import NativeBooster
 
 # sklearn's _CalibratedClassifier sets probabilities in (1, 1 + 1e-5] to exactly 1.
 CALIBRATED_ONE_SLACK = 1e-5
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    """``scipy.special.expit``, the logistic function sklearn's logistic regression and sigmoid calibration
+    use (numpy's own ``exp`` may differ in the last bit). scipy is imported on the first call, not with
+    this module: it takes about half a second, and only linear and sigmoid-calibrated models need it
+    (verification makes that first call, before the API is ready)."""
+    from scipy.special import expit as logistic
+
+    return np.asarray(logistic(x), dtype=np.float64)
 
 
 class Scorer(Protocol):
@@ -41,9 +54,9 @@ class Scorer(Protocol):
 
 @dataclass
 class TreeScorer:
-    """A binary LightGBM model: its compiled trees, or its booster (one thread)."""
+    """A binary LightGBM model: its compiled trees, or LightGBM's own predictor (one thread)."""
 
-    booster: Any
+    booster: NativeBooster
     forest: Forest | None
 
     @property
@@ -55,13 +68,13 @@ class TreeScorer:
         """P(label = 1), shape ``(n,)``."""
         if self.forest is not None:
             return self.forest.predict(matrix)
-        return np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
+        return self.booster.predict(matrix)
 
-    def raw(self, matrix: np.ndarray) -> np.ndarray:
+    def decision(self, matrix: np.ndarray) -> np.ndarray:
         """The raw score (log-odds), shape ``(n,)``: what ``LGBMClassifier.decision_function`` gives."""
         if self.forest is not None:
             return self.forest.raw(matrix)
-        return np.asarray(self.booster.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64)
+        return self.booster.predict(matrix, raw_score=True)
 
 
 @dataclass
@@ -81,16 +94,52 @@ class LinearScorer:
         return np.asarray(expit(self.decision(matrix)), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class SigmoidCalibrator:
+    """sklearn's ``_SigmoidCalibration``: ``expit(-(a * t + b))``."""
+
+    a: float
+    b: float
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        """The calibrated P(label = 1) of the base model's scores, shape ``(n,)``."""
+        return expit(-(self.a * scores + self.b))
+
+
+@dataclass(frozen=True)
+class IsotonicCalibrator:
+    """sklearn's ``IsotonicRegression(out_of_bounds="clip")``: ``np.interp`` on its thresholds (scipy's
+    ``interp1d`` delegates to it for float64)."""
+
+    x: np.ndarray  # X_thresholds_
+    y: np.ndarray  # y_thresholds_
+    low: float  # X_min_
+    high: float  # X_max_
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        """The calibrated P(label = 1) of the base model's scores, shape ``(n,)``."""
+        if len(self.y) == 1:
+            return np.full(scores.shape, self.y[0])
+        return np.interp(np.clip(scores, self.low, self.high), self.x, self.y)
+
+
+Calibrator = SigmoidCalibrator | IsotonicCalibrator
+
+
 @dataclass
 class CalibratedFold:
     """One fold of a CalibratedClassifierCV: its base model's response, then its calibrator."""
 
-    response: Callable[[np.ndarray], np.ndarray]
-    calibrate: Callable[[np.ndarray], np.ndarray]
+    base: TreeScorer | LinearScorer
+    # What the calibrator was fitted on: ``decision_function`` when the base model has one (logistic
+    # regression; LightGBM from 4.7: the raw score), else P(class 1).
+    decides: bool
+    calibrator: Calibrator
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """The fold's calibrated P(label = 1), shape ``(n,)``."""
-        proba = self.calibrate(self.response(matrix))
+        scores = self.base.decision(matrix) if self.decides else self.base.predict(matrix)
+        proba = self.calibrator(scores)
         return np.where((proba > 1.0) & (proba <= 1.0 + CALIBRATED_ONE_SLACK), 1.0, proba)
 
 
@@ -129,6 +178,8 @@ class EstimatorScorer:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """P(label = 1), shape ``(n,)``; raises whatever the estimator raises."""
+        import pandas as pd  # only the literal path needs it, and its bundle's model has imported it already
+
         names = getattr(self.estimator, "feature_names_in_", None)
         x: Any = pd.DataFrame(matrix, columns=names) if names is not None else matrix
         return np.asarray(self.estimator.predict_proba(x), dtype=np.float64)[:, self.positive]
@@ -141,12 +192,12 @@ class EstimatorScorer:
 class TreeExplainer:
     """LightGBM's TreeSHAP contributions to the raw score."""
 
-    booster: Any
+    booster: NativeBooster
     kind: str = "lightgbm-pred-contrib"
 
     def __call__(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(per column ``(n, n_columns)``, bias ``(n,)``); they add up to the raw score."""
-        raw = np.asarray(self.booster.predict(matrix, pred_contrib=True, num_threads=1), dtype=np.float64)
+        raw = self.booster.contributions(matrix)
         return raw[:, :-1], raw[:, -1]
 
 

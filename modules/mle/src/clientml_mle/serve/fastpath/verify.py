@@ -6,6 +6,10 @@ sides of every tree split, nulls in every other feature, every category, unseen 
 must equal the pipeline's transform exactly and the probabilities must equal
 ``bundle.predict_proba`` within :data:`VERIFY_TOLERANCE`. Encoders and scorers are tried fastest first;
 one that disagrees (or fails) gives way to the next, more literal one, logged as a warning.
+
+:func:`verify` is :func:`model_reference` (the model's answers on the probe records: a :class:`Reference`)
+then :func:`check` (the candidates against it); a stored fast path is checked against the reference stored
+with it (:mod:`.stored`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import dataclasses
 import logging
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -29,6 +34,10 @@ from clientml_mle.serve.schemas import FeatureLike, RecordValidator, ValidRecord
 log = logging.getLogger(__name__)
 
 PROBE_RECORDS = 400
+# Where the verified stages came from (``verified["source"]``): compiled from the bundle's model in this
+# process, or read from the fast path stored in the bundle at training (:mod:`.stored`).
+SOURCE_COMPILED = "compiled"
+SOURCE_STORED = "stored"
 
 
 class _Kinded(Protocol):
@@ -40,6 +49,16 @@ _Stage = TypeVar("_Stage", bound=_Kinded)
 _Result = TypeVar("_Result")
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What the bundle's own model gives on the probe records: what a fast path must reproduce."""
+
+    records: list[dict[str, Any]]  # the probe records (JSON-like, valid for the validator)
+    matrix: np.ndarray  # (len(records), n_columns): model[:-1].transform, dense float64
+    probabilities: np.ndarray  # (len(records),): bundle.predict_proba, P(label = 1)
+    null_refused: frozenset[str]  # the features the model cannot score a null in
+
+
 def verify(candidates: Candidates, bundle: BundleLike, n: int = PROBE_RECORDS, seed: int = 0) -> VerifiedPredictor:
     """The predictor of the first candidate encoder and scorer that match ``bundle`` on ``n`` probe records.
 
@@ -48,6 +67,15 @@ def verify(candidates: Candidates, bundle: BundleLike, n: int = PROBE_RECORDS, s
     VerificationError when even the literal path (``model[:-1].transform`` and the final estimator's
     ``predict_proba``) disagrees.
     """
+    candidates, reference = model_reference(candidates, bundle, n, seed)
+    return check(candidates, reference, SOURCE_COMPILED)
+
+
+def model_reference(
+    candidates: Candidates, bundle: BundleLike, n: int = PROBE_RECORDS, seed: int = 0
+) -> tuple[Candidates, Reference]:
+    """The bundle's own answers on ``n`` probe records (the same for the same ``seed``), and the candidates
+    with a validator refusing a null where the model cannot score one (:func:`null_refused_features`)."""
     refused = null_refused_features(bundle, candidates.features)
     if refused:
         log.warning("the model cannot score a null in %s: the API refuses null there", sorted(refused))
@@ -55,23 +83,33 @@ def verify(candidates: Candidates, bundle: BundleLike, n: int = PROBE_RECORDS, s
         candidates = dataclasses.replace(candidates, validator=validator)
     records = probe_records(candidates.features, n, seed, probe_cuts(candidates), refused)
     frame = reference_frame(bundle, records, candidates.features)
-    valid = candidates.validator.validate_records(records)
     with warnings.catch_warnings():  # the probe records hold unseen categories on purpose
         warnings.simplefilter("ignore", UserWarning)
-        reference_matrix = dense(bundle.model[:-1].transform(frame))
-        reference = np.asarray(bundle.predict_proba(frame), dtype=np.float64)  # P(label=1), shape (n,)
-        encoder, matrix = _first_encoder(candidates, valid, reference_matrix)
-        scorer, diff = _first_scorer(candidates, encoder, matrix, reference)
+        matrix = dense(bundle.model[:-1].transform(frame))
+        probabilities = np.asarray(bundle.predict_proba(frame), dtype=np.float64)
+    return candidates, Reference(records, matrix, probabilities, refused)
+
+
+def check(candidates: Candidates, reference: Reference, source: str) -> VerifiedPredictor:
+    """The predictor of the first candidate encoder and scorer that reproduce ``reference``: the matrix
+    exactly, the probabilities within :data:`VERIFY_TOLERANCE`. ``source`` (:data:`SOURCE_COMPILED` or
+    :data:`SOURCE_STORED`) goes into the report. Raises VerificationError when no candidate does."""
+    valid = candidates.validator.validate_records(reference.records)
+    with warnings.catch_warnings():  # the literal encoder warns of the probes' unseen categories
+        warnings.simplefilter("ignore", UserWarning)
+        encoder, matrix = _first_encoder(candidates, valid, reference.matrix)
+        scorer, diff = _first_scorer(candidates, encoder, matrix, reference.probabilities)
     chosen = _predictor(candidates, encoder, scorer, {})
     report = {
-        "records": len(records),
+        "records": len(reference.records),
         "max_abs_diff": diff,
         "tolerance": VERIFY_TOLERANCE,
         "model_type": candidates.model_type,
         "encoder": encoder.kind,
         "scorer": chosen.kind,
         "explain": chosen.explain_kind,
-        "null_refused": sorted(refused),
+        "null_refused": sorted(reference.null_refused),
+        "source": source,
     }
     return _predictor(candidates, encoder, scorer, report)
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from fastapi import Response
 
-from clientml_mle.serve.schemas import ErrorResponse
+from clientml_mle.serve.api_models import ErrorResponse
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from clientml_mle.serve.api_models import ModelInfo
 from clientml_mle.serve.deps import ReadyModelDep, StateDep
 from clientml_mle.serve.routers import ERRORS, json_response
-from clientml_mle.serve.schemas import ModelInfo
 
 router = APIRouter(prefix="/v1", tags=["model"])
 
@@ -30,7 +30,7 @@ async def model_info(state: StateDep, model: ReadyModelDep) -> Response:
     served = model.served
     assert served is not None  # ReadyModelDep answered 503 otherwise
     predictor = served.predictor
-    manifest = served.bundle.manifest
+    manifest = served.manifest
     created = getattr(manifest, "created_at", None)
     training = getattr(manifest, "training_data", None)
     refused = model.refused

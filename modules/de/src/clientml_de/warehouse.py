@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 import duckdb
 import ibis
 
+from clientml_de.duckdb_budget import Budget, apply_budget, remove_spill, scratch_database
 from clientml_de.duckdb_file import open_duckdb
 from clientml_de.errors import WarehouseError
 from clientml_de.settings import get_settings
@@ -116,9 +117,11 @@ def _insert_load_run(placeholder: str) -> str:
 class Warehouse(ABC):
     """A warehouse: Ibis for reads and transformations, plus atomic bulk writes."""
 
-    def __init__(self, url: str, read_only: bool = False) -> None:
+    def __init__(self, url: str, read_only: bool = False, budget: Budget | None = None) -> None:
         self.url = url
         self.read_only = read_only
+        self.budget = budget or Budget.from_settings()
+        self._spills: list[Path] = []
 
     def __enter__(self) -> Self:
         return self
@@ -137,12 +140,13 @@ class Warehouse(ABC):
 
     @cached_property
     def _scratch(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
+        con, directory = scratch_database(self.budget)
+        self._spills.append(directory)
         return con
 
     def scratch(self) -> duckdb.DuckDBPyConnection:
-        """The DuckDB connection where source files are parsed and validated (in memory by default)."""
+        """The DuckDB connection where source files are parsed and validated: a temporary database file
+        within the memory budget (:func:`~clientml_de.duckdb_budget.scratch_database`) by default."""
         return self._scratch
 
     @abstractmethod
@@ -183,17 +187,24 @@ class Warehouse(ABC):
         return self.url
 
     def close(self) -> None:
-        """Release the connections this object opened."""
+        """Release the connections this object opened, and remove their spill directories."""
         if "_scratch" in self.__dict__:
             self._scratch.close()
             del self.__dict__["_scratch"]
+        self._remove_spills()
+
+    def _remove_spills(self) -> None:
+        while self._spills:
+            remove_spill(self._spills.pop())
 
 
 class DuckDBWarehouse(Warehouse):
     """Embedded DuckDB file: validation runs inside the warehouse itself, no copy needed."""
 
-    def __init__(self, url: str, read_only: bool = False, lock_timeout_s: float = 60.0) -> None:
-        super().__init__(url, read_only)
+    def __init__(
+        self, url: str, read_only: bool = False, lock_timeout_s: float = 60.0, budget: Budget | None = None
+    ) -> None:
+        super().__init__(url, read_only, budget)
         path = url.removeprefix("duckdb://")
         if not path or path == "/":
             raise WarehouseError(f"warehouse URL {url!r} has no file path (expected duckdb:///path/file.duckdb)")
@@ -212,6 +223,9 @@ class DuckDBWarehouse(Warehouse):
         else:
             con = open_duckdb(self.path, self.read_only, self.lock_timeout_s)
         con.raw_sql("SET TimeZone = 'UTC'")
+        spill = self.budget.spill_path()
+        self._spills.append(spill)
+        apply_budget(con.con, self.budget, spill)
         return con
 
     def scratch(self) -> duckdb.DuckDBPyConnection:
@@ -224,10 +238,25 @@ class DuckDBWarehouse(Warehouse):
         return f'SELECT DISTINCT "{column}" AS value FROM "{table}"'
 
     def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
+        """See :meth:`Warehouse.publish_load`. When the handle's staging table is in this file, it becomes the
+        table in place: its other rows and columns are removed, then it is renamed, in the same transaction
+        as the bookkeeping; the valid rows, written once by the validation, are not copied."""
         self._check_writable()
-        table = validated.spec.table
+        table, staged = validated.spec.table, validated.staged
+        in_place = staged is not None and staged.valid == validated.valid and validated.connection is self.scratch()
+        if in_place and staged is not None:
+            # Outside the transaction (DuckDB refuses to rename a table altered in the same one); the staging
+            # table is ours alone, and the published tables change only in the transaction below.
+            raw = self.scratch()
+            raw.execute(f"DELETE FROM {staged.table} WHERE {staged.delete_where}")
+            for column in staged.drop_columns:
+                raw.execute(f"ALTER TABLE {staged.table} DROP COLUMN {column}")
         with self._transaction() as raw:
-            raw.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM {validated.valid}')
+            if in_place and staged is not None:
+                raw.execute(f'DROP TABLE IF EXISTS "{table}"')
+                raw.execute(f'ALTER TABLE {staged.table} RENAME TO "{table}"')
+            else:
+                raw.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM {validated.valid}')
             for name, columns in _BOOKKEEPING.items():
                 raw.execute(f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(columns, {})})")
             raw.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = ?", [table])
@@ -255,6 +284,7 @@ class DuckDBWarehouse(Warehouse):
         if "con" in self.__dict__:
             self.con.disconnect()
             del self.__dict__["con"]
+        self._remove_spills()
 
 
 class PostgresWarehouse(Warehouse):
@@ -332,8 +362,10 @@ def _copy_file(cur: Any, statement: str, path: Path) -> None:
 class SparkWarehouse(Warehouse):
     """Apache Spark with a persistent Hive metastore; each table is a view over its newest version."""
 
-    def __init__(self, url: str, master: str = "local[*]", read_only: bool = False) -> None:
-        super().__init__(url, read_only)
+    def __init__(
+        self, url: str, master: str = "local[*]", read_only: bool = False, budget: Budget | None = None
+    ) -> None:
+        super().__init__(url, read_only, budget)
         path = urlparse(url).path
         if not path or path == "/":
             raise WarehouseError(f"warehouse URL {url!r} has no directory (expected spark:///path/to/dir)")
@@ -420,7 +452,12 @@ class SparkWarehouse(Warehouse):
 
 
 def connect(
-    url: str, spark_master: str = "local[*]", *, read_only: bool = False, lock_timeout_s: float | None = None
+    url: str,
+    spark_master: str = "local[*]",
+    *,
+    read_only: bool = False,
+    lock_timeout_s: float | None = None,
+    budget: Budget | None = None,
 ) -> Warehouse:
     """Open the warehouse a URL names (lazily: nothing is opened before the first use).
 
@@ -434,6 +471,8 @@ def connect(
             engine the write methods then raise :class:`WarehouseError`.
         lock_timeout_s: DuckDB only: how long to wait, in seconds, for a file another process holds
             (default: the ``CLIENTML_WAREHOUSE_LOCK_TIMEOUT_S`` setting, 60 s).
+        budget: the memory budget and spill directory of the DuckDB databases it opens (the warehouse
+            file, or the scratch database where files are validated); default: the settings'.
 
     Raises:
         WarehouseError: the scheme is unknown or the URL malformed (naming the URL).
@@ -441,11 +480,11 @@ def connect(
     scheme = urlparse(url).scheme
     if scheme == "duckdb":
         timeout = get_settings().warehouse_lock_timeout_s if lock_timeout_s is None else lock_timeout_s
-        return DuckDBWarehouse(url, read_only=read_only, lock_timeout_s=timeout)
+        return DuckDBWarehouse(url, read_only=read_only, lock_timeout_s=timeout, budget=budget)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-        return PostgresWarehouse(url, read_only=read_only)
+        return PostgresWarehouse(url, read_only=read_only, budget=budget)
     if scheme == "spark":
-        return SparkWarehouse(url, master=spark_master, read_only=read_only)
+        return SparkWarehouse(url, master=spark_master, read_only=read_only, budget=budget)
     raise WarehouseError(
         f"warehouse URL {url!r}: unknown scheme {scheme!r} (use duckdb:///file, postgresql://..., spark:///dir)"
     )

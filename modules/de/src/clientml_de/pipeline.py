@@ -9,6 +9,7 @@ the load tasks write in the same transaction as the data.
 from __future__ import annotations
 
 import contextlib
+import resource
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ class PipelineSummary:
     feature_set_version: str | None = None
     dag_runs: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    peak_rss_mb: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class PipelineSummary:
             },
             "dag_runs": self.dag_runs,
             "seconds": round(self.seconds, 2),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
         }
 
 
@@ -138,7 +141,15 @@ def run_pipeline(
             raise PipelineError(f"DAG {dag_id} {run.state} in task(s) {', '.join(failed)}: {cause}")
     _summarise_warehouse(summary, warehouse_url)
     summary.seconds = time.monotonic() - started
+    summary.peak_rss_mb = peak_rss_mb()
     return summary
+
+
+def peak_rss_mb() -> float:
+    """The peak resident memory of this process so far, in MiB (the tasks run in it), or of the largest
+    child it waited for (``airflow db migrate``) if that was larger: the kernel's high-water marks."""
+    largest = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return largest / 1024  # ru_maxrss is in KiB on Linux
 
 
 def _check_local_sources(sources: dict[str, str]) -> None:

@@ -10,6 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from clientml_de.duckdb_budget import Budget
+from clientml_de.settings import get_settings
+from clientml_de.warehouse import connect
 from clientml_synthetic import generate
 
 # About 5.3M sales rows, 300 MB of CSV: three times the budget below.
@@ -70,3 +73,34 @@ def test_a_file_three_times_the_budget_loads_with_exact_counts(tmp_path: Path) -
     )
     assert outcome["peak_mb"] < PEAK_RSS_LIMIT_MB
     assert list(spill.iterdir()) == []  # each connection's spill directory is removed when it closes
+
+
+@pytest.mark.parametrize("url", ["duckdb:///{tmp}/w.duckdb", "postgresql://nobody@localhost:1/none"])
+def test_every_duckdb_database_gets_the_budget_and_a_private_spill_dir(tmp_path: Path, url: str) -> None:
+    spill = tmp_path / "spill"
+    # The PostgreSQL warehouse is not reached: only its scratch database (where files are validated) is opened.
+    warehouse = connect(url.format(tmp=tmp_path), budget=Budget(123, spill, threads=1))
+    con = warehouse.scratch()
+    limit, temp, threads, ordered = (
+        con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory'), current_setting('threads'), "
+            "current_setting('preserve_insertion_order')"
+        ).fetchone()
+        or ()
+    )
+    assert (limit, threads, ordered) == ("123.0 MiB", 1, False)
+    assert Path(temp).parent == spill
+    con.execute("CREATE TABLE big AS SELECT range AS n, repeat('x', 100) AS s FROM range(2000000)")
+    con.execute("CREATE TABLE sorted AS SELECT * FROM big ORDER BY s DESC, n DESC")  # 200+ MB: it spills
+    warehouse.close()
+    assert list(spill.iterdir()) == []
+
+
+def test_spill_dir_defaults_to_the_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLIENTML_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("CLIENTML_SPILL_DIR", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert Budget.from_settings() == Budget(2048, tmp_path / "state" / "spill", 0)
+    finally:
+        get_settings.cache_clear()

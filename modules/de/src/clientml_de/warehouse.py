@@ -43,6 +43,7 @@ __all__ = ["LOAD_RUNS", "REJECTED_ROWS", "LoadSummary", "Warehouse", "WarehouseE
 REJECTED_ROWS = "rejected_rows"
 LOAD_RUNS = "load_runs"
 _COPY_CHUNK = 1 << 20
+_REFERENCE_BATCH = 100_000  # rows of referenced values copied at a time into the scratch database
 
 # Bookkeeping tables, in DuckDB types (mapped for the other engines).
 _BOOKKEEPING: dict[str, list[tuple[str, str]]] = {
@@ -174,9 +175,19 @@ class Warehouse(ABC):
         return self.con.table(name)
 
     def reference_sql(self, scratch: duckdb.DuckDBPyConnection, table: str, column: str) -> str:
-        """A query, in ``scratch``, giving the distinct values of ``table.column`` as ``value``."""
-        values = self.table(table).select(value=self.table(table)[column]).distinct().to_pyarrow()
-        scratch.register("_reference_values", values)
+        """A query, in ``scratch``, giving the distinct values of ``table.column`` as ``value``.
+
+        The values are copied into a table of ``scratch`` batch by batch, so that they count against its
+        memory budget (and spill) rather than being held in Python.
+        """
+        values = self.table(table).select(value=self.table(table)[column].cast("string")).distinct()
+        scratch.execute("CREATE OR REPLACE TEMP TABLE _reference_values (value VARCHAR)")
+        for batch in values.to_pyarrow_batches(chunk_size=_REFERENCE_BATCH):
+            scratch.register("_reference_batch", batch)
+            try:
+                scratch.execute("INSERT INTO _reference_values SELECT value FROM _reference_batch")
+            finally:
+                scratch.unregister("_reference_batch")
         return "SELECT value FROM _reference_values"
 
     @property

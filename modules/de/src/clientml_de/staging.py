@@ -201,32 +201,40 @@ def good_records(con: duckdb.DuckDBPyConnection, table: str) -> int:
 
 
 def extract_records(con: duckdb.DuckDBPyConnection, table: str, ordinals: str) -> Path:
-    """Copy the well-formed records numbered by the query ``ordinals`` (one column, ascending) to a CSV file.
+    """Copy the well-formed records numbered by the query ``ordinals`` (one column, no repeats) to a CSV file.
 
-    The file has the source's header, then those records, bytes as in the file (one line end added to a
-    last record that had none); :func:`read_records` with its path parses them as the source was parsed,
-    in that order. It costs a read of each record, not of the file. Returns the file's path.
+    The file has the source's header, then those records in ascending order, bytes as in the file (the last
+    record of the file, which may lack a line end, can only come last); :func:`read_records` with its path
+    parses them as the source was parsed. Consecutive records are copied as one range, so it costs a read of
+    each run of records, never more than one read of the file. Returns the file's path.
     """
     source, files = _source(con, table), _files(con, table)
     good = int(source["good"])
-    cursor = con.execute(ordinals)
+    # Runs of consecutive ordinals (gaps and islands): a whole file repeated twice is one run, not 30M reads.
+    runs = con.execute(
+        f"SELECT min(o), max(o) FROM (SELECT o, o - row_number() OVER (ORDER BY o) AS run FROM ({ordinals}) t(o)) "
+        "GROUP BY run ORDER BY 1"
+    )
     with (
         Path(source["path"]).open("rb") as records,
         files["starts.i64"].open("rb") as starts,
         files["extract.csv"].open("wb") as out,
     ):
-        fd, size = records.fileno(), os.fstat(records.fileno()).st_size
+        size = os.fstat(records.fileno()).st_size
         with Path(source["header"]).open("rb") as original:
-            original.seek(int(source["header_start"]))
-            out.write(original.read(int(source["data_start"]) - int(source["header_start"])))
-        while batch := cursor.fetchmany(_OFFSET_BATCH):
-            for (ordinal,) in batch:
-                # Where this record and the next start: the records are contiguous in the file read.
-                span = np.frombuffer(os.pread(starts.fileno(), 16, (ordinal - 1) * 8), dtype=_INT64)
-                start, end = int(span[0]), int(span[1]) if ordinal < good else size
-                record = os.pread(fd, end - start, start)
-                out.write(record if record.endswith(b"\n") else record + b"\n")
+            _copy_range(original, out, int(source["header_start"]), int(source["data_start"]))
+        while batch := runs.fetchmany(_OFFSET_BATCH):
+            for first, last in batch:
+                # The records are contiguous in the file read: a run ends where the record after it starts.
+                start = _start(starts.fileno(), first)
+                end = size if last >= good else _start(starts.fileno(), last + 1)
+                _copy_range(records, out, start, end)
     return files["extract.csv"]
+
+
+def _start(starts: int, ordinal: int) -> int:
+    """Where record ``ordinal`` starts, from the file of record starts (file descriptor ``starts``)."""
+    return int(np.frombuffer(os.pread(starts, 8, (ordinal - 1) * 8), dtype=_INT64)[0])
 
 
 def parse_extracted(con: duckdb.DuckDBPyConnection, table: str, path: Path, target: str) -> None:

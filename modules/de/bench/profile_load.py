@@ -1,5 +1,6 @@
-"""Where a load's time goes: every SQL statement of ``load_source`` timed, the rest (the structure scan, the
-Python around it) as one remainder, then the peak RSS. A profiling aid for ``modules/de/README.md``.
+"""Where a load's time goes: every SQL statement of ``load_source`` timed (wall and CPU seconds of the process,
+DuckDB's threads included: CPU time is what other work on a shared machine disturbs least), the rest (the
+structure scan, the Python around it) as one remainder, then the peak RSS. A profiling aid for ``modules/de/README.md``.
 
     python modules/de/bench/profile_load.py DATA_DIR duckdb:////tmp/profile.duckdb [--memory-limit-mb 2048]
 
@@ -25,17 +26,24 @@ from clientml_de.warehouse import connect
 SHOWN_SECONDS = 0.05
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 class TimedConnection:
     """A DuckDB connection whose ``execute`` calls are timed (everything else passes through)."""
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
-        self.statements: list[tuple[float, str]] = []
+        self.statements: list[tuple[float, float, str]] = []
 
     def execute(self, sql: str, *args: Any) -> Any:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         result = self.raw.execute(sql, *args)
-        self.statements.append((time.perf_counter() - started, re.sub(r"\s+", " ", sql.strip())[:100]))
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        self.statements.append((seconds, cpu, re.sub(r"\s+", " ", sql.strip())[:100]))
         return result
 
     def __getattr__(self, name: str) -> Any:
@@ -59,21 +67,23 @@ def main() -> int:
     config = DatasetConfig()
     for name, spec in (("clients", config.clients_spec()), ("sales", config.sales_spec())):
         timed.statements.clear()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         summary = load_source(str(args.data / f"{name}.csv"), spec, warehouse)
-        total = time.perf_counter() - started
-        in_sql = sum(seconds for seconds, _ in timed.statements)
+        total, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        in_sql = sum(seconds for seconds, _, _ in timed.statements)
+        cpu_sql = sum(seconds for _, seconds, _ in timed.statements)
         print(
-            f"== {name}: {total:.2f} s, of which {in_sql:.2f} s in SQL and {total - in_sql:.2f} s in Python "
-            f"(structure scan and the rest); rows read {summary.rows_read:,}, loaded {summary.rows_loaded:,}, "
-            f"rejected {summary.rows_rejected:,}, duplicates {summary.duplicates:,}"
+            f"== {name}: {total:.2f} s ({cpu:.2f} s CPU), of which {in_sql:.2f} s ({cpu_sql:.2f} s CPU) in SQL and "
+            f"{total - in_sql:.2f} s ({cpu - cpu_sql:.2f} s CPU) in Python (structure scan and the rest); rows read "
+            f"{summary.rows_read:,}, loaded {summary.rows_loaded:,}, rejected {summary.rows_rejected:,}, "
+            f"duplicates {summary.duplicates:,}"
         )
-        for seconds, statement in timed.statements:
+        for seconds, statement_cpu, statement in timed.statements:
             if seconds >= SHOWN_SECONDS:
-                print(f"  {seconds:7.2f} s  {statement}")
-    started = time.perf_counter()
+                print(f"  {seconds:7.2f} s {statement_cpu:7.2f} s CPU  {statement}")
+    started, cpu = time.perf_counter(), cpu_seconds()
     warehouse.close()
-    print(f"== close (DuckDB's checkpoint): {time.perf_counter() - started:.2f} s")
+    print(f"== close (DuckDB's checkpoint): {time.perf_counter() - started:.2f} s ({cpu_seconds() - cpu:.2f} s CPU)")
     print(f"== peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
     return 0
 

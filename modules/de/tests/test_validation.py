@@ -225,3 +225,21 @@ def test_rows_read_back_by_number_compare_exactly_whatever_their_bytes(
     loaded = duckdb_warehouse.table("sales").to_pandas().set_index("sale_id")
     assert sorted(loaded.index) == ["s1", "s2", "s4", "s5"]
     assert loaded.loc["s1", "product_category"] == "home\nand garden"
+
+
+def test_values_are_trimmed_of_unicode_spaces_only(tmp_path: Path, duckdb_warehouse: Warehouse) -> None:
+    """What DuckDB's ``trim`` removes (the space, U+00A0, ...), wherever the value has them; tabs stay."""
+    rows = [
+        ["s9", " c1 ", "2023-01-01", "\u00a0home\u3000", "1", " 2.5", "   ", "\tweb"],
+        ["s10", "c1", "2023-01-02", "caf\u00e9 ", "1", "2", "", "ok"],
+    ]
+    _load_both(tmp_path, duckdb_warehouse, GOOD_CLIENTS, [*GOOD_SALES, *rows])
+    loaded = duckdb_warehouse.table("sales").to_pandas().set_index("sale_id")
+    assert loaded.loc["s9", ["client_id", "product_category", "unit_price", "discount", "sales_channel"]].tolist() == [
+        "c1",
+        "home",
+        2.5,
+        0.0,
+        "\tweb",
+    ]
+    assert loaded.loc["s10", "product_category"] == "caf\u00e9"

@@ -3,8 +3,8 @@
 The file's bytes are checked first (:mod:`clientml_de.staging`, :mod:`clientml_de.csv_structure`,
 :mod:`clientml_de.encoding`): a file that is not UTF-8 fails, and malformed lines are quarantined there,
 each alone. :func:`validate` then reads the well-formed records once, with DuckDB's parallel CSV reader,
-and writes each row, typed, into the staging table ``<table>__loading`` together with what is wrong with
-it: the rules of :mod:`clientml_de.contract` are one generated SQL expression per column
+and writes each row, typed, into the temporary staging table ``_stage_<table>`` together with what is wrong
+with it: the rules of :mod:`clientml_de.contract` are one generated SQL expression per column
 (:mod:`clientml_de.rules_sql`), so the same checks apply whatever the warehouse is. Only the rows whose key
 occurs more than once (a few, found by one aggregate over the key column) are looked at again, read back
 by number from the file (:func:`clientml_de.staging.extract_records`) to tell exact duplicates from key
@@ -14,8 +14,14 @@ conflicts.
 :meth:`~clientml_de.warehouse.Warehouse.publish_load` takes: the relation of the typed rows that passed
 every rule (one per distinct source row), the relation of the quarantined rows (whole and as read, with
 their line number and the reasons), and counts that reconcile: rows read = loaded + rejected + exact
-duplicates, where rows read are the file's records. When the staging table lives in the warehouse itself
-(DuckDB), the warehouse publishes it in place (:class:`StagedRows`): the valid rows are written once.
+duplicates, where rows read are the file's records. The warehouse then writes the valid rows once, in its
+own bulk way.
+
+Why a temporary table and a copy, rather than a staging table in the warehouse renamed in place: the
+staged rows must keep the file's order (their row ids number them), and DuckDB 1.5 writes an ordered
+insert into a database file twice (the rows are compressed again at the checkpoint), or, numbering them
+with ``row_number() OVER ()``, on one thread; an uncompressed temporary table in order, then one
+unordered, parallel copy of the valid rows, costs less than either (``modules/de/README.md``, "Load time").
 
 Line numbers are the physical lines where records start; the header is line 1.
 """
@@ -39,7 +45,6 @@ from clientml_de.staging import check_read, drop_staged, extract_records, parse_
 __all__ = [
     "SQL_TYPES",
     "SourceError",
-    "StagedRows",
     "ValidatedLoad",
     "ValidationCounts",
     "check_columns",
@@ -50,8 +55,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-# The staging table's columns beside the contract's: the reasons of a row, and its raw record when it has any.
-STAGING_COLUMNS = ("_reason", "_raw")
 
 
 @dataclass(frozen=True)
@@ -63,23 +66,6 @@ class ValidationCounts:
     rows_rejected: int
     duplicates: int
     ignored_columns: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class StagedRows:
-    """How the staging table becomes the valid rows in place, without copying them.
-
-    Attributes:
-        table: the staging table (a plain table of the scratch connection's database).
-        valid: the relation of valid rows this recipe yields (the handle's ``valid`` when it applies).
-        delete_where: the condition of the rows to delete from ``table`` (SQL over its columns and ``rowid``).
-        drop_columns: the columns to drop afterwards (:data:`STAGING_COLUMNS`).
-    """
-
-    table: str
-    valid: str
-    delete_where: str
-    drop_columns: tuple[str, ...] = STAGING_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -98,7 +84,6 @@ class ValidatedLoad:
         rejected: the quarantined rows, ordered by line: ``source_table, source_file, line_number (BIGINT),
             raw_record, reason`` (VARCHAR otherwise).
         counts: how the file's rows were accounted for.
-        staged: how the staging table becomes ``valid`` in place, for a warehouse that holds it (DuckDB).
     """
 
     spec: TableSpec
@@ -107,7 +92,6 @@ class ValidatedLoad:
     valid: str
     rejected: str
     counts: ValidationCounts
-    staged: StagedRows | None = None
 
     def drop(self) -> None:
         """Remove the scratch relations and files of this file's validation (the handle is unusable afterwards)."""
@@ -118,15 +102,14 @@ def discard(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Remove what staging and validating ``table``'s file left in ``con`` and its spill directory, the
     staging table included (whatever step was reached: a failed load leaves nothing behind)."""
     con.execute(f"DROP VIEW IF EXISTS _valid_{table}")
-    for name in ("repeated", "extracted", "repeats", "rejected"):
+    for name in ("stage", "repeated", "extracted", "repeats", "rejected"):
         con.execute(f"DROP TABLE IF EXISTS _{name}_{table}")
-    con.execute(f"DROP TABLE IF EXISTS {staging_table(table)}")
     drop_staged(con, table)
 
 
 def staging_table(table: str) -> str:
-    """The name of the staging table of ``table`` (a plain identifier: table names are)."""
-    return f"{table}__loading"
+    """The name of the staging table of ``table``, a temporary table (a plain identifier: table names are)."""
+    return f"_stage_{table}"
 
 
 def _record_json(header: list[str], prefix: str = "") -> tuple[str, dict[str, str]]:
@@ -177,7 +160,7 @@ def validate(
     (the client ids for sales).
 
     The records are read once: each is typed and checked against its column rules and written to
-    ``<table>__loading`` in file order, so a row's ``rowid`` + 1 is its ordinal (a join would reorder the
+    ``_stage_<table>`` in file order, so a row's ``rowid`` + 1 is its ordinal (a join would reorder the
     rows, so the reference check comes after, over the stored column). Then one aggregate over the key
     column finds the keys seen more than once; only those rows and the ones with an unknown reference (few)
     are read again, by number, for the comparisons that exact duplicates and key conflicts need.
@@ -192,7 +175,9 @@ def validate(
     _, labels = _record_json(header)
     try:
         with insertion_order(con):  # rowid order = file order: the ordinals
-            con.execute(f"CREATE OR REPLACE TABLE {stage} AS {_typed_pass(spec, header, read)}", parameters | labels)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {stage} AS {_typed_pass(spec, header, read)}", parameters | labels
+            )
     except duckdb.Error as exc:
         log.warning("DuckDB could not read %s: %s", parameters["path"], exc)
         raise SourceError(f"{source_file}: the CSV reader failed on records the structure check accepted") from None
@@ -235,8 +220,7 @@ def validate(
             label for label, name in zip(column_labels(header), header, strict=True) if name not in spec_names
         ),
     )
-    staged = StagedRows(stage, valid, f"_reason IS NOT NULL OR rowid + 1 IN ({dropped})")
-    return ValidatedLoad(spec, source_file, con, valid, f"_rejected_{table}", counts, staged)
+    return ValidatedLoad(spec, source_file, con, valid, f"_rejected_{table}", counts)
 
 
 def _second_look(con: duckdb.DuckDBPyConnection, spec: TableSpec, header: list[str], reference_sql: str | None) -> None:

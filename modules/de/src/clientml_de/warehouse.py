@@ -249,25 +249,10 @@ class DuckDBWarehouse(Warehouse):
         return f'SELECT DISTINCT "{column}" AS value FROM "{table}"'
 
     def publish_load(self, validated: ValidatedLoad, record: LoadSummary) -> None:
-        """See :meth:`Warehouse.publish_load`. When the handle's staging table is in this file, it becomes the
-        table in place: its other rows and columns are removed, then it is renamed, in the same transaction
-        as the bookkeeping; the valid rows, written once by the validation, are not copied."""
         self._check_writable()
-        table, staged = validated.spec.table, validated.staged
-        in_place = staged is not None and staged.valid == validated.valid and validated.connection is self.scratch()
-        if in_place and staged is not None:
-            # Outside the transaction (DuckDB refuses to rename a table altered in the same one); the staging
-            # table is ours alone, and the published tables change only in the transaction below.
-            raw = self.scratch()
-            raw.execute(f"DELETE FROM {staged.table} WHERE {staged.delete_where}")
-            for column in staged.drop_columns:
-                raw.execute(f"ALTER TABLE {staged.table} DROP COLUMN {column}")
+        table = validated.spec.table
         with self._transaction() as raw:
-            if in_place and staged is not None:
-                raw.execute(f'DROP TABLE IF EXISTS "{table}"')
-                raw.execute(f'ALTER TABLE {staged.table} RENAME TO "{table}"')
-            else:
-                raw.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM {validated.valid}')
+            raw.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM {validated.valid}')
             for name, columns in _BOOKKEEPING.items():
                 raw.execute(f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(columns, {})})")
             raw.execute(f"DELETE FROM {REJECTED_ROWS} WHERE source_table = ?", [table])

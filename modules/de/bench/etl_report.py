@@ -23,17 +23,31 @@ STAGE_TITLES = {
     "build_features": "build features",
     "ctas_clients": "DuckDB CTAS clients.csv",
     "ctas_sales": "DuckDB CTAS sales.csv",
+    "ctas_clients_unordered": "DuckDB CTAS clients.csv, unordered",
+    "ctas_sales_unordered": "DuckDB CTAS sales.csv, unordered",
 }
-# The CTAS stage each stage is compared with (end to end: both files).
-CTAS_OF = {
-    "load_clients": ("ctas_clients",),
-    "load_sales": ("ctas_sales",),
-    "end_to_end": ("ctas_clients", "ctas_sales"),
-}
+# The files' CTAS each stage is compared with (end to end: both files), the faster of its two variants.
+CTAS_OF = {"load_clients": ("clients",), "load_sales": ("sales",), "end_to_end": ("clients", "sales")}
 TARGET_SECONDS_1M = 40.0
 TARGET_SPEEDUP = 10.0
 TARGET_CTAS_RATIO = 1.5
 TARGET_PEAK_RSS_1M = 2 << 30
+EXPLANATION = " ".join(
+    [
+        "rows/s: generate = rows written to both files; end to end = rows read from both files;",
+        "load clients / load sales / CTAS = rows read from that file; build features = valid sales rows aggregated.",
+        "end to end for duckdb/postgres = `clientml pipeline` (embedded Airflow, three DAGs) in a subprocess;",
+        "stages = the same task functions called in-process without Airflow;",
+        "DuckDB CTAS = `CREATE TABLE t AS SELECT * FROM read_csv(file)` (types detected by DuckDB, no checks)",
+        "in a fresh database file, in a subprocess, with the same memory limit, timed from connect to close",
+        "(the close checkpoints), with DuckDB's default settings and with `preserve_insertion_order = false`;",
+        "pandas = `pandas_reference.run` (read, validate, features, write Parquet) in a subprocess of its own.",
+        "vs DuckDB CTAS = seconds / CTAS seconds of the same file, the faster variant (end to end: of both files);",
+        "vs pandas = pandas seconds / engine seconds for the same stage.",
+        "Peak RSS = the process tree, sampled every 0.1 s, or the kernel's high-water mark of its largest process",
+        "if higher (postgres: plus the server's processes, shared memory counted per process).",
+    ]
+)
 
 
 @dataclass
@@ -68,12 +82,16 @@ def add_ratios(rows: Sequence[Row], size: int) -> None:
     """Set ``speedup`` (vs pandas) and ``vs_ctas`` (vs DuckDB's typed CTAS) on the rows of ``size``."""
     mine = [r for r in rows if r.size == size]
     pandas = {r.stage: r.seconds for r in mine if r.engine == "pandas"}
-    ctas = {r.stage: r.seconds for r in mine if r.stage.startswith("ctas_")}
+    ctas: dict[str, float] = {}
+    for r in mine:
+        if r.stage.startswith("ctas_") and r.seconds:
+            name = r.stage.split("_")[1]
+            ctas[name] = min(ctas.get(name, r.seconds), r.seconds)
     for row in mine:
         reference = pandas.get(row.stage)
         if row.engine not in ("-", "pandas") and row.seconds and reference:
             row.speedup = reference / row.seconds
-        references = [ctas.get(stage) for stage in CTAS_OF.get(row.stage, ())]
+        references = [ctas.get(name) for name in CTAS_OF.get(row.stage, ())]
         if row.engine in ("duckdb", "postgres") and row.seconds and references and all(references):
             row.vs_ctas = row.seconds / sum(r for r in references if r)
 
@@ -151,16 +169,7 @@ def report(rows: Sequence[Row], notes: Sequence[str], context: dict[str, str]) -
         *(f"{name}: {value}\n" for name, value in context.items()),
         *lines,
         "",
-        "rows/s: generate = rows written to both files; end to end = rows read from both files; "
-        "load clients / load sales / CTAS = rows read from that file; build features = valid sales rows "
-        "aggregated. end to end for duckdb/postgres = `clientml pipeline` (embedded Airflow, three DAGs) "
-        "in a subprocess; stages = the same task functions called in-process without Airflow; DuckDB CTAS = "
-        "`CREATE TABLE t AS SELECT * FROM read_csv(file)` (types detected by DuckDB, no checks) in a fresh "
-        "database file, in a subprocess, with the same memory limit; pandas = `pandas_reference.run` (read, "
-        "validate, features, write Parquet) in a subprocess of its own. vs DuckDB CTAS = seconds / CTAS seconds "
-        "of the same file (end to end: of both files); vs pandas = pandas seconds / engine seconds for the same "
-        "stage. Peak RSS = the process tree, sampled every 0.1 s, or the kernel's high-water mark of its largest "
-        "process if higher (postgres: plus the server's processes, shared memory counted per process).",
+        EXPLANATION,
         "",
         "Targets:",
         *(targets(rows) or ["- (no DuckDB end-to-end figures)"]),

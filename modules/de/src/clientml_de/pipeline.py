@@ -147,9 +147,17 @@ def run_pipeline(
 
 def peak_rss_mb() -> float:
     """The peak resident memory of this process so far, in MiB (the tasks run in it), or of the largest
-    child it waited for (``airflow db migrate``) if that was larger: the kernel's high-water marks."""
-    largest = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return largest / 1024  # ru_maxrss is in KiB on Linux
+    child it waited for (``airflow db migrate``) if that was larger: the kernel's high-water marks.
+
+    This process's own is ``VmHWM`` where Linux has it: ``ru_maxrss`` would also count the memory of the
+    process that started this one, as it was when it forked (Linux keeps that mark across ``exec``).
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                own = int(line.split()[1])  # kB
+    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
 
 def _check_local_sources(sources: dict[str, str]) -> None:

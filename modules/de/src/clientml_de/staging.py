@@ -8,7 +8,8 @@ with the file in Python:
 - ``_offsets_<table>``: the line offsets (``_from, _offset``: well-formed record ``k`` starts on line
   ``k + _offset`` of the last row whose ``_from <= k``);
 - a file of the byte offsets where each well-formed record starts, which :func:`extract_records` uses to
-  read back, by number, the few records validation needs again (rows whose key repeats);
+  read back, by number, the few records validation needs again (rows whose key repeats or whose
+  reference is unknown);
 - when lines were quarantined, a copy of the file without them: the CSV reader must not see them;
 - ``_source_<table>``: one row naming those files, what :func:`read_records` builds on.
 
@@ -207,6 +208,9 @@ def extract_records(con: duckdb.DuckDBPyConnection, table: str, ordinals: str) -
     record of the file, which may lack a line end, can only come last); :func:`read_records` with its path
     parses them as the source was parsed. Consecutive records are copied as one range, so it costs a read of
     each run of records, never more than one read of the file. Returns the file's path.
+
+    Raises:
+        OSError: the spill directory cannot be written (e.g. the disk is full).
     """
     source, files = _source(con, table), _files(con, table)
     good = int(source["good"])

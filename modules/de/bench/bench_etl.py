@@ -9,12 +9,21 @@ For each size (number of clients) it
    of the process tree (PostgreSQL: plus its server processes);
 3. times the stages separately in-process (load clients, load sales, build features: the functions the
    DAG tasks call, without Airflow) on DuckDB (``--stage-engines``), in a subprocess of their own;
-4. runs the pandas reference (``pandas_reference.py``) on the same files, in a subprocess;
+4. times DuckDB's own typed load of each file (``CREATE TABLE AS SELECT * FROM read_csv(file)``, no checks)
+   with the same memory limit, the floor a validating load is compared with;
+5. runs the pandas reference (``pandas_reference.py``) on the same files, in a subprocess;
 
-then prints a markdown table (seconds, rows/s, peak RSS, speedup against pandas) and writes it to
-``--report``. A benchmark, not a test: it asserts nothing, it reports the targets it misses.
+then prints a markdown table (seconds, rows/s, peak RSS, ratio to DuckDB's typed load, speedup against
+pandas; :mod:`etl_report`) and writes it to ``--report``. A benchmark, not a test: it asserts nothing, it
+reports the targets it misses.
 
     python modules/de/bench/bench_etl.py --sizes 100000,1000000 --engines duckdb,postgres
+    python modules/de/bench/bench_etl.py --sizes 5000000    # DuckDB only, within the memory budget
+
+Every DuckDB database runs within ``--memory-limit-mb`` (``CLIENTML_MEMORY_LIMIT_MB``, 2048 by default),
+spilling under ``<workdir>/spill``. Sizes above ``--large-above`` (1M clients) run on DuckDB only, without
+the pandas reference (it would need tens of GB of memory); before generating, the benchmark checks that
+the disk has room for the files, the warehouses and the spill, and stops with a message if not.
 
 Peak RSS is sampled every 0.1 s over the whole process tree (children summed); for PostgreSQL the server's
 processes are added, whose shared buffers are counted once per process, so that figure is an upper bound.
@@ -28,11 +37,13 @@ import json
 import os
 import shutil
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from clientml_de.settings import Settings
 from clientml_testkit.bench import (
     MB,
     Measured,
@@ -45,21 +56,18 @@ from clientml_testkit.bench import (
     run_measured,
 )
 from clientml_testkit.localpg import create_database, server_pids, server_port, server_version, throwaway_postgres
+from etl_report import Row, add_ratios, report
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[2]
 PYTHON = sys.executable
 STAGES = ("load_clients", "load_sales", "build_features")
 ENGINES = ("duckdb", "postgres")
-STAGE_TITLES = {
-    "generate": "generate",
-    "end_to_end": "end to end",
-    "load_clients": "load clients",
-    "load_sales": "load sales",
-    "build_features": "build features",
-}
-TARGET_SECONDS_1M = 300.0
-TARGET_SPEEDUP = 10.0
+# Bytes of CSV per generated client (both files; 1M clients: 1.77 GB), and the room a size needs beside its
+# files, as a multiple of them: two DuckDB warehouses and a CTAS database (about a third each), the spill
+# (at most about the largest file), PostgreSQL's tables and the pandas reference's Parquet.
+CSV_BYTES_PER_CLIENT = 1_800
+ROOM_PER_CSV_BYTE = 2.5
 
 
 # --------------------------------------------------------------------------------------------------
@@ -72,6 +80,27 @@ def helper_generate(args: argparse.Namespace) -> int:
 
     summary = generate(Path(args.out), n_clients=args.clients, seed=args.seed, bad_rows=args.bad_rows)
     print(json.dumps(summary.to_dict()))
+    return 0
+
+
+def helper_ctas(args: argparse.Namespace) -> int:
+    """DuckDB's own typed load of one file into a fresh database, within the memory limit: the floor.
+
+    Timed up to the closed database (the close checkpoints: with insertion order preserved, DuckDB's default,
+    that is where the rows are compressed and written). ``--engine unordered`` turns the order off.
+    """
+    import duckdb
+
+    started = time.perf_counter()
+    con = duckdb.connect(args.warehouse)
+    con.execute(f"SET memory_limit = '{int(args.memory_limit_mb)}MiB'")
+    con.execute("SET temp_directory = ?", [str(Path(args.warehouse).with_suffix(".spill"))])
+    if args.engine == "unordered":
+        con.execute("SET preserve_insertion_order = false")
+    con.execute("CREATE TABLE t AS SELECT * FROM read_csv(?)", [args.clients])
+    row = con.execute("SELECT count(*) FROM t").fetchone()
+    con.close()
+    print(json.dumps({"seconds": time.perf_counter() - started, "rows": int(row[0]) if row else 0}))
     return 0
 
 
@@ -131,31 +160,6 @@ def helper_stages(args: argparse.Namespace) -> int:
 
 
 @dataclass
-class Row:
-    size: int
-    engine: str
-    stage: str
-    seconds: float | None = None
-    rows: int | None = None
-    peak_rss: int | None = None
-    note: str = ""
-    speedup: float | None = None
-    cpu_seconds: float | None = None
-
-    @classmethod
-    def of(cls, size: int, engine: str, stage: str, figures: dict[str, Any], note: str = "") -> Row:
-        """A row of a measurement's figures: ``seconds``, ``cpu_seconds``, ``peak_rss`` and ``rows`` if known."""
-        seconds, cpu, peak = figures["seconds"], figures.get("cpu_seconds"), figures["peak_rss"]
-        return cls(size, engine, stage, seconds, figures.get("rows"), peak, note, cpu_seconds=cpu)
-
-    @property
-    def rows_per_second(self) -> float | None:
-        if self.seconds is None or self.rows is None or self.seconds <= 0:
-            return None
-        return self.rows / self.seconds
-
-
-@dataclass
 class Bench:
     args: argparse.Namespace
     rows: list[Row] = field(default_factory=list)
@@ -171,9 +175,18 @@ class Bench:
     def log(self, message: str) -> None:
         print(f"[bench-etl {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The memory budget and spill directory of every DuckDB database the measured commands open."""
+        return {
+            "CLIENTML_MEMORY_LIMIT_MB": str(self.args.memory_limit_mb),
+            "CLIENTML_SPILL_DIR": str(self.workdir / "spill"),
+        }
+
     def measure(self, command: list[str], name: str, server: list[int] | None = None, quiet: bool = False) -> Measured:
         """``command`` run from the repository root, its stderr in ``logs/<name>.log``, plus ``server``'s RSS."""
-        measured = run_measured(command, self.workdir / "logs" / f"{name}.log", extra_roots=server, cwd=REPO_ROOT)
+        log = self.workdir / "logs" / f"{name}.log"
+        measured = run_measured(command, log, extra_roots=server, env=self.env, cwd=REPO_ROOT)
         if not quiet:
             peak = measured.peak_rss / MB
             self.log(f"  {measured.seconds:.1f} s, peak RSS {peak:,.0f} MB, exit {measured.returncode}")
@@ -181,10 +194,24 @@ class Bench:
 
     # ---------------------------------------------------------------------------------------------
 
+    def check_disk(self, size: int, cached: bool) -> None:
+        """Stop with a message before a size whose files, warehouses and spill the disk cannot hold."""
+        csv = size * CSV_BYTES_PER_CLIENT
+        need = csv * ROOM_PER_CSV_BYTE + (0 if cached else csv)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.workdir).free
+        if free < need:
+            raise SystemExit(
+                f"bench-etl: {size:,} clients need about {need / 1e9:.1f} GB free under {self.workdir} "
+                f"({'' if cached else f'{csv / 1e9:.1f} GB of CSV to generate, '}the warehouses and DuckDB's spill), "
+                f"but only {free / 1e9:.1f} GB are free: free some space, or pass --workdir on a larger disk"
+            )
+
     def generate(self, size: int) -> tuple[Path, dict[str, Any]]:
         tag = f"clients{size}-seed{self.args.seed}-bad{self.args.bad_rows:g}"
         data = self.workdir / "data" / tag
         marker = data / "generation.json"
+        self.check_disk(size, marker.is_file())
         if marker.is_file():
             info: dict[str, Any] = json.loads(marker.read_text())
             self.log(f"{size:,} clients: data cached in {data} (generated {info['generated_at']})")
@@ -242,6 +269,7 @@ class Bench:
             dag_seconds = [f"{run['dag_id']} {run['seconds']:.1f} s" for run in summary["dag_runs"] if "seconds" in run]
             if dag_seconds:
                 row.note += "; DAGs: " + ", ".join(dag_seconds)
+            row.note += f"; its own peak_rss_mb {summary['peak_rss_mb']:,.0f}"
         if engine == "postgres":
             row.note = (row.note + "; RSS incl. server").lstrip("; ")
         self.rows.append(row)
@@ -270,9 +298,37 @@ class Bench:
         note = "within the run above" if engine == "pandas" else "in-process, no Airflow"
         self.rows += [Row.of(size, engine, stage, results[stage], note) for stage in STAGES]
 
+    def ctas(self, size: int, data: Path) -> None:
+        """DuckDB's own typed load of each file, measured like the rest, in a fresh database each: with its
+        default settings (insertion order kept) and without insertion order; the faster is the floor."""
+        for name in ("clients", "sales"):
+            for order in ("default", "unordered"):
+                self.log(f"{size:,} clients: DuckDB CTAS of {name}.csv ({order})")
+                database = self.workdir / "runs" / str(size) / "ctas" / f"{name}.duckdb"
+                shutil.rmtree(database.parent, ignore_errors=True)
+                database.parent.mkdir(parents=True)
+                command = [PYTHON, str(Path(__file__).resolve()), "_ctas", "--clients", str(data / f"{name}.csv")]
+                command += ["--warehouse", str(database), "--memory-limit-mb", str(self.args.memory_limit_mb)]
+                measured = self.measure([*command, "--engine", order], f"{size}-ctas-{name}-{order}")
+                shutil.rmtree(database.parent, ignore_errors=True)
+                if measured.returncode != 0:
+                    self.notes.append(f"{size:,} DuckDB CTAS of {name}.csv failed: {measured.failure()}")
+                    continue
+                figures = json_tail(measured.stdout)
+                note = f"{order}; whole process {measured.seconds:.1f} s (interpreter start included)"
+                stage = f"ctas_{name}" if order == "default" else f"ctas_{name}_unordered"
+                self.rows.append(Row.of(size, "duckdb", stage, {**vars(measured), **figures}, note))
+
     def run_size(self, size: int) -> None:
         data, _ = self.generate(size)
-        for engine in self.args.engines:
+        large = size > self.args.large_above
+        engines = ["duckdb"] if large else self.args.engines
+        if large:
+            self.notes.append(
+                f"{size:,} clients: above --large-above {self.args.large_above:,}, DuckDB only, no pandas reference."
+            )
+        self.ctas(size, data)
+        for engine in engines:
             run_dir = self.workdir / "runs" / str(size) / engine
             shutil.rmtree(run_dir, ignore_errors=True)
             run_dir.mkdir(parents=True)
@@ -287,19 +343,12 @@ class Bench:
                     if engine in self.args.stage_engines:
                         stage_url = create_database(url, "stages")
                         self.stages(size, engine, stage_url, data, port)
-        if self.args.skip_pandas_above is not None and size > self.args.skip_pandas_above:
-            skip = f"skipped (--skip-pandas-above {self.args.skip_pandas_above:,})"
-            self.rows.append(Row(size, "pandas", "end_to_end", note=skip))
+        skip_above = self.args.large_above if self.args.skip_pandas_above is None else self.args.skip_pandas_above
+        if size > skip_above:
+            self.rows.append(Row(size, "pandas", "end_to_end", note=f"skipped (above {skip_above:,} clients)"))
         else:
             self.stages(size, "pandas", "", data)
-        self._speedups(size)
-
-    def _speedups(self, size: int) -> None:
-        pandas = {r.stage: r.seconds for r in self.rows if r.size == size and r.engine == "pandas"}
-        for row in self.rows:
-            reference = pandas.get(row.stage)
-            if row.size == size and row.engine != "-" and row.seconds and reference:
-                row.speedup = reference / row.seconds
+        add_ratios(self.rows, size)
 
     def run(self) -> str:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -310,83 +359,13 @@ class Bench:
         for size in self.args.sizes:
             self.run_size(size)
             (self.workdir / "results.json").write_text(json.dumps([asdict(r) for r in self.rows], indent=2))
-        return self.report()
-
-    # ---------------------------------------------------------------------------------------------
-
-    def targets(self) -> list[str]:
-        lines = []
-        for size in sorted({r.size for r in self.rows}):
-            e2e = {r.engine: r for r in self.rows if r.size == size and r.stage == "end_to_end"}
-            duck = e2e.get("duckdb")
-            if duck is None or duck.seconds is None:
-                continue
-            if size == 1_000_000:
-                verdict = "met" if duck.seconds <= TARGET_SECONDS_1M else "MISSED"
-                lines.append(
-                    f"- 1M clients end to end on DuckDB within {TARGET_SECONDS_1M:.0f} s: "
-                    f"{duck.seconds:.0f} s, target {verdict}."
-                )
-            if duck.speedup is not None:
-                verdict = "met" if duck.speedup >= TARGET_SPEEDUP else "MISSED"
-                pandas = e2e.get("pandas")
-                cpu_ratio = ""
-                if pandas and pandas.cpu_seconds and duck.cpu_seconds:
-                    cpu_ratio = f" (CPU-time ratio {pandas.cpu_seconds / duck.cpu_seconds:.2f}x)"
-                lines.append(
-                    f"- {size:,} clients, DuckDB end to end at least {TARGET_SPEEDUP:.0f}x faster than pandas: "
-                    f"{duck.speedup:.2f}x{cpu_ratio}, target {verdict}."
-                )
-        return lines
-
-    def report(self) -> str:
-        header = "| size | engine | stage | seconds | CPU s | rows/s | peak RSS MB | speedup vs pandas | note |"
-        lines = [header, "|---:|---|---|---:|---:|---:|---:|---:|---|"]
-        for r in self.rows:
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        f"{r.size:,}",
-                        r.engine,
-                        STAGE_TITLES[r.stage],
-                        _seconds(r.seconds),
-                        _seconds(r.cpu_seconds),
-                        "" if r.rows_per_second is None else f"{r.rows_per_second:,.0f}",
-                        "" if r.peak_rss is None else f"{r.peak_rss / MB:,.0f}",
-                        "" if r.speedup is None else f"{r.speedup:.2f}x",
-                        r.note,
-                    ]
-                )
-                + " |"
-            )
-        text = [
-            "# ETL benchmark (`make bench-etl`)",
-            "",
-            f"Run {datetime.now():%Y-%m-%d %H:%M}: `{' '.join(['bench_etl.py', *sys.argv[1:]])}`",
-            "",
-            f"Machine: {_machine()}",
-            "",
-            f"Code: {self.code_state}",
-            "",
-            f"Load average (1/5/15 min) at the start: {self.load_before}; at the end: {load_average()}",
-            "",
-            *lines,
-            "",
-            "rows/s: generate = rows written to both files; end to end = rows read from both files; "
-            "load clients / load sales = rows read from that file; build features = valid sales rows "
-            "aggregated. end to end for duckdb/postgres = `clientml pipeline` (embedded Airflow, three DAGs) "
-            "in a subprocess; stages = the same task functions called in-process without Airflow; pandas = "
-            "`pandas_reference.run` (read, validate, features, write Parquet) in a subprocess of its own. "
-            "Speedup = pandas seconds / engine seconds for the same stage. Peak RSS = the process tree, "
-            "sampled every 0.1 s (postgres: plus the server's processes, shared memory counted per process).",
-            "",
-            "Targets:",
-            *(self.targets() or ["- (no DuckDB end-to-end figures)"]),
-        ]
-        if self.notes:
-            text += ["", "Notes:", *(f"- {n}" for n in self.notes)]
-        return "\n".join(text) + "\n"
+        context = {
+            "Machine": _machine(),
+            "Code": self.code_state,
+            "Memory limit of every DuckDB database": f"{self.args.memory_limit_mb:,} MiB (CLIENTML_MEMORY_LIMIT_MB)",
+            "Load average (1/5/15 min) at the start": f"{self.load_before}; at the end: {load_average()}",
+        }
+        return report(self.rows, self.notes, context)
 
 
 def _machine() -> str:
@@ -394,12 +373,6 @@ def _machine() -> str:
     with contextlib.suppress(Exception):
         postgres.append(server_version())
     return machine(("duckdb", "pandas", "ibis"), postgres)
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -417,7 +390,7 @@ def _str_list(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("_generate", "_stages"):
+    if argv and argv[0] in ("_generate", "_stages", "_ctas"):
         helper = argparse.ArgumentParser(prog=f"bench_etl.py {argv[0]}")
         helper.add_argument("--out")
         helper.add_argument("--clients")
@@ -427,6 +400,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         helper.add_argument("--engine")
         helper.add_argument("--warehouse")
         helper.add_argument("--server-port", type=int)
+        helper.add_argument("--memory-limit-mb", type=int)
         args = helper.parse_args(argv[1:])
         args.helper = argv[0]
         if args.helper == "_generate":
@@ -447,7 +421,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=lambda text: int(text.replace("_", "")),
         default=None,
         metavar="N",
-        help="do not run the pandas reference for sizes above N clients (default: always run it)",
+        help="do not run the pandas reference for sizes above N clients (default: --large-above)",
+    )
+    parser.add_argument(
+        "--large-above",
+        type=lambda text: int(text.replace("_", "")),
+        default=1_000_000,
+        metavar="N",
+        help="sizes above N clients run on DuckDB only, without the pandas reference (default 1,000,000)",
+    )
+    parser.add_argument(
+        "--memory-limit-mb",
+        type=int,
+        default=Settings().memory_limit_mb,
+        help="the memory limit of every DuckDB database (CLIENTML_MEMORY_LIMIT_MB; default: the setting)",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--bad-rows", type=float, default=0.01, help="share of bad rows in the generated data")
@@ -465,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         return helper_generate(args)
     if args.helper == "_stages":
         return helper_stages(args)
+    if args.helper == "_ctas":
+        return helper_ctas(args)
     bench = Bench(args)
     report = bench.run()
     print(report)

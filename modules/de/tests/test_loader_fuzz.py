@@ -224,9 +224,40 @@ def test_structure_scan_matches_the_reference_reading(
     content = b",".join(b"h%d" % n for n in range(columns)) + b"\n" + b"".join(data)
     path = tmp_path_factory.getbasetemp() / "scan.csv"
     path.write_bytes(content)
+    sink = _Collected()
     with _window(window):
-        structure = csv_structure.scan(path)
+        structure = csv_structure.scan(path, sink)
     expected = reference_reading(content)
     assert expected is not None
-    assert (structure.records, [bad.line for bad in structure.bad]) == expected
-    assert structure.good_records == structure.records - len(structure.bad)
+    assert (structure.records, [bad.line for bad in sink.bad]) == expected
+    assert structure.good_records == structure.records - len(sink.bad) == len(sink.starts)
+    # In the file without its quarantined lines the good records are contiguous: they start after the header.
+    kept = structure.data_start + sum(len(r) for r in _records_of(content, structure, sink))
+    assert sink.starts == sorted(sink.starts)
+    assert all(structure.data_start <= start < kept for start in sink.starts)
+
+
+class _Collected:
+    """A structure sink that keeps everything in lists (the loader's streams to DuckDB)."""
+
+    def __init__(self) -> None:
+        self.bad: list[csv_structure.BadRecord] = []
+        self.starts: list[int] = []
+
+    def bad_record(self, record: csv_structure.BadRecord) -> None:
+        self.bad.append(record)
+
+    def line_offsets(self, ordinals: Any, offsets: Any) -> None:
+        assert len(ordinals) == len(offsets)
+
+    def record_starts(self, starts: Any) -> None:
+        self.starts.extend(int(s) for s in starts)
+
+
+def _records_of(content: bytes, structure: csv_structure.FileStructure, sink: _Collected) -> list[bytes]:
+    """The data bytes of the file without its quarantined lines."""
+    kept, at = [], structure.data_start
+    for bad in sink.bad:
+        kept.append(content[at : bad.start])
+        at = bad.end
+    return [*kept, content[at:]]

@@ -107,6 +107,7 @@ def test_pipeline_on_data_from_another_generator_counts_exactly(tmp_path: Path) 
     assert _files(summary) == expected
     assert summary["feature_store"]["rows"] == 300
     assert [run["state"] for run in summary["dag_runs"]] == ["success"] * 3
+    assert 100 < summary["peak_rss_mb"] < 4096  # the process's high-water mark, Airflow and the tasks included
 
 
 def _tables(url: str) -> dict[str, pd.DataFrame]:

@@ -188,3 +188,58 @@ def test_generated_bad_rows_reconcile(generated_small: Path, duckdb_warehouse: W
     assert sales.duplicates > 0
     rejected = duckdb_warehouse.table("rejected_rows").count().to_pyarrow().as_py()
     assert rejected == clients.rows_rejected + sales.rows_rejected
+
+
+def test_rows_read_back_by_number_compare_exactly_whatever_their_bytes(
+    tmp_path: Path, duckdb_warehouse: Warehouse
+) -> None:
+    """Rows whose key repeats are read back from the file by their byte offsets (after a quarantined line,
+    across quoted line breaks, at the end of a file without a final line end) and compared field by field."""
+    rows = (
+        b's1,c1,2023-12-01,"home\nand garden",2,10.50,0.1,online\r\n'  # lines 2-3
+        b"s2,c2,2023-05-01,home,1,100,,store\n"  # line 4
+        b"s3,c1,2023-05-02\n"  # line 5, quarantined: the records after it start earlier in the copy read
+        b"s4,c1,2023-05-03,home,1,5,,store\n"  # line 6
+        b"s2, c2,2023-05-01,home,1,100,,store\n"  # line 7: key s2 again, a field differs by a space: a conflict
+        b"s5,c1,2023-05-04,home,1,5,,store\n"  # line 8
+        b"s1,c3,2023-12-01,home,1,1,,online\n"  # line 9: key s1 again, another row: a conflict
+        b's1,c1,2023-12-01,"home\nand garden",2,10.50,0.1,online'  # lines 10-11: s1 exactly, no line end
+    )
+    path = tmp_path / "sales.csv"
+    path.write_bytes((",".join(SALES_HEADER) + "\n").encode() + rows)
+    clients = write_csv(tmp_path / "clients.csv", CLIENT_HEADER, GOOD_CLIENTS)
+    load_source(str(clients), DatasetConfig().clients_spec(), duckdb_warehouse)
+
+    sales = load_source(str(path), DatasetConfig().sales_spec(), duckdb_warehouse)
+
+    assert (sales.rows_read, sales.rows_loaded, sales.rows_rejected, sales.duplicates) == (8, 4, 3, 1)
+    rejected = _rejected(duckdb_warehouse, "sales")
+    assert [(r["line_number"], r["reason"][:24]) for r in rejected] == [
+        (5, "wrong number of fields: "),
+        (7, "sale_id: duplicate value"),
+        (9, "sale_id: duplicate value"),
+    ]
+    assert [r["reason"][-6:] for r in rejected[1:]] == ["line 4", "line 2"]
+    assert json.loads(rejected[1]["raw_record"])["client_id"] == " c2"
+    assert json.loads(rejected[2]["raw_record"])["client_id"] == "c3"
+    loaded = duckdb_warehouse.table("sales").to_pandas().set_index("sale_id")
+    assert sorted(loaded.index) == ["s1", "s2", "s4", "s5"]
+    assert loaded.loc["s1", "product_category"] == "home\nand garden"
+
+
+def test_values_are_trimmed_of_unicode_spaces_only(tmp_path: Path, duckdb_warehouse: Warehouse) -> None:
+    """What DuckDB's ``trim`` removes (the space, U+00A0, ...), wherever the value has them; tabs stay."""
+    rows = [
+        ["s9", " c1 ", "2023-01-01", "\u00a0home\u3000", "1", " 2.5", "   ", "\tweb"],
+        ["s10", "c1", "2023-01-02", "caf\u00e9 ", "1", "2", "", "ok"],
+    ]
+    _load_both(tmp_path, duckdb_warehouse, GOOD_CLIENTS, [*GOOD_SALES, *rows])
+    loaded = duckdb_warehouse.table("sales").to_pandas().set_index("sale_id")
+    assert loaded.loc["s9", ["client_id", "product_category", "unit_price", "discount", "sales_channel"]].tolist() == [
+        "c1",
+        "home",
+        2.5,
+        0.0,
+        "\tweb",
+    ]
+    assert loaded.loc["s10", "product_category"] == "caf\u00e9"

@@ -20,15 +20,20 @@ byte tells whether it is inside a quoted field, so record ends, delimiters and m
 of a few array operations per window, and only the malformed lines are looked at byte by byte (in
 :func:`clientml_de.csv_line.split_line`, which also explains them). The file's bytes are checked as
 UTF-8 in the same pass (:mod:`clientml_de.encoding`).
+
+What the scan finds goes to a :class:`StructureSink` as it is found (the quarantined lines, the line
+offsets, where each well-formed record starts), never into lists that grow with the file: memory stays
+within a few windows whatever the file size, and the pages of the map already scanned are given back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import mmap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -69,42 +74,49 @@ class BadRecord:
     text: str | None
 
 
+class StructureSink(Protocol):
+    """Where :func:`scan` sends what it finds, in file order, as it finds it."""
+
+    def bad_record(self, record: BadRecord) -> None:
+        """A quarantined line."""
+
+    def line_offsets(self, ordinals: np.ndarray, offsets: np.ndarray) -> None:
+        """``(ordinal, offset)`` pairs, ascending (int64 arrays): the well-formed record number ``k`` (1-based,
+        counting only those) starts on line ``k + offset`` of the last pair whose ordinal is ``<= k``."""
+
+    def record_starts(self, starts: np.ndarray) -> None:
+        """Where the next well-formed records start (int64 array), as byte offsets in the file *without its
+        quarantined lines* (the file the CSV reader parses): there, record ``k`` spans ``[start k, start k+1)``,
+        the last one up to the end of that file."""
+
+
 @dataclass(frozen=True)
 class FileStructure:
-    """The records of one source file, as :func:`scan` found them.
+    """The records of one source file, as :func:`scan` found them (the details went to its sink).
 
     Attributes:
         path: the file scanned.
-        data_start: byte offset of the first data record (after the header line).
+        header: its header line.
         records: the number of records after the header: ``rows_read``.
-        bad: the quarantined lines, in file order.
-        line_offsets: ``(ordinal, offset)`` pairs, ascending: the well-formed record number ``k`` (1-based,
-            counting only those) starts on line ``k + offset`` of the last pair whose ordinal is ``<= k``.
+        bad_records: how many of them were quarantined.
         longest_record: the length in bytes of the longest well-formed record, line end included.
     """
 
     path: Path
-    data_start: int
+    header: Header
     records: int
-    bad: tuple[BadRecord, ...]
-    line_offsets: tuple[tuple[int, int], ...]
+    bad_records: int
     longest_record: int
+
+    @property
+    def data_start(self) -> int:
+        """Byte offset of the first data record (after the header line)."""
+        return self.header.data_start
 
     @property
     def good_records(self) -> int:
         """The well-formed records: the rows the CSV reader parses."""
-        return self.records - len(self.bad)
-
-    def kept_ranges(self) -> Iterator[tuple[int, int]]:
-        """Byte ranges ``[start, end)`` of the file without its quarantined lines (the header included)."""
-        at = 0
-        for bad in self.bad:
-            if bad.start > at:
-                yield at, bad.start
-            at = bad.end
-        size = self.path.stat().st_size
-        if at < size:
-            yield at, size
+        return self.records - self.bad_records
 
 
 class _Window:
@@ -194,13 +206,15 @@ class _Records:
 class _Scan:
     """The state of one scan: counts, quarantined lines and line offsets so far."""
 
-    def __init__(self, path: Path, header: Header, mapped: np.ndarray) -> None:
+    def __init__(
+        self, path: Path, header: Header, mapped: np.ndarray, sink: StructureSink, release: Callable[[int], None]
+    ) -> None:
         self.path, self.header, self.mapped = path, header, mapped
+        self.sink, self.release = sink, release
         self.names = header.names
         self.columns = len(header.names)
-        self.records = self.good = self.longest = 0
-        self.bad: list[BadRecord] = []
-        self.offsets: list[tuple[int, int]] = []
+        self.records = self.good = self.longest = self.bad = 0
+        self.removed = 0  # bytes of the quarantined lines so far: the shift of offsets in the file without them
         self.offset = _NO_OFFSET
         self.base_line = 1  # lines before the window: the header's
         self.checked = header.data_start
@@ -222,9 +236,8 @@ class _Scan:
                 width *= 2
             self.base_line += int(np.searchsorted(window.lfs, consumed))
             at += consumed
-        return FileStructure(
-            self.path, self.header.data_start, self.records, tuple(self.bad), tuple(self.offsets), self.longest
-        )
+            self.release(at)
+        return FileStructure(self.path, self.header, self.records, self.bad, self.longest)
 
     def _line_at(self, window: _Window, at: int) -> Callable[[int], int]:
         return lambda offset: self.base_line + int(np.searchsorted(window.lfs, offset - at)) + 1
@@ -256,7 +269,8 @@ class _Scan:
             if not window.at_eof or tail == window.size:
                 return tail
             if recs.tail_is_good(window, tail):
-                self._emit_good(window, np.array([tail]), np.array([window.size - 1]), all_single=False)
+                span = (np.array([tail]), np.array([window.size - 1]))
+                self._emit_good(window, at, span, np.array([self.removed]), all_single=False)
                 self.records += 1
                 return window.size
             if np.searchsorted(window.lfs, tail) < window.lfs.size:  # a multi-line tail: cut at its first line
@@ -277,16 +291,24 @@ class _Scan:
         starts[1:] = ends[:-1] + 1
         faulty = recs.faulty[first:stop]
         self.records += ends.size
+        # The bytes quarantined before each record (the faulty ones end at a line feed: their length + 1).
+        dropped = np.where(faulty, ends - starts + 1, 0)
+        removed = self.removed + np.cumsum(dropped) - dropped
         for index in np.flatnonzero(faulty):
             self._bad_line(window, at, int(starts[index]), int(ends[index]))
         lines = int(np.searchsorted(window.lfs, ends[-1], side="right") - np.searchsorted(window.lfs, pos))
         single = not faulty.any() and lines == ends.size
-        self._emit_good(window, starts[~faulty], ends[~faulty], all_single=single)
+        self._emit_good(window, at, (starts[~faulty], ends[~faulty]), removed[~faulty], all_single=single)
 
-    def _emit_good(self, window: _Window, starts: np.ndarray, ends: np.ndarray, all_single: bool) -> None:
-        """Record the line offsets of well-formed records starting at ``starts`` (window positions)."""
+    def _emit_good(
+        self, window: _Window, at: int, span: tuple[np.ndarray, np.ndarray], removed: np.ndarray, all_single: bool
+    ) -> None:
+        """Send the line offsets and starts of the well-formed records ``span`` (window positions of their first
+        and last bytes); ``removed`` is the quarantined bytes before each."""
+        starts, ends = span
         if starts.size == 0:
             return
+        self.sink.record_starts(at + starts - removed)
         self.longest = max(self.longest, int((ends - starts).max()) + 1)
         if all_single:  # consecutive lines: one offset for all
             offsets = np.array([self.base_line + int(np.searchsorted(window.lfs, starts[0])) + 1 - (self.good + 1)])
@@ -295,7 +317,8 @@ class _Scan:
             lines = self.base_line + np.searchsorted(window.lfs, starts) + 1
             offsets = lines - (self.good + 1 + np.arange(starts.size))
             changes = np.flatnonzero(offsets != np.concatenate(([self.offset], offsets[:-1])))
-        self.offsets.extend(zip((self.good + 1 + changes).tolist(), offsets[changes].tolist(), strict=True))
+        if changes.size:
+            self.sink.line_offsets(self.good + 1 + changes, offsets[changes])
         self.offset = int(offsets[-1])
         self.good += starts.size
 
@@ -318,7 +341,12 @@ class _Scan:
         else:
             reason = field_count_reason(fields, self.names)
         line = self.base_line + int(np.searchsorted(window.lfs, start)) + 1
-        self.bad.append(BadRecord(line, line_start, at + end + int(terminated), reason, body.decode()))
+        self._quarantine(BadRecord(line, line_start, at + end + int(terminated), reason, body.decode()))
+
+    def _quarantine(self, record: BadRecord) -> None:
+        self.bad += 1
+        self.removed += record.end - record.start
+        self.sink.bad_record(record)
 
     def _oversized(self, window: _Window, at: int) -> int:
         """The record at the window's start has no end within :data:`MAX_RECORD_BYTES`: quarantine a line."""
@@ -334,7 +362,7 @@ class _Scan:
             f"line too long: {end - at} bytes, more than the {MAX_RECORD_BYTES} bytes a record may have; "
             f"not stored: it is bytes {at} to {stop} of the file"
         )
-        self.bad.append(BadRecord(self.base_line + 1, at, stop, reason, None))
+        self._quarantine(BadRecord(self.base_line + 1, at, stop, reason, None))
         return stop - at
 
 
@@ -357,23 +385,37 @@ def _find_lf(mapped: np.ndarray, start: int) -> int:
     return -1
 
 
-def scan(path: Path, header: Header | None = None) -> FileStructure:
+def scan(path: Path, sink: StructureSink, header: Header | None = None) -> FileStructure:
     """Find every record of ``path`` and check its structure and encoding, without parsing fields.
 
-    ``header`` is the file's :func:`read_header_line` (read again when omitted). Memory stays within a few
-    times :data:`WINDOW_BYTES` whatever the file size; the time is a few vectorised passes over the bytes.
+    What is found goes to ``sink`` as it is found (see :class:`StructureSink`). ``header`` is the file's
+    :func:`read_header_line` (read again when omitted). Memory stays within a few times
+    :data:`WINDOW_BYTES` whatever the file size (the map's pages are released behind the scan); the time
+    is a few vectorised passes over the bytes.
 
     Raises:
         SourceError: the file is not UTF-8 (:func:`clientml_de.encoding.check_text`) or its header is
-            unusable (:func:`read_header_line`); malformed records are returned in ``bad``, not raised.
+            unusable (:func:`read_header_line`); malformed records go to ``sink``, they are not raised.
     """
     header = header or read_header_line(path)
     if path.stat().st_size <= header.data_start:
-        return FileStructure(path, header.data_start, 0, (), (), 0)
+        return FileStructure(path, header, 0, 0, 0)
     with path.open("rb") as handle:
         mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    mapped.madvise(mmap.MADV_SEQUENTIAL)
+
+    released = 0
+
+    def release(upto: int) -> None:
+        # The scanned pages stay in the page cache, but no longer count in this process's memory.
+        nonlocal released
+        upto -= upto % mmap.PAGESIZE
+        if upto > released:
+            mapped.madvise(mmap.MADV_DONTNEED, released, upto - released)
+            released = upto
+
     try:
-        return _Scan(path, header, np.frombuffer(mapped, dtype=np.uint8)).run()
+        return _Scan(path, header, np.frombuffer(mapped, dtype=np.uint8), sink, release).run()
     finally:
         # After a failure, arrays over the map may live on in the traceback: the map goes with the last.
         with contextlib.suppress(BufferError):

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from clientml_de.contract import TableSpec
 from clientml_de.errors import SourceError
 from clientml_de.header import check_columns, read_header
-from clientml_de.validate import stage_csv, validate
+from clientml_de.validate import discard, stage_csv, validate
 from clientml_de.warehouse import LoadSummary, Warehouse
 
 _REMOTE_SCHEMES = ("http", "https", "s3", "gs", "gcs", "abfs", "az")
@@ -68,19 +68,21 @@ def load_source(source: str, spec: TableSpec, warehouse: Warehouse) -> LoadSumma
                         f"(load {ref_table} first)"
                     )
                 reference = warehouse.reference_sql(scratch, ref_table, ref_column)
-        stage_csv(scratch, path, header, spec.table)
-        validated = validate(scratch, spec, header, source, reference)
-        counts = validated.counts
-        summary = LoadSummary(
-            table=spec.table,
-            source_file=source,
-            rows_read=counts.rows_read,
-            rows_loaded=counts.rows_loaded,
-            rows_rejected=counts.rows_rejected,
-            duplicates=counts.duplicates,
-            ignored_columns=counts.ignored_columns,
-            run_id=uuid.uuid4().hex,
-        )
-        warehouse.publish_load(validated, summary)
-        validated.drop()
+        try:
+            stage_csv(scratch, path, header, spec.table)
+            validated = validate(scratch, spec, header, source, reference)
+            counts = validated.counts
+            summary = LoadSummary(
+                table=spec.table,
+                source_file=source,
+                rows_read=counts.rows_read,
+                rows_loaded=counts.rows_loaded,
+                rows_rejected=counts.rows_rejected,
+                duplicates=counts.duplicates,
+                ignored_columns=counts.ignored_columns,
+                run_id=uuid.uuid4().hex,
+            )
+            warehouse.publish_load(validated, summary)
+        finally:
+            discard(scratch, spec.table)
     return summary

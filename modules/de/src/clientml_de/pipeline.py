@@ -9,6 +9,7 @@ the load tasks write in the same transaction as the data.
 from __future__ import annotations
 
 import contextlib
+import resource
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ class PipelineSummary:
     feature_set_version: str | None = None
     dag_runs: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    peak_rss_mb: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class PipelineSummary:
             },
             "dag_runs": self.dag_runs,
             "seconds": round(self.seconds, 2),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
         }
 
 
@@ -138,7 +141,23 @@ def run_pipeline(
             raise PipelineError(f"DAG {dag_id} {run.state} in task(s) {', '.join(failed)}: {cause}")
     _summarise_warehouse(summary, warehouse_url)
     summary.seconds = time.monotonic() - started
+    summary.peak_rss_mb = peak_rss_mb()
     return summary
+
+
+def peak_rss_mb() -> float:
+    """The peak resident memory of this process so far, in MiB (the tasks run in it), or of the largest
+    child it waited for (``airflow db migrate``) if that was larger: the kernel's high-water marks.
+
+    This process's own is ``VmHWM`` where Linux has it: ``ru_maxrss`` would also count the memory of the
+    process that started this one, as it was when it forked (Linux keeps that mark across ``exec``).
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                own = int(line.split()[1])  # kB
+    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
 
 def _check_local_sources(sources: dict[str, str]) -> None:

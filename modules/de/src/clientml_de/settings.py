@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     # How long a connection to a DuckDB warehouse file waits while another process holds its lock (a load
     # waits for readers, a read-only reader for a load), retrying with growing pauses; then it fails.
     warehouse_lock_timeout_s: float = Field(default=60.0, ge=0)
+    # The memory budget of every DuckDB database this process opens (the warehouse file, the scratch database
+    # where files are validated for the other engines, read-only readers): DuckDB's own memory_limit, in MiB.
+    # Past it, loads and the feature build spill to spill_dir instead of failing, whatever the file size.
+    memory_limit_mb: int = Field(default=2048, ge=64)
+    # Where DuckDB spills (one private subdirectory per connection, removed when it closes); default:
+    # <state_dir>/spill. It needs free disk of the order of the largest source file.
+    spill_dir: Path | None = None
+    # DuckDB's worker threads; 0: one per core.
+    duckdb_threads: int = Field(default=0, ge=0)
 
     # --- models and tracking ----------------------------------------------------------------------
     # Where bundles are written and read (one directory per version plus the LATEST/CHAMPION pointers).
@@ -100,6 +109,7 @@ class Settings(BaseSettings):
         "clients_source",
         "sales_source",
         "dataset_config",
+        "spill_dir",
         "mlflow_artifacts_dir",
         "prometheus_multiproc_dir",
         mode="before",
@@ -121,6 +131,7 @@ class Settings(BaseSettings):
         if not self.mlflow_tracking_uri:
             self.mlflow_tracking_uri = f"sqlite:///{self.state_dir / 'mlflow.db'}"
         self.mlflow_artifacts_dir = (self.mlflow_artifacts_dir or self.state_dir / "mlartifacts").resolve()
+        self.spill_dir = (self.spill_dir or self.state_dir / "spill").resolve()
         return self
 
     @property

@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 import duckdb
 import ibis
 
+from clientml_de.duckdb_budget import Budget, apply_budget, remove_spill, scratch_database
 from clientml_de.duckdb_file import open_duckdb
 from clientml_de.errors import WarehouseError
 from clientml_de.settings import get_settings
@@ -44,6 +45,7 @@ __all__ = ["LOAD_RUNS", "REJECTED_ROWS", "LoadSummary", "Warehouse", "WarehouseE
 REJECTED_ROWS = "rejected_rows"
 LOAD_RUNS = "load_runs"
 _COPY_CHUNK = 1 << 20
+_REFERENCE_BATCH = 100_000  # rows of referenced values copied at a time into the scratch database
 
 # Bookkeeping tables, in DuckDB types (mapped for the other engines).
 _BOOKKEEPING: dict[str, list[tuple[str, str]]] = {
@@ -118,9 +120,11 @@ def _insert_load_run(placeholder: str) -> str:
 class Warehouse(ABC):
     """A warehouse: Ibis for reads and transformations, plus atomic bulk writes."""
 
-    def __init__(self, url: str, read_only: bool = False) -> None:
+    def __init__(self, url: str, read_only: bool = False, budget: Budget | None = None) -> None:
         self.url = url
         self.read_only = read_only
+        self.budget = budget or Budget.from_settings()
+        self._spills: list[Path] = []
 
     def __enter__(self) -> Self:
         return self
@@ -139,12 +143,13 @@ class Warehouse(ABC):
 
     @cached_property
     def _scratch(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
+        con, directory = scratch_database(self.budget)
+        self._spills.append(directory)
         return con
 
     def scratch(self) -> duckdb.DuckDBPyConnection:
-        """The DuckDB connection where source files are parsed and validated (in memory by default)."""
+        """The DuckDB connection where source files are parsed and validated: a temporary database file
+        within the memory budget (:func:`~clientml_de.duckdb_budget.scratch_database`) by default."""
         return self._scratch
 
     @abstractmethod
@@ -172,9 +177,19 @@ class Warehouse(ABC):
         return self.con.table(name)
 
     def reference_sql(self, scratch: duckdb.DuckDBPyConnection, table: str, column: str) -> str:
-        """A query, in ``scratch``, giving the distinct values of ``table.column`` as ``value``."""
-        values = self.table(table).select(value=self.table(table)[column]).distinct().to_pyarrow()
-        scratch.register("_reference_values", values)
+        """A query, in ``scratch``, giving the distinct values of ``table.column`` as ``value``.
+
+        The values are copied into a table of ``scratch`` batch by batch, so that they count against its
+        memory budget (and spill) rather than being held in Python.
+        """
+        values = self.table(table).select(value=self.table(table)[column].cast("string")).distinct()
+        scratch.execute("CREATE OR REPLACE TEMP TABLE _reference_values (value VARCHAR)")
+        for batch in values.to_pyarrow_batches(chunk_size=_REFERENCE_BATCH):
+            scratch.register("_reference_batch", batch)
+            try:
+                scratch.execute("INSERT INTO _reference_values SELECT value FROM _reference_batch")
+            finally:
+                scratch.unregister("_reference_batch")
         return "SELECT value FROM _reference_values"
 
     @property
@@ -185,17 +200,24 @@ class Warehouse(ABC):
         return self.url
 
     def close(self) -> None:
-        """Release the connections this object opened."""
+        """Release the connections this object opened, and remove their spill directories."""
         if "_scratch" in self.__dict__:
             self._scratch.close()
             del self.__dict__["_scratch"]
+        self._remove_spills()
+
+    def _remove_spills(self) -> None:
+        while self._spills:
+            remove_spill(self._spills.pop())
 
 
 class DuckDBWarehouse(Warehouse):
     """Embedded DuckDB file: validation runs inside the warehouse itself, no copy needed."""
 
-    def __init__(self, url: str, read_only: bool = False, lock_timeout_s: float = 60.0) -> None:
-        super().__init__(url, read_only)
+    def __init__(
+        self, url: str, read_only: bool = False, lock_timeout_s: float = 60.0, budget: Budget | None = None
+    ) -> None:
+        super().__init__(url, read_only, budget)
         path = url.removeprefix("duckdb://")
         if not path or path == "/":
             raise WarehouseError(f"warehouse URL {url!r} has no file path (expected duckdb:///path/file.duckdb)")
@@ -214,6 +236,9 @@ class DuckDBWarehouse(Warehouse):
         else:
             con = open_duckdb(self.path, self.read_only, self.lock_timeout_s)
         con.raw_sql("SET TimeZone = 'UTC'")
+        spill = self.budget.spill_path()
+        self._spills.append(spill)
+        apply_budget(con.con, self.budget, spill)
         return con
 
     def scratch(self) -> duckdb.DuckDBPyConnection:
@@ -257,6 +282,7 @@ class DuckDBWarehouse(Warehouse):
         if "con" in self.__dict__:
             self.con.disconnect()
             del self.__dict__["con"]
+        self._remove_spills()
 
 
 class PostgresWarehouse(Warehouse):
@@ -335,9 +361,14 @@ class SparkWarehouse(Warehouse):
     """Apache Spark with a persistent Hive metastore; each table is a view over its newest version."""
 
     def __init__(
-        self, url: str, master: str = "local[*]", conf: Mapping[str, str] | None = None, read_only: bool = False
+        self,
+        url: str,
+        master: str = "local[*]",
+        conf: Mapping[str, str] | None = None,
+        read_only: bool = False,
+        budget: Budget | None = None,
     ) -> None:
-        super().__init__(url, read_only)
+        super().__init__(url, read_only, budget)
         path = urlparse(url).path
         if not path or path == "/":
             raise WarehouseError(f"warehouse URL {url!r} has no directory (expected spark:///path/to/dir)")
@@ -408,7 +439,12 @@ class SparkWarehouse(Warehouse):
 
 
 def connect(
-    url: str, spark_master: str | None = None, *, read_only: bool = False, lock_timeout_s: float | None = None
+    url: str,
+    spark_master: str | None = None,
+    *,
+    read_only: bool = False,
+    lock_timeout_s: float | None = None,
+    budget: Budget | None = None,
 ) -> Warehouse:
     """Open the warehouse a URL names (lazily: nothing is opened before the first use).
 
@@ -423,6 +459,8 @@ def connect(
             engine the write methods then raise :class:`WarehouseError`.
         lock_timeout_s: DuckDB only: how long to wait, in seconds, for a file another process holds
             (default: the ``CLIENTML_WAREHOUSE_LOCK_TIMEOUT_S`` setting, 60 s).
+        budget: the memory budget and spill directory of the DuckDB databases it opens (the warehouse
+            file, or the scratch database where files are validated); default: the settings'.
 
     Raises:
         WarehouseError: the scheme is unknown or the URL malformed (naming the URL).
@@ -430,13 +468,17 @@ def connect(
     scheme = urlparse(url).scheme
     if scheme == "duckdb":
         timeout = get_settings().warehouse_lock_timeout_s if lock_timeout_s is None else lock_timeout_s
-        return DuckDBWarehouse(url, read_only=read_only, lock_timeout_s=timeout)
+        return DuckDBWarehouse(url, read_only=read_only, lock_timeout_s=timeout, budget=budget)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-        return PostgresWarehouse(url, read_only=read_only)
+        return PostgresWarehouse(url, read_only=read_only, budget=budget)
     if scheme == "spark":
         settings = get_settings()
         return SparkWarehouse(
-            url, master=spark_master or settings.spark_master, conf=settings.spark_conf, read_only=read_only
+            url,
+            master=spark_master or settings.spark_master,
+            conf=settings.spark_conf,
+            read_only=read_only,
+            budget=budget,
         )
     raise WarehouseError(
         f"warehouse URL {url!r}: unknown scheme {scheme!r} (use duckdb:///file, postgresql://..., spark:///dir)"

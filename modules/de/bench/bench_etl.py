@@ -20,7 +20,7 @@ reports the targets it misses.
     python modules/de/bench/bench_etl.py --sizes 100000,1000000 --engines duckdb,postgres
     python modules/de/bench/bench_etl.py --sizes 5000000    # DuckDB only, within the memory budget
 
-Every DuckDB database runs within ``--memory-limit-mb`` (``CLIENTML_MEMORY_LIMIT_MB``, 2048 by default),
+Every DuckDB database runs within ``--memory-limit-mb`` (``CLIENTML_MEMORY_LIMIT_MB``, 1024 by default),
 spilling under ``<workdir>/spill``. Sizes above ``--large-above`` (1M clients) run on DuckDB only, without
 the pandas reference (it would need tens of GB of memory); before generating, the benchmark checks that
 the disk has room for the files, the warehouses and the spill, and stops with a message if not.

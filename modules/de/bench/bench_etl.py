@@ -20,7 +20,7 @@ reports the targets it misses.
     python modules/de/bench/bench_etl.py --sizes 100000,1000000 --engines duckdb,postgres
     python modules/de/bench/bench_etl.py --sizes 5000000    # DuckDB only, within the memory budget
 
-Every DuckDB database runs within ``--memory-limit-mb`` (``CLIENTML_MEMORY_LIMIT_MB``, 2048 by default),
+Every DuckDB database runs within ``--memory-limit-mb`` (``CLIENTML_MEMORY_LIMIT_MB``, 1024 by default),
 spilling under ``<workdir>/spill``. Sizes above ``--large-above`` (1M clients) run on DuckDB only, without
 the pandas reference (it would need tens of GB of memory); before generating, the benchmark checks that
 the disk has room for the files, the warehouses and the spill, and stops with a message if not.
@@ -207,11 +207,13 @@ class Bench:
                 f"but only {free / 1e9:.1f} GB are free: free some space, or pass --workdir on a larger disk"
             )
 
+    def data_dir(self, size: int) -> Path:
+        """Where the generated files of ``size`` clients are cached."""
+        return self.workdir / "data" / f"clients{size}-seed{self.args.seed}-bad{self.args.bad_rows:g}"
+
     def generate(self, size: int) -> tuple[Path, dict[str, Any]]:
-        tag = f"clients{size}-seed{self.args.seed}-bad{self.args.bad_rows:g}"
-        data = self.workdir / "data" / tag
+        data = self.data_dir(size)
         marker = data / "generation.json"
-        self.check_disk(size, marker.is_file())
         if marker.is_file():
             info: dict[str, Any] = json.loads(marker.read_text())
             self.log(f"{size:,} clients: data cached in {data} (generated {info['generated_at']})")
@@ -354,6 +356,8 @@ class Bench:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.load_before = load_average()
         self.code_state = code_state(REPO_ROOT, ["modules/de/src", "src"])
+        for size in self.args.sizes:  # before anything is generated or run
+            self.check_disk(size, (self.data_dir(size) / "generation.json").is_file())
         if any(e in ("duckdb", "postgres") for e in self.args.engines):
             self.prepare_airflow()
         for size in self.args.sizes:

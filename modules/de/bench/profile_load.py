@@ -2,7 +2,7 @@
 DuckDB's threads included: CPU time is what other work on a shared machine disturbs least), the rest (the
 structure scan, the Python around it) as one remainder, then the peak RSS. A profiling aid for ``modules/de/README.md``.
 
-    python modules/de/bench/profile_load.py DATA_DIR duckdb:////tmp/profile.duckdb [--memory-limit-mb 2048]
+    python modules/de/bench/profile_load.py DATA_DIR duckdb:////tmp/profile.duckdb [--memory-limit-mb 1024]
 
 ``DATA_DIR`` holds ``clients.csv`` and ``sales.csv`` (``clientml generate``); both are loaded, clients
 first. Statements under 50 ms are not listed. It runs whatever ``clientml_de`` is importable, so an older

@@ -101,6 +101,6 @@ def test_spill_dir_defaults_to_the_state_dir(tmp_path: Path, monkeypatch: pytest
     monkeypatch.delenv("CLIENTML_SPILL_DIR", raising=False)
     get_settings.cache_clear()
     try:
-        assert Budget.from_settings() == Budget(2048, tmp_path / "state" / "spill", 0)
+        assert Budget.from_settings() == Budget(1024, tmp_path / "state" / "spill", 0)
     finally:
         get_settings.cache_clear()

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import duckdb
+
 from clientml_de.contract import TableSpec
 from clientml_de.errors import SourceError
 from clientml_de.header import check_columns, read_header
@@ -53,6 +55,7 @@ def load_source(source: str, spec: TableSpec, warehouse: Warehouse) -> LoadSumma
         SourceError: the file cannot be fetched or read at all, a required column is absent, or the table
             a column references is not loaded yet; nothing is written then.
         clientml_de.warehouse.WarehouseError: the warehouse cannot be reached.
+        OSError: the spill directory cannot be written (its disk is full: it needs about the file's size).
     """
     with local_copy(source) as path:
         header = read_header(path)
@@ -84,5 +87,8 @@ def load_source(source: str, spec: TableSpec, warehouse: Warehouse) -> LoadSumma
             )
             warehouse.publish_load(validated, summary)
         finally:
-            discard(scratch, spec.table)
+            # Best effort: the relations are temporary and the spill directory goes with the connection, and
+            # a failure here must not hide the error that brought us here.
+            with contextlib.suppress(duckdb.Error, OSError):
+                discard(scratch, spec.table)
     return summary

@@ -33,7 +33,7 @@ app = typer.Typer(
 @app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Directory for clients.csv, sales.csv, ground_truth.csv")],
-    clients: Annotated[int, typer.Option(help="Number of clients (10 to 1,000,000)")] = 10_000,
+    clients: Annotated[int, typer.Option(help="Number of clients (10 to 5,000,000)")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files")] = 0,
     bad_rows: Annotated[float, typer.Option(help="Fraction of rows that break a contract rule")] = 0.0,
 ) -> None:

@@ -43,7 +43,7 @@ from clientml_synthetic.story import AS_OF
 from clientml_synthetic.write import CsvSink
 
 MIN_CLIENTS = 10
-MAX_CLIENTS = 1_000_000
+MAX_CLIENTS = 5_000_000  # C + 7 digits leaves room for the broken clients numbered after them (MAX_BAD_ROWS)
 MAX_BAD_ROWS = 0.5
 PROGRESS_THRESHOLD = 100_000
 # Fixed chunk size (never derived from the machine) so that the output only depends on the seed.

@@ -83,3 +83,18 @@ def test_bad_partitions_are_refused_before_anything_is_written(tmp_path: Path) -
             replace_partition(warehouse, "report", other, key="run_id", value="a")
     with connect(url, read_only=True) as warehouse, pytest.raises(WarehouseError, match="read-only"):
         replace_partition(warehouse, "report", _rows("a", {"x": 1.0}), key="run_id", value="a")
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_partition_is_replaced_on_spark(tmp_path: Path) -> None:
+    url = f"spark:///{tmp_path / 'spark'}"
+    with connect(url) as warehouse:
+        replace_partition(warehouse, "report", _rows("a", {"x": 1.0, "y": None}), key="run_id", value="a")
+        replace_partition(warehouse, "report", _rows("b", {"x": 2.5}), key="run_id", value="b")
+        replace_partition(warehouse, "report", _rows("a", {"z": 3.0}), key="run_id", value="a")
+        rows = warehouse.table("report").to_pyarrow().to_pylist()
+    assert sorted((r["run_id"], r["feature"], r["value"], r["flag"]) for r in rows) == [
+        ("a", "z", 3.0, True),
+        ("b", "x", 2.5, True),
+    ]

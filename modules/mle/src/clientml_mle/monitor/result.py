@@ -79,7 +79,7 @@ class MonitorResult:
 
 def _num(value: float | None, spec: str) -> str:
     """``value`` in format ``spec`` (e.g. ``7.3f``), or a dash as wide."""
-    return format(value, spec) if value is not None else "-".rjust(int(spec.split(".")[0]))
+    return format(value, spec) if value is not None else "-".rjust(int(spec.split(".", maxsplit=1)[0]))
 
 
 def summary_text(result: MonitorResult) -> str:

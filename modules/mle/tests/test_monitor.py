@@ -114,9 +114,7 @@ def test_no_champion_asks_for_a_model(writable_warehouse: str, trained: TrainRes
     publish(models, Path(trained.bundle_path), LATEST_FILE)  # trained, but never promoted
     result = run_monitor(writable_warehouse, models, report_dir=tmp_path / "reports")
     assert result.model_version is None and result.retrain and not result.drifted
-    assert result.reasons == [
-        f"no champion in {models} (no model has passed the champion gate): train one"
-    ]
+    assert result.reasons == [f"no champion in {models} (no model has passed the champion gate): train one"]
     assert "no champion" in result.report_path.read_text(encoding="utf-8")  # type: ignore[union-attr]
 
 
@@ -220,9 +218,7 @@ def test_the_command_exit_codes(
     drift = runner.invoke(app, args)
     assert drift.exit_code == 3, drift.output
     assert "decision: DRIFT; retrain: yes" in drift.stdout and re.search(r"spend_90d\s+\d+\.\d+ .* YES", drift.stdout)
-    missing = runner.invoke(
-        app, ["monitor", "--warehouse", writable_warehouse, "--models-dir", str(tmp_path / "nope")]
-    )
+    missing = runner.invoke(app, ["monitor", "--warehouse", writable_warehouse, "--models-dir", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "nope: no such models directory" in missing.output
     bad = runner.invoke(app, ["monitor", "--warehouse", "mysql://db/x", "--models-dir", str(champion_models)])
     assert bad.exit_code == 1 and "unknown scheme 'mysql'" in bad.output

@@ -52,7 +52,8 @@ class MonitorResult:
 
     ``reasons``: every reason for the decision, human-readable (drift found, labels changed, no champion,
     no reference profile); ``messages``: what else the run met (faults in the data, what was not compared).
-    ``retrain`` is ``drifted or labels_changed or`` there is no champion (or no profile to watch it with).
+    ``retrain``: ``feature_store`` has rows, and the run drifted, or ``labels_changed``, or there is no champion
+    (or no profile to watch it with).
     """
 
     run_id: str

@@ -55,8 +55,8 @@ def _labels_changed(warehouse_url: str, table: str, bundle: Bundle) -> tuple[boo
         return False, ""
     trained_on = bundle.manifest.training_data.rows
     return True, (
-        f"labels changed: the {len(labeled)} labeled rows of {table} are not the {trained_on} champion "
-        f"{bundle.version} was trained on (content fingerprint differs)"
+        f"labels changed: the labeled rows of {table} ({len(labeled)}) are not those champion {bundle.version} "
+        f"was trained on ({trained_on} rows; their content fingerprints differ)"
     )
 
 

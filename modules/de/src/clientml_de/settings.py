@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # A feature or the score distribution has drifted when its PSI exceeds this (Siddiqi 2006: > 0.2 is a
     # significant shift) ...
     monitor_psi_threshold: float = Field(default=0.2, gt=0)
+    # ... and beyond what sampling alone gives that seldom when nothing changed (matters for small samples).
+    monitor_confidence: float = Field(default=0.99, gt=0, lt=1)
     # ... or when its null rate moved by more than this, absolute (0.1: ten points of the population).
     monitor_null_rate_change: float = Field(default=0.1, gt=0, le=1)
     # A feature the model relies on: its share of the model's importance is at least this.

@@ -14,13 +14,16 @@ Both sides are binned alike (:mod:`clientml_mle.monitor.profile`); then, with ``
   with empty bins, shown next to the PSI as a bounded reading of the same comparison.
 
 The rule (:class:`DriftThresholds`, settings ``CLIENTML_MONITOR_*``): a feature has drifted when its PSI is
-above ``psi`` (0.2) or its null rate moved by more than ``null_rate_change`` (0.1, absolute); it makes the run
-drift when the model relies on it (its importance share is at least ``min_importance``, 0.05). The score
-distribution drifts on its PSI alone, and always counts.
+above ``psi`` (0.2) and above the sampling noise (:func:`psi_noise`: what two samples of these sizes from
+one distribution exceed only 1% of the time; it matters for small samples only), or when its null rate
+moved by more than ``null_rate_change`` (0.1, absolute); it makes the run drift when the model relies on
+it (its importance share is at least ``min_importance``, 0.05). The score distribution drifts on its PSI
+alone (same two conditions), and always counts.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 from clientml_de.settings import Settings
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import entropy
+from scipy.stats import chi2, entropy
 
 from clientml_mle.manifest import FeatureSpec
 from clientml_mle.monitor.profile import FeatureProfile, ScoreProfile, category_values
@@ -50,6 +53,8 @@ class DriftThresholds:
     psi: float = 0.2
     null_rate_change: float = 0.1
     min_importance: float = 0.05
+    # A PSI counts only beyond what sampling alone reaches this seldom when nothing changed (psi_noise).
+    confidence: float = 0.99
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DriftThresholds:
@@ -57,6 +62,7 @@ class DriftThresholds:
             psi=settings.monitor_psi_threshold,
             null_rate_change=settings.monitor_null_rate_change,
             min_importance=settings.monitor_min_importance,
+            confidence=settings.monitor_confidence,
         )
 
 
@@ -70,6 +76,35 @@ def psi(reference: npt.ArrayLike, current: npt.ArrayLike, epsilon: float = EPSIL
 def js_distance(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
     """Jensen-Shannon distance (base 2, in [0, 1]) of two vectors of bin shares."""
     return float(jensenshannon(np.asarray(reference, dtype=np.float64), np.asarray(current, dtype=np.float64), base=2))
+
+
+def psi_noise(n_reference: int, n_current: int, bins: int, confidence: float) -> float:
+    """The PSI that two samples of ``n_reference`` and ``n_current`` values in ``bins`` bins exceed with
+    probability ``1 - confidence`` when they come from the same distribution: ``(1/n + 1/m) * chi2(bins - 1)``'s
+    ``confidence`` quantile (Yurdakul 2018: the PSI of two such samples is asymptotically that chi-square,
+    scaled). Infinite when a side is empty; 0 with a single bin."""
+    if n_reference <= 0 or n_current <= 0:
+        return math.inf
+    if bins < 2:
+        return 0.0
+    return float((1 / n_reference + 1 / n_current) * chi2.ppf(confidence, bins - 1))
+
+
+def _psi_verdict(
+    value: float | None, n_reference: int, n_current: int, bins: int, thresholds: DriftThresholds
+) -> tuple[str, str]:
+    """(why ``value`` counts as drift, or ""; a note when it is above the threshold but within the noise)."""
+    if value is None or value <= thresholds.psi:
+        return "", ""
+    limit = psi_noise(n_reference, n_current, bins, thresholds.confidence)
+    if value <= limit:
+        return "", (
+            f"PSI {value:.2f} is within the sampling noise of {n_reference} reference and {n_current} current "
+            f"values (up to {limit:.2f} at {thresholds.confidence:.0%}): not counted"
+        )
+    if limit > thresholds.psi:
+        return f"PSI {value:.2f} > {limit:.2f} (the sampling noise of {n_reference} and {n_current} values)", ""
+    return f"PSI {value:.2f} > {thresholds.psi:g}", ""
 
 
 def _pct(share: float) -> str:
@@ -96,9 +131,15 @@ def _unseen_message(unseen: dict[str, int], rows: int) -> str:
 
 
 def compare_feature(
-    profile: FeatureProfile, spec: FeatureSpec, current: pd.Series | None, thresholds: DriftThresholds
+    profile: FeatureProfile,
+    spec: FeatureSpec,
+    current: pd.Series | None,
+    thresholds: DriftThresholds,
+    *,
+    reference_rows: int,
 ) -> FeatureDrift:
-    """Compare one feature's current values (a warehouse column, None when absent) with its profile.
+    """Compare one feature's current values (a warehouse column, None when absent) with its profile, made
+    from ``reference_rows`` training rows.
 
     Never raises for bad data: an absent column counts as null for every row (as the model sees it), values
     of the wrong type are reported in the message.
@@ -136,8 +177,11 @@ def compare_feature(
         value, js = psi(reference, shares), js_distance(reference, shares)
     elif not reference:
         notes.append("no non-null value in the training rows: only the null rate is compared")
-    if value is not None and value > thresholds.psi:
-        findings.append(f"PSI {value:.2f} > {thresholds.psi:g}")
+    n_reference = round(reference_rows * (1 - profile.null_rate))
+    n_current = round(len(current) * (1 - null_current)) if current is not None and null_current is not None else 0
+    finding, noise = _psi_verdict(value, n_reference, n_current, len(reference), thresholds)
+    findings.extend([finding] if finding else [])
+    notes.extend([noise] if noise else [])
     if null_current is not None and abs(null_current - profile.null_rate) > thresholds.null_rate_change:
         findings.append(
             f"null rate {profile.null_rate:.2f} -> {null_current:.2f} "
@@ -182,8 +226,9 @@ def compare_scores(
     value = js = None
     if shares is not None and bins.proportions:
         value, js = psi(bins.proportions, shares), js_distance(bins.proportions, shares)
-    moved = value is not None and value > thresholds.psi
-    finding = f"PSI {value:.2f} > {thresholds.psi:g}" if moved else ""
+    n_current = len(scores) if scores is not None else 0
+    finding, noise = _psi_verdict(value, profile.rows, n_current, len(bins.proportions), thresholds)
+    moved = bool(finding)
     return FeatureDrift(
         feature=SCORE_FEATURE,
         kind="score",
@@ -194,7 +239,7 @@ def compare_scores(
         importance=None,
         relied_on=True,
         drifted=moved,
-        message="; ".join(part for part in (finding, note) if part) or "stable",
+        message="; ".join(part for part in (finding, noise, note) if part) or "stable",
         labels=bins.labels(),
         reference=list(bins.proportions),
         current=shares.tolist() if shares is not None else [],

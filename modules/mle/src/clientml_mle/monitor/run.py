@@ -88,7 +88,13 @@ def _compare(
 ) -> tuple[list[FeatureDrift], list[str]]:
     specs = {spec.name: spec for spec in bundle.manifest.features}
     features = [
-        compare_feature(fp, specs[fp.name], current[fp.name] if fp.name in current.columns else None, thresholds)
+        compare_feature(
+            fp,
+            specs[fp.name],
+            current[fp.name] if fp.name in current.columns else None,
+            thresholds,
+            reference_rows=profile.rows,
+        )
         for fp in profile.features
         if fp.name in specs
     ]

@@ -76,7 +76,9 @@ def test_the_same_distribution_is_stable() -> None:
 
 
 def test_a_shifted_feature_the_model_relies_on_drifts_with_a_reason() -> None:
-    drift = compare_feature(_amount(importance=0.18), AMOUNT, pd.Series([35.0] * 90 + [5.0] * 10), LIMITS, reference_rows=REF)
+    drift = compare_feature(
+        _amount(importance=0.18), AMOUNT, pd.Series([35.0] * 90 + [5.0] * 10), LIMITS, reference_rows=REF
+    )
     assert drift.drifted and drift.value is not None and drift.value > 0.2
     assert drift.reasons == [f"PSI {drift.value:.2f} > 0.2 on amount (importance 18%)"]
     assert drift.current == pytest.approx([0.1, 0.0, 0.0, 0.9])

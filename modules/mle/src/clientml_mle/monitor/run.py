@@ -105,6 +105,27 @@ def _compare(
     return features, messages
 
 
+def _champion(models: Path) -> tuple[Bundle | None, ReferenceProfile | None, list[str]]:
+    """The champion bundle and its profile, each None when missing, with the reason."""
+    if read_pointer(models, CHAMPION_FILE) is None:
+        return None, None, [f"no champion in {models} (no model has passed the champion gate): train one"]
+    bundle = load_bundle(models, pointer=CHAMPION_FILE)
+    try:
+        profile = bundle.reference_profile
+    except ProfileError as exc:
+        return bundle, None, [f"the champion's reference profile cannot be read ({exc}): retrain to write a new one"]
+    if profile is None:
+        return (
+            bundle,
+            None,
+            [
+                f"champion {bundle.version} has no reference profile (bundle written before bundles had one): "
+                "drift cannot be measured; retrain to get a bundle with one (the champion gate still decides)"
+            ],
+        )
+    return bundle, profile, []
+
+
 def _report_name(run_id: str) -> str:
     return "drift-" + re.sub(r"[^A-Za-z0-9._-]", "_", run_id) + ".html"
 
@@ -149,22 +170,8 @@ def run_monitor(
         messages.append(f"table {table} does not exist in warehouse {redact_url(warehouse_url)}: nothing to compare")
     elif current.empty:
         messages.append(f"{table} is empty: nothing to compare")
-    version = read_pointer(models, CHAMPION_FILE)
-    bundle = load_bundle(models, pointer=CHAMPION_FILE) if version is not None else None
-    profile: ReferenceProfile | None = None
-    if bundle is None:
-        reasons.append(f"no champion in {models} (no model has passed the champion gate): train one")
-    else:
-        try:
-            profile = bundle.reference_profile
-        except ProfileError as exc:
-            reasons.append(f"the champion's reference profile cannot be read ({exc}): retrain to write a new one")
-        else:
-            if profile is None:
-                reasons.append(
-                    f"champion {bundle.version} has no reference profile (bundle written before bundles had one): "
-                    "drift cannot be measured; retrain to get a bundle with one (the champion gate still decides)"
-                )
+    bundle, profile, why_not = _champion(models)
+    reasons.extend(why_not)
     features: list[FeatureDrift] = []
     score_drift: FeatureDrift | None = None
     score_source = ""

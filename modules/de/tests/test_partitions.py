@@ -36,7 +36,7 @@ def _read(url: str) -> list[tuple[object, ...]]:
     return sorted((r["run_id"], r["feature"], r["value"], r["flag"], r["created_at"]) for r in frame)
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "duckdb":
         return f"duckdb:///{tmp_path / 'w.duckdb'}"

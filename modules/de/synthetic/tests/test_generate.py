@@ -382,7 +382,7 @@ def test_genuine_rows_come_before_their_duplicates(
     ("kwargs", "name"),
     [
         ({"n_clients": 9}, "n_clients"),
-        ({"n_clients": 1_000_001}, "n_clients"),
+        ({"n_clients": dataset.MAX_CLIENTS + 1}, "n_clients"),
         ({"n_clients": 5000.0}, "n_clients"),
         ({"n_clients": True}, "n_clients"),
         ({"seed": -1}, "seed"),

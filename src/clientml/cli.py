@@ -32,15 +32,25 @@ app = typer.Typer(
 @app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Directory for clients.csv, sales.csv, ground_truth.csv")],
-    clients: Annotated[int, typer.Option(help="Number of clients (10 to 1,000,000)")] = 10_000,
+    clients: Annotated[int, typer.Option(help="Number of clients (10 to 5,000,000)")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files")] = 0,
     bad_rows: Annotated[float, typer.Option(help="Fraction of rows that break a contract rule")] = 0.0,
+    shift: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Generate a drop whose behaviour has moved, to show drift (repeatable): 'activity' (every "
+            "client's purchase rate x0.5: fewer sales, less spend, older last sale) or 'segments' (3 in 7 "
+            "consumers written as small_business or corporate: segment mix 0.70/0.20/0.10 -> 0.40/0.35/0.25); "
+            "the other columns keep their distributions, labels follow the true probability. Default: none",
+            metavar="activity|segments",
+        ),
+    ] = None,
 ) -> None:
     """Generate realistic sample clients and sales in the data contract's format."""
     from clientml_synthetic import generate as run_generate
 
     try:
-        summary = run_generate(out, n_clients=clients, seed=seed, bad_rows=bad_rows)
+        summary = run_generate(out, n_clients=clients, seed=seed, bad_rows=bad_rows, shift=shift or ())
     except ValueError as exc:
         _fail(str(exc))
     _print_json(summary.to_dict())

@@ -84,6 +84,8 @@ def pipeline(
     from clientml.loop import loop_conf, loop_folders, summarise_loop
 
     directory = models_dir or get_settings().models_dir
+    if loop:
+        directory.mkdir(parents=True, exist_ok=True)  # where train_model writes; the monitor reads it first
     try:
         summary = run_pipeline(
             clients,
@@ -138,10 +140,10 @@ def retrain(
     if request_only:
         _print_json({"request": request.to_dict()})
         return
+    directory = models_dir or settings.models_dir
+    directory.mkdir(parents=True, exist_ok=True)
     try:
-        runs, held_back = run_embedded(
-            loop_folders(), loop_conf(url, models_dir or settings.models_dir), airflow_home, start=[TRAIN_DAG]
-        )
+        runs, held_back = run_embedded(loop_folders(), loop_conf(url, directory), airflow_home, start=[TRAIN_DAG])
     except ModuleNotFoundError as exc:  # no Airflow here (e.g. the trainer image): a service must handle it
         _fail(f"{exc}: cannot run train_model here; the request is recorded, pass --request-only next time")
     except (PipelineError, ValueError, FileNotFoundError) as exc:

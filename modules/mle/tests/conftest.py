@@ -18,6 +18,7 @@ from clientml_mle.features import training_frame
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.tracking import MlflowTracker
 from clientml_mle.train import TrainResult, train
+from monitor_support import champion_models, writable_warehouse  # noqa: F401  (fixtures of the monitoring tests)
 from serve_fixtures import bundle_versions, models, serve_world  # noqa: F401  (fixtures: conftest makes them visible to every test here)
 from sklearn.pipeline import Pipeline
 

@@ -4,15 +4,15 @@ assets) and real ``dag.test()`` runs on the session's generated warehouse."""
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from clientml_de.pipeline import DagFolder, load_dags, run_dag
 from clientml_de.warehouse import connect
 from clientml_mle import dags as mle_dags
+from clientml_mle import loop
 from clientml_mle.pointers import CHAMPION_FILE, set_pointer
 from clientml_mle.predictions import PREDICTIONS
 from clientml_mle.retrain import RETRAIN_REQUESTS, pending_requests
@@ -79,9 +79,8 @@ def test_score_clients_writes_predictions_with_the_champion_and_skips_without(
         assert warehouse.table(PREDICTIONS).count().execute() == written["rows"]
 
 
-def _fake_monitor(retrain: bool, reasons: list[str]) -> ModuleType:
-    """A stand-in for clientml_mle.monitor whose run_monitor decides as told (the DAG's wiring is tested here,
-    the monitor's statistics in its own tests)."""
+def _stand_in(retrain: bool, reasons: list[str]) -> Any:
+    """A run_monitor that decides as told: the DAG's wiring is what is tested with it."""
 
     def run_monitor(warehouse_url: str, models_dir: Path, *, report_dir: Path | None, run_id: str | None) -> Any:
         drift = SimpleNamespace(feature="spend_total", drifted=retrain, relied_on=True)
@@ -97,23 +96,21 @@ def _fake_monitor(retrain: bool, reasons: list[str]) -> ModuleType:
             retrain=retrain,
         )
 
-    module = ModuleType("clientml_mle.monitor")
-    module.run_monitor = run_monitor  # type: ignore[attr-defined]
-    return module
+    return run_monitor
 
 
 def test_monitor_drift_asks_for_retraining_only_when_the_monitor_says_so(
     dags: dict[str, Any], url: str, models: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conf = {"warehouse_url": url, "models_dir": str(models), "report_dir": ""}
-    monkeypatch.setitem(sys.modules, "clientml_mle.monitor", _fake_monitor(False, []))
+    monkeypatch.setattr(loop, "run_monitor", _stand_in(False, []))
     run = run_dag(dags["monitor_drift"], conf)
     assert run.skipped == ("request_retraining",) and run.emitted == ()
     assert run.outputs["monitor"]["retrain"] is False
     with connect(url, read_only=True) as warehouse:
         assert not warehouse.has_table(RETRAIN_REQUESTS)
 
-    monkeypatch.setitem(sys.modules, "clientml_mle.monitor", _fake_monitor(True, ["PSI 0.45 on spend_total"]))
+    monkeypatch.setattr(loop, "run_monitor", _stand_in(True, ["PSI 0.45 on spend_total"]))
     run = run_dag(dags["monitor_drift"], conf)
     assert run.skipped == () and run.emitted == ("retrain",)
     decision = run.outputs["monitor"]
@@ -123,3 +120,21 @@ def test_monitor_drift_asks_for_retraining_only_when_the_monitor_says_so(
     assert (
         request.monitor_run_id == run.run_id and run.outputs["request_retraining"]["request_id"] == request.request_id
     )
+
+
+def test_monitor_drift_with_the_champion_on_the_data_it_was_trained_on(
+    dags: dict[str, Any], url: str, models: Path, trained: TrainResult, tmp_path: Path
+) -> None:
+    set_pointer(models, trained.version, CHAMPION_FILE)
+    conf = {"warehouse_url": url, "models_dir": str(models), "wait_for_champion": False}
+    run_dag(dags["score_clients"], conf)
+    run = run_dag(dags["monitor_drift"], {**conf, "report_dir": str(tmp_path / "reports")})
+
+    decision = run.outputs["monitor"]
+    assert decision["run_id"] == run.run_id and decision["model_version"] == trained.version
+    assert not decision["drifted"] and not decision["retrain"], decision["reasons"]
+    assert run.skipped == ("request_retraining",) and run.emitted == ()
+    assert Path(decision["report_path"]).parent == tmp_path / "reports" and Path(decision["report_path"]).is_file()
+    with connect(url, read_only=True) as warehouse:
+        report = warehouse.table("drift_report").to_pandas()
+    assert set(report["run_id"]) == {run.run_id} and len(report) > 1

@@ -27,13 +27,12 @@ matplotlib.use("Agg")
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from clientml_mle.estimators import base_classifier, output_sources
 from clientml_mle.evaluate import Evaluation
 from clientml_mle.schema import FeatureSpec
 from matplotlib.figure import Figure
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_auc_score, roc_curve
 from sklearn.pipeline import Pipeline
-
-from clientml_ds.models import base_classifier, output_sources
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from typing import Any
 from clientml_de.settings import get_settings
 from clientml_de.tasks import resolve_warehouse_url
 
+from clientml_mle.monitor import run_monitor
 from clientml_mle.pointers import CHAMPION_FILE, NoModelError, require_pointer
 from clientml_mle.predictions import score_to_warehouse
 from clientml_mle.retrain import Source, request_retraining
@@ -52,19 +53,18 @@ def monitor(
 ) -> dict[str, Any]:
     """Run the drift monitor (:func:`clientml_mle.monitor.run_monitor`) and log its decision and reasons.
 
-    ``run_id`` names the run's rows of ``drift_report`` (the DAG passes its own run id, so a retried task
-    replaces its rows). Returns the decision: ``run_id``, ``model_version``, ``drifted``, ``labels_changed``,
-    ``retrain``, ``reasons``, ``drifted_features`` (names), ``score_drifted`` and ``report_path``.
+    The HTML report goes to ``report_dir`` (empty: ``CLIENTML_MONITOR_REPORT_DIR``). ``run_id`` names the run's
+    rows of ``drift_report`` (the DAG passes its own run id, so a retried task replaces its rows). Returns the
+    decision: ``run_id``, ``model_version``, ``drifted``, ``labels_changed``, ``retrain``, ``reasons``,
+    ``drifted_features`` (whose distribution moved, relied on or not), ``score_drifted``, ``report_path``.
     """
-    from clientml_mle.monitor import run_monitor  # scipy and the report's plotting: only when it runs
-
     result = run_monitor(
         resolve_warehouse_url(warehouse_url),
         _models_dir(models_dir),
-        report_dir=Path(report_dir) if report_dir else None,
+        report_dir=Path(report_dir) if report_dir else get_settings().monitor_report_dir,
         run_id=run_id or None,
     )
-    drifted_features = [f.feature for f in result.features if f.drifted and f.relied_on]
+    drifted_features = [f.feature for f in result.features if f.drifted]
     decision = {
         "run_id": result.run_id,
         "model_version": result.model_version,

@@ -21,11 +21,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,8 +227,9 @@ def run_embedded(
     """:func:`run_dags` on the DAGs of ``folders`` (in their order) in the embedded Airflow of ``airflow_home``
     (default ``<CLIENTML_STATE_DIR>/airflow``, created when missing)."""
     prepare_airflow(airflow_home or get_settings().state_dir / "airflow")
-    dags = load_dags(folders)
-    return run_dags(dags, [dag_id for folder in folders for dag_id in folder.dag_ids], conf, start)
+    with stdout_to_stderr():
+        dags = load_dags(folders)
+        return run_dags(dags, [dag_id for folder in folders for dag_id in folder.dag_ids], conf, start)
 
 
 def run_dags(
@@ -271,8 +273,7 @@ def run_dag(dag: Any, conf: Mapping[str, Any]) -> DagRunRecord:
     """One ``dag.test()`` with the params of ``conf`` it declares; raises :class:`PipelineError` unless it succeeds."""
     run_conf = {key: value for key, value in conf.items() if key in dag.params}
     started = time.monotonic()
-    # Airflow logs to stdout; keep stdout for the JSON summary.
-    with contextlib.redirect_stdout(sys.stderr):
+    with stdout_to_stderr():
         run = dag.test(run_conf=run_conf)
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     if str(run.state) != "success":
@@ -288,6 +289,23 @@ def run_dag(dag: Any, conf: Mapping[str, Any]) -> DagRunRecord:
         outputs=_xcoms(dag.dag_id, run.run_id, RETURN_VALUE_XCOM_KEY),
         skipped=tuple(sorted(task_id for task_id, state in states.items() if state == "skipped")),
     )
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what is written to stdout to stderr for the duration of the block, at the file descriptor too:
+    Airflow logs to stdout, and so do libraries through the handlers it configured (e.g. deprecation
+    warnings while a task loads a model), so stdout stays for the caller's JSON summary."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _condition_met(condition: Any, events: set[str]) -> bool:

@@ -55,16 +55,21 @@ def _one_client(warehouse_url: str) -> str:
 
 
 def show_loop(summary_file: Path) -> None:
-    """Print the ``loop`` section of a ``clientml pipeline`` summary, a line per step."""
-    loop: dict[str, Any] = json.loads(summary_file.read_text(encoding="utf-8"))["loop"]
-    for drift in loop["drift"]:
-        verdict = "drift" if drift["drifted"] else "no drift"
-        asks = "retrain" if drift["retrain"] else "no retraining"
-        print(f"monitor_drift (champion {drift['model_version']}): {verdict}, {asks}: {'; '.join(drift['reasons'])}")
-        if drift["report_path"]:
+    """Print the monitoring loop of a ``clientml pipeline`` summary, a line per drift decision and training in
+    the order they ran, then the predictions written."""
+    summary: dict[str, Any] = json.loads(summary_file.read_text(encoding="utf-8"))
+    loop = summary["loop"]
+    drifts, trainings = iter(loop["drift"]), iter(loop["training"])
+    for run in summary["dag_runs"]:
+        if run["dag_id"] == "monitor_drift":
+            drift = next(drifts)
+            verdict = "drift" if drift["drifted"] else "no drift"
+            asks = "retrain" if drift["retrain"] else "no retraining"
+            why = "; ".join(drift["reasons"]) or "nothing moved beyond the thresholds"
+            print(f"monitor_drift (champion {drift['model_version']}): {verdict}, {asks}: {why}")
             print(f"  drift report: {drift['report_path']}")
-    for training in loop["training"]:
-        print(f"train_model: {training['outcome']}")
+        elif run["dag_id"] == "train_model":
+            print(f"train_model: {next(trainings)['outcome']}")
     predictions = loop["predictions"] or {}
     written = f"{predictions.get('rows', 0):,} rows, model {predictions.get('model_version')}"
     print(f"predictions: {written}" + (f" ({predictions['skipped']})" if predictions.get("skipped") else ""))

@@ -1,4 +1,5 @@
-"""The monitoring loop closed in the embedded pipeline, as a user runs it: ``clientml pipeline`` on a first drop
+"""The monitoring loop closed in the embedded pipeline. Every DAG of the system parses and the assets chain them
+(each asset a DAG waits for is one a DAG updates). Then as a user runs it: ``clientml pipeline`` on a first drop
 trains and scores; the same drop again shows no drift and trains nothing; a drop whose activity moved shows
 drift on the activity features and retrains; ``clientml retrain`` asks for a training by hand.
 
@@ -18,11 +19,15 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from clientml_de.pipeline import DE_DAGS, load_dags
 from clientml_de.warehouse import connect
 from clientml_mle.pointers import CHAMPION_FILE, read_pointer
 from clientml_mle.predictions import PREDICTIONS
 from clientml_mle.retrain import RETRAIN_REQUESTS
+from clientml_testkit.dags import migrate_airflow
 from clientml_testkit.data import Worlds
+
+from clientml.loop import loop_folders
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -84,6 +89,38 @@ def _dag_ids(summary: dict[str, Any]) -> list[str]:
 def _unlabeled(source: Path) -> set[str]:
     clients = pd.read_csv(source / "clients.csv", dtype={"client_id": str})
     return set(clients.loc[clients["label"].isna(), "client_id"])
+
+
+def _names(condition: Any) -> set[str]:
+    """The asset names of a schedule's condition (an asset, or ``&``/``|`` of them)."""
+    parts = getattr(condition, "objects", None)
+    return set().union(*(_names(part) for part in parts)) if parts is not None else {condition.name}
+
+
+def test_every_dag_parses_and_every_asset_a_dag_waits_for_is_one_a_dag_updates() -> None:
+    migrate_airflow()
+    dags = load_dags((DE_DAGS, *loop_folders()))
+    assert list(dags) == [*DE_DAGS.dag_ids, "score_clients", "monitor_drift", "train_model"]
+    produced = {outlet.name: dag_id for dag_id, dag in dags.items() for task in dag.tasks for outlet in task.outlets}
+    awaited = {
+        dag_id: _names(condition)
+        for dag_id, dag in dags.items()
+        if (condition := getattr(dag.timetable, "asset_condition", None)) is not None
+    }
+    assert awaited == {
+        "process_data": {"clients", "sales"},
+        "score_clients": {"feature_store", "champion"},
+        "monitor_drift": {"predictions"},
+        "train_model": {"retrain"},
+    }
+    assert {name: produced[name] for names in awaited.values() for name in names} == {
+        "clients": "load_client_data",
+        "sales": "load_sales_data",
+        "feature_store": "process_data",
+        "champion": "train_model",
+        "predictions": "score_clients",
+        "retrain": "monitor_drift",
+    }
 
 
 def test_a_first_drop_trains_a_champion_then_scores(loop: Loop, worlds: Worlds) -> None:

@@ -7,6 +7,7 @@ pytest's tmp directories: never into the repository's ``modules/ds/models`` nor 
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
@@ -46,6 +47,14 @@ def frame(session_frame: pd.DataFrame) -> pd.DataFrame:
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One SQLite MLflow store for the session (creating its tables takes seconds)."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def url(warehouse_url: str, tmp_path: Path) -> str:
+    """A writable copy of the session's warehouse (feature_store of 2,000 generated clients)."""
+    copy = tmp_path / "wh.duckdb"
+    shutil.copyfile(warehouse_url.removeprefix("duckdb://"), copy)
+    return f"duckdb:///{copy}"
 
 
 @pytest.fixture

@@ -62,9 +62,11 @@ def register(app: typer.Typer) -> None:
         from clientml_mle.pointers import (
             CHAMPION_FILE,
             LATEST_FILE,
+            MANIFEST_FILE,
             BundleIntegrityError,
-            list_versions,
+            NoModelError,
             read_pointer,
+            require_pointer,
             resolve_bundle_dir,
         )
         from clientml_mle.score import score
@@ -73,15 +75,15 @@ def register(app: typer.Typer) -> None:
         directory = models_dir or settings.models_dir
         pointer = CHAMPION_FILE if champion else LATEST_FILE
         try:
-            if Path(directory).is_dir() and not list_versions(directory):
-                _fail(f"{directory}: no model bundles in this directory (train a model first: clientml train)")
-            if champion and Path(directory).is_dir() and read_pointer(directory, CHAMPION_FILE) is None:
-                newest = read_pointer(directory, LATEST_FILE)
-                _fail(
-                    f"{directory}: no champion model yet (no model has passed the champion gate: train with "
-                    "MLflow tracking on)"
-                    + (f"; to score with the newest bundle {newest} anyway, pass --latest" if newest else "")
-                )
+            if Path(directory).is_dir() and not (Path(directory) / MANIFEST_FILE).is_file():  # not a bundle itself
+                try:
+                    require_pointer(directory, pointer)
+                except NoModelError as exc:
+                    newest = read_pointer(directory, LATEST_FILE) if champion else None
+                    _fail(
+                        str(exc)
+                        + (f"; to score with the newest bundle {newest} anyway, pass --latest" if newest else "")
+                    )
             version = resolve_bundle_dir(directory, pointer).name
             rows = score(warehouse or settings.warehouse_url, directory, out, pointer=pointer)
         except (WarehouseError, BundleIntegrityError, FileNotFoundError, ValueError) as exc:

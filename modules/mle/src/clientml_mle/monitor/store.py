@@ -20,9 +20,9 @@ from clientml_de.partitions import replace_partition
 from clientml_de.warehouse import connect
 
 from clientml_mle.monitor.result import FeatureDrift, MonitorResult
+from clientml_mle.predictions import PREDICTIONS
 
 DRIFT_REPORT = "drift_report"
-PREDICTIONS = "predictions"
 _PREDICTION_COLUMNS = ("probability", "model_version")
 
 DRIFT_REPORT_SCHEMA = pa.schema(

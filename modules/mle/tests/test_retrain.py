@@ -90,6 +90,12 @@ def test_handle_requests_trains_once_per_content_unless_asked(url: str, tmp_path
 
     trainer.error = TrainingDataError("feature_store has 3 labeled rows of label 1: too few")
     request_retraining(url, Source.MANUAL, "again")
-    with pytest.raises(TrainingDataError):
+    fourth = handle_requests(url, models, trainer)  # too few labels: an outcome, not a failure
+    assert not fourth.trained and fourth.outcome == "not trained: feature_store has 3 labeled rows of label 1: too few"
+    assert pending_requests(url) == []
+
+    trainer.error = RuntimeError("out of disk")
+    request_retraining(url, Source.MANUAL, "and again")
+    with pytest.raises(RuntimeError, match="out of disk"):
         handle_requests(url, models, trainer)
     assert pending_requests(url) == []  # a failed request is not tried again: its outcome says why

@@ -37,6 +37,7 @@ from clientml_mle.bundle import read_manifest
 from clientml_mle.features import training_frame
 from clientml_mle.pointers import BundleIntegrityError, list_versions
 from clientml_mle.train import training_fingerprint
+from clientml_mle.trainable import TrainingDataError
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,9 @@ def handle_requests(warehouse_url: str, models_dir: Path, train: TrainFunction) 
     With no pending request (a training asked for by hand, e.g. ``train_model`` triggered in the UI), one
     ``manual`` request is written first, so that the table keeps a trace of every training it caused.
 
-    Raises what ``train`` raises (the requests are then marked handled with the error: a request that fails
-    is not tried again) and what the warehouse raises.
+    Labeled rows too few to train on (:class:`~clientml_mle.trainable.TrainingDataError`) are an outcome
+    ("not trained: ..."), not an error. Raises what else ``train`` raises (the requests are then marked
+    handled with the error: a request that fails is not tried again) and what the warehouse raises.
     """
     pending = pending_requests(warehouse_url) or [
         request_retraining(warehouse_url, Source.MANUAL, "a training asked for without a pending request")
@@ -220,6 +222,13 @@ def handle_requests(warehouse_url: str, models_dir: Path, train: TrainFunction) 
     log.info("training for %d retraining request(s): %s", len(pending), why)
     try:
         summary = train(frame)
+    except TrainingDataError as exc:
+        # Too few labels is the data's state, not a fault of the loop: the loads and the scoring stand, and
+        # the next drop with more labels trains.
+        outcome = f"not trained: {exc}"
+        log.warning("%s", outcome)
+        mark_handled(warehouse_url, pending, outcome)
+        return RetrainOutcome(False, why, outcome, ids)
     except Exception as exc:
         mark_handled(warehouse_url, pending, f"training failed: {exc}")
         raise

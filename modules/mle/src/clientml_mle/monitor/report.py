@@ -66,7 +66,8 @@ def bar_chart(drift: FeatureDrift) -> str:
     ax.set_title(f"{name}: {stat}{nulls}", fontsize=9, color=DRIFTED_COLOUR if drift.drifted else "black")
     if not drift.current:
         ax.text(0.5, 0.9, "no current values", transform=ax.transAxes, ha="center", fontsize=8, color="#777777")
-    ax.legend(fontsize=7, frameon=False)
+    if drift.reference or drift.current:  # a legend of no bars is a warning, not a legend
+        ax.legend(fontsize=7, frameon=False)
     # Fixed margins (room for the slanted bin labels): tight_layout would draw every figure once more.
     fig.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, top=0.88, bottom=0.3 if slanted else 0.14)
     buffer = io.BytesIO()

@@ -15,6 +15,7 @@ from clientml_mle.monitor.drift import (
     js_distance,
     psi,
     psi_noise,
+    relied_on_features,
 )
 from clientml_mle.monitor.profile import CategoryShares, FeatureProfile, NumericBins, ScoreProfile
 from clientml_mle.schema import FeatureSpec
@@ -61,23 +62,28 @@ def test_the_noise_limit_holds_the_false_alarms_of_unchanged_samples_near_one_pe
 
 def test_a_large_psi_on_small_samples_is_noise() -> None:
     current = pd.Series([5.0] * 6 + [15.0] * 2 + [25.0] * 2 + [35.0] * 2)
-    drift = compare_feature(_amount(), AMOUNT, current, LIMITS, reference_rows=12)
+    drift = compare_feature(_amount(), AMOUNT, current, LIMITS, reference_rows=12, relied_on=True)
     assert drift.value is not None and drift.value > 0.2 and not drift.drifted and drift.reasons == []
     assert "is within the sampling noise of 12 reference and 12 current values" in drift.message
-    many = compare_feature(_amount(), AMOUNT, pd.concat([current] * 100), LIMITS, reference_rows=REF)
+    many = compare_feature(_amount(), AMOUNT, pd.concat([current] * 100), LIMITS, reference_rows=REF, relied_on=True)
     assert many.drifted and many.value == pytest.approx(drift.value)
 
 
 def test_the_same_distribution_is_stable() -> None:
     current = pd.Series([5.0, 15.0, 25.0, 35.0] * 25)
-    drift = compare_feature(_amount(), AMOUNT, current, LIMITS, reference_rows=REF)
+    drift = compare_feature(_amount(), AMOUNT, current, LIMITS, reference_rows=REF, relied_on=True)
     assert drift.value == pytest.approx(0.0, abs=1e-9) and not drift.drifted and drift.message == "stable"
     assert drift.reasons == [] and drift.relied_on
 
 
 def test_a_shifted_feature_the_model_relies_on_drifts_with_a_reason() -> None:
     drift = compare_feature(
-        _amount(importance=0.18), AMOUNT, pd.Series([35.0] * 90 + [5.0] * 10), LIMITS, reference_rows=REF
+        _amount(importance=0.18),
+        AMOUNT,
+        pd.Series([35.0] * 90 + [5.0] * 10),
+        LIMITS,
+        reference_rows=REF,
+        relied_on=True,
     )
     assert drift.drifted and drift.value is not None and drift.value > 0.2
     assert drift.reasons == [f"PSI {drift.value:.2f} > 0.2 on amount (importance 18%)"]
@@ -85,35 +91,55 @@ def test_a_shifted_feature_the_model_relies_on_drifts_with_a_reason() -> None:
 
 
 def test_a_shift_on_a_feature_the_model_barely_uses_does_not_count() -> None:
-    drift = compare_feature(_amount(importance=0.01), AMOUNT, pd.Series([35.0] * 100), LIMITS, reference_rows=REF)
+    drift = compare_feature(
+        _amount(importance=0.01), AMOUNT, pd.Series([35.0] * 100), LIMITS, reference_rows=REF, relied_on=False
+    )
     assert drift.drifted and not drift.relied_on and drift.reasons == []
-    assert "the model relies little on it (importance 1% < 5%): not counted" in drift.message
+    assert "the model relies little on it (importance 1%, outside the features holding 80%" in drift.message
+
+
+@pytest.mark.parametrize(
+    ("importance", "coverage", "expected"),
+    [
+        ({"a": 0.5, "b": 0.3, "c": 0.1, "d": 0.1}, 0.8, {"a", "b"}),
+        ({"a": 0.5, "b": 0.3, "c": 0.1, "d": 0.1}, 0.81, {"a", "b", "c", "d"}),  # c and d tie at the boundary
+        ({"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}, 0.5, {"a", "b", "c", "d"}),
+        ({"a": 0.9, "b": 0.1}, 1.0, {"a", "b"}),
+        ({"a": 1.0, "b": 0.0}, 0.8, {"a"}),
+    ],
+)
+def test_relied_on_features_hold_the_coverage(
+    importance: dict[str, float], coverage: float, expected: set[str]
+) -> None:
+    assert relied_on_features(importance, coverage) == expected
 
 
 def test_a_null_rate_change_drifts() -> None:
     current = pd.Series([5.0, 15.0, 25.0, 35.0] * 15 + [None] * 40, dtype=float)
-    drift = compare_feature(_amount(null_rate=0.05), AMOUNT, current, LIMITS, reference_rows=REF)
+    drift = compare_feature(_amount(null_rate=0.05), AMOUNT, current, LIMITS, reference_rows=REF, relied_on=True)
     assert drift.drifted and drift.value == pytest.approx(0.0, abs=1e-9)
     assert drift.null_rate_current == pytest.approx(0.4)
     assert drift.reasons == ["null rate 0.05 -> 0.40 (+0.35, beyond 0.1) on amount (importance 30%)"]
 
 
 def test_an_absent_feature_is_null_for_every_client() -> None:
-    drift = compare_feature(_amount(), AMOUNT, None, LIMITS, reference_rows=REF)
+    drift = compare_feature(_amount(), AMOUNT, None, LIMITS, reference_rows=REF, relied_on=True)
     assert drift.value is None and drift.null_rate_current == 1.0 and drift.drifted
     assert "absent from the current feature_store" in drift.message
 
 
 def test_unseen_categories_are_counted_and_named() -> None:
     current = pd.Series(["web"] * 50 + ["phone"] * 30 + ["mail"] * 5 + ["fax"] * 10 + ["pigeon"] * 5, dtype=object)
-    drift = compare_feature(_channel(), CHANNEL, current, LIMITS, reference_rows=REF)
+    drift = compare_feature(_channel(), CHANNEL, current, LIMITS, reference_rows=REF, relied_on=True)
     assert drift.unseen_categories == {"fax": 10, "pigeon": 5}
     assert "2 categories never seen in training, in 15 rows (15%): 'fax' (10), 'pigeon' (5)" in drift.message
     assert drift.current == pytest.approx([0.5, 0.3, 0.2])  # the unseen ones and "mail" in (other)
 
 
 def test_values_of_the_wrong_type_are_reported_not_raised() -> None:
-    drift = compare_feature(_amount(), AMOUNT, pd.Series(["12", "n/a"], dtype=object), LIMITS, reference_rows=REF)
+    drift = compare_feature(
+        _amount(), AMOUNT, pd.Series(["12", "n/a"], dtype=object), LIMITS, reference_rows=REF, relied_on=True
+    )
     assert drift.drifted and drift.value is None and drift.null_rate_current is None
     assert "current values are not of the trained type" in drift.message and "amount" in drift.message
 
@@ -121,7 +147,9 @@ def test_values_of_the_wrong_type_are_reported_not_raised() -> None:
 def test_booleans_are_compared_as_categories() -> None:
     shares = CategoryShares(values=["false", "true"], proportions=[0.8, 0.2, 0.0])
     profile = FeatureProfile(name="flag", type="boolean", null_rate=0.0, importance=0.2, categories=shares)
-    drift = compare_feature(profile, FLAG, pd.Series([1.0] * 80 + [0.0] * 20), LIMITS, reference_rows=REF)
+    drift = compare_feature(
+        profile, FLAG, pd.Series([1.0] * 80 + [0.0] * 20), LIMITS, reference_rows=REF, relied_on=True
+    )
     assert drift.current == pytest.approx([0.2, 0.8, 0.0]) and drift.drifted and drift.unseen_categories == {}
 
 

@@ -99,8 +99,8 @@ class Settings(BaseSettings):
     monitor_confidence: float = Field(default=0.99, gt=0, lt=1)
     # ... or when its null rate moved by more than this, absolute (0.1: ten points of the population).
     monitor_null_rate_change: float = Field(default=0.1, gt=0, le=1)
-    # A feature the model relies on: its share of the model's importance is at least this.
-    monitor_min_importance: float = Field(default=0.05, ge=0, le=1)
+    # The features the model relies on: the most important ones that together hold this share of its importance.
+    monitor_importance_coverage: float = Field(default=0.8, gt=0, le=1)
     # Where `clientml monitor` writes its HTML reports; default: <state_dir>/monitor.
     monitor_report_dir: Path | None = None
 

@@ -17,13 +17,15 @@ The rule (:class:`DriftThresholds`, settings ``CLIENTML_MONITOR_*``): a feature 
 above ``psi`` (0.2) and above the sampling noise (:func:`psi_noise`: what two samples of these sizes from
 one distribution exceed only 1% of the time; it matters for small samples only), or when its null rate
 moved by more than ``null_rate_change`` (0.1, absolute); it makes the run drift when the model relies on
-it (its importance share is at least ``min_importance``, 0.05). The score distribution drifts on its PSI
-alone (same two conditions), and always counts.
+it (:func:`relied_on_features`: it is among the most important features that together hold
+``importance_coverage``, 80%, of the model's importance). The score distribution drifts on its PSI alone
+(same two conditions), and always counts.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +54,7 @@ class DriftThresholds:
 
     psi: float = 0.2
     null_rate_change: float = 0.1
-    min_importance: float = 0.05
+    importance_coverage: float = 0.8
     # A PSI counts only beyond what sampling alone reaches this seldom when nothing changed (psi_noise).
     confidence: float = 0.99
 
@@ -61,7 +63,7 @@ class DriftThresholds:
         return cls(
             psi=settings.monitor_psi_threshold,
             null_rate_change=settings.monitor_null_rate_change,
-            min_importance=settings.monitor_min_importance,
+            importance_coverage=settings.monitor_importance_coverage,
             confidence=settings.monitor_confidence,
         )
 
@@ -76,6 +78,27 @@ def psi(reference: npt.ArrayLike, current: npt.ArrayLike, epsilon: float = EPSIL
 def js_distance(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
     """Jensen-Shannon distance (base 2, in [0, 1]) of two vectors of bin shares."""
     return float(jensenshannon(np.asarray(reference, dtype=np.float64), np.asarray(current, dtype=np.float64), base=2))
+
+
+def relied_on_features(importance: Mapping[str, float], coverage: float) -> set[str]:
+    """The features the model relies on: the fewest, taken in decreasing importance share, whose shares add
+    up to at least ``coverage`` (0 to 1; ties at the boundary all included).
+
+    A cumulative share rather than a per-feature minimum: with many features the shares are small
+    (1/33 = 3% each when uniform), and a fixed minimum would leave out features that together decide most
+    of the score.
+    """
+    ordered = sorted(importance.items(), key=lambda item: -item[1])
+    chosen: set[str] = set()
+    total, boundary = 0.0, None
+    for name, share in ordered:
+        if boundary is not None and share < boundary:
+            break
+        chosen.add(name)
+        total += share
+        if total >= coverage - 1e-12 and boundary is None:
+            boundary = share
+    return chosen
 
 
 def psi_noise(n_reference: int, n_current: int, bins: int, confidence: float) -> float:
@@ -137,14 +160,15 @@ def compare_feature(
     thresholds: DriftThresholds,
     *,
     reference_rows: int,
+    relied_on: bool,
 ) -> FeatureDrift:
     """Compare one feature's current values (a warehouse column, None when absent) with its profile, made
-    from ``reference_rows`` training rows.
+    from ``reference_rows`` training rows; its drift counts for the run when ``relied_on``
+    (:func:`relied_on_features`).
 
     Never raises for bad data: an absent column counts as null for every row (as the model sees it), values
     of the wrong type are reported in the message.
     """
-    relied_on = profile.importance >= thresholds.min_importance
     bins = profile.bins if profile.bins is not None else profile.categories
     labels = bins.labels() if bins is not None else []
     reference = list(bins.proportions) if bins is not None else []
@@ -192,7 +216,10 @@ def compare_feature(
         notes.append(_unseen_message(unseen, rows))
     weight = f"importance {_pct(profile.importance)}"
     if findings and not relied_on:
-        notes.append(f"the model relies little on it ({weight} < {_pct(thresholds.min_importance)}): not counted")
+        notes.append(
+            f"the model relies little on it ({weight}, outside the features holding "
+            f"{_pct(thresholds.importance_coverage)} of its importance): not counted"
+        )
     message = "; ".join([*findings, *notes]) or "stable"
     reasons = [f"{finding} on {profile.name} ({weight})" for finding in findings] if relied_on else []
     return FeatureDrift(

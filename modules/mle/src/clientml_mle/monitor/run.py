@@ -30,7 +30,7 @@ from clientml_de.warehouse import connect
 
 from clientml_mle.bundle import Bundle, load_bundle
 from clientml_mle.features import feature_columns, newest_rows, redact_url, training_frame
-from clientml_mle.monitor.drift import DriftThresholds, compare_feature, compare_scores
+from clientml_mle.monitor.drift import DriftThresholds, compare_feature, compare_scores, relied_on_features
 from clientml_mle.monitor.profile import ProfileError, ReferenceProfile
 from clientml_mle.monitor.result import FeatureDrift, MonitorResult
 from clientml_mle.monitor.store import PREDICTIONS, read_predictions, write_drift_report
@@ -87,6 +87,7 @@ def _compare(
     profile: ReferenceProfile, bundle: Bundle, current: pd.DataFrame, thresholds: DriftThresholds
 ) -> tuple[list[FeatureDrift], list[str]]:
     specs = {spec.name: spec for spec in bundle.manifest.features}
+    relied_on = relied_on_features({fp.name: fp.importance for fp in profile.features}, thresholds.importance_coverage)
     features = [
         compare_feature(
             fp,
@@ -94,6 +95,7 @@ def _compare(
             current[fp.name] if fp.name in current.columns else None,
             thresholds,
             reference_rows=profile.rows,
+            relied_on=fp.name in relied_on,
         )
         for fp in profile.features
         if fp.name in specs

@@ -75,7 +75,8 @@ def test_features_by_hand(duckdb_warehouse: Warehouse, sources: tuple[Path, Path
     assert c1.spend_30d == pytest.approx(2 * 10.50 * 0.9 + 3.33)
     assert c1.spend_365d == pytest.approx(2 * 10.50 * 0.9 + 3.33 + 3 * 9.99 * 0.5)
     assert (c1.days_since_last_sale, c1.days_since_first_sale) == (1, 323)
-    assert c1.trend_30d_vs_90d == pytest.approx(3.0)
+    # The last 90 days (2 sales) against the 90 before them (none): no ratio, a difference of 2.
+    assert pd.isna(c1.n_sales_ratio_90d) and c1.n_sales_diff_90d == 2
     assert c1.discount_share_365d == pytest.approx(2 / 3)
     assert c1.share_category_premium_services_365d == pytest.approx(1 / 3)
     assert c1.tenure_days == (date(2023, 12, 21) - date(2020, 1, 15)).days

@@ -81,6 +81,19 @@ def _ascending(name: str, value: Sequence[int]) -> None:
         raise ValueError(f"{name} must be in ascending order, got {list(value)}")
 
 
+def _unique(kind: str, names: list[str]) -> None:
+    """Names are unique without case: the warehouses treat names that differ only in case as one column."""
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name.casefold() in first:
+            earlier = first[name.casefold()]
+            raise ValueError(
+                f"{kind} names must be unique, case ignored: {name!r} (item {index + 1}) "
+                f"repeats {names[earlier]!r} (item {earlier + 1})"
+            )
+        first[name.casefold()] = index
+
+
 class FeatureConfig(BaseModel):
     """Knobs of the feature definition; they are part of the feature-set version.
 
@@ -148,21 +161,23 @@ class DatasetConfig(BaseModel):
     _source: Path | None = PrivateAttr(default=None)
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _no_clash(self) -> Self:
+    @field_validator("extra_columns")
+    @classmethod
+    def _extras_do_not_clash(cls, value: tuple[ExtraColumn, ...]) -> tuple[ExtraColumn, ...]:
         # Compared without case: the warehouses treat names that differ only in case as one column.
         contract_names = {c.name.casefold() for c in CLIENTS.columns}
-        names = [c.name for c in self.extra_columns]
+        names = [c.name for c in value]
         clashes = sorted(n for n in names if n.casefold() in contract_names)
         if clashes:
             raise ValueError(f"extra columns redefine contract columns: {clashes}")
-        if len({n.casefold() for n in names}) != len(names):
-            raise ValueError("extra column names must be unique, case ignored")
-        derived = [d.name.casefold() for d in self.derived_features]
-        repeated = sorted({d.name for d in self.derived_features if derived.count(d.name.casefold()) > 1})
-        if repeated:
-            raise ValueError(f"derived feature names must be unique, case ignored: {repeated}")
-        return self
+        _unique("extra column", names)
+        return value
+
+    @field_validator("derived_features")
+    @classmethod
+    def _derived_unique(cls, value: tuple[DerivedFeature, ...]) -> tuple[DerivedFeature, ...]:
+        _unique("derived feature", [d.name for d in value])
+        return value
 
     def where(self, *loc: str | int) -> str:
         """``dataset config <file>, line <n>`` for a place in the config (``loc`` as in pydantic's errors,

@@ -65,7 +65,7 @@ def _check_column(name: str, namespace: Mapping[str, ir.Value], hidden: set[str]
         return f"unknown column {name!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else "")
     kind = namespace[name].type()
     if not kind.is_numeric():
-        return f"column {name!r} is {kind.name.lower()}, not a number"
+        return f"column {name!r} is {str(kind).removeprefix('!')}, not a number"
     return None
 
 

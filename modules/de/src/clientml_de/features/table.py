@@ -5,6 +5,7 @@ The columns are documented in ``modules/de/README.md`` ("feature_store columns")
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import ibis
@@ -15,7 +16,7 @@ from clientml_de.config import DatasetConfig
 from clientml_de.contract import BOOKKEEPING_COLUMNS, FEATURE_STORE, KEY_COLUMNS, LABEL_COLUMN, ColumnType
 from clientml_de.features import activity
 from clientml_de.features.derived import derived_columns
-from clientml_de.features.plan import FeaturePlan, plan
+from clientml_de.features.plan import FeatureBuildError, FeaturePlan, plan
 from clientml_de.warehouse import Warehouse
 
 PROFILE_CATEGORIES = ("gender", "region", "segment", "acquisition_channel")
@@ -47,6 +48,18 @@ def extra_feature(name: str, kind: ColumnType, column: ir.Value, as_of: ir.DateV
     return name, column.cast(target)
 
 
+def _check_extra_names(extras: list[str], computed: Iterable[str], config: DatasetConfig) -> None:
+    """An extra column's feature (``extras``, in the config's order) may not take the name of a computed
+    feature, which would replace it without a word. Raises FeatureBuildError naming the config line."""
+    taken = {name.casefold() for name in computed}
+    for index, (extra, feature) in enumerate(zip(config.extra_columns, extras, strict=True)):
+        if feature.casefold() in taken:
+            raise FeatureBuildError(
+                f"{config.where('extra_columns', index)}: extra column {extra.name!r} becomes the feature "
+                f"{feature!r}, which feature_store computes from the sales: rename the column"
+            )
+
+
 def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created_at: datetime) -> ir.Table:
     """The feature_store rows for the given clients and sales (see the package docstring).
 
@@ -74,10 +87,14 @@ def feature_table(clients: ir.Table, sales: ir.Table, plan: FeaturePlan, created
     for name in PROFILE_CATEGORIES:
         features[name] = base[name]
     features["annual_income"] = base.annual_income
+    extras = []
     for extra in plan.config.extra_columns:
         name, column = extra_feature(extra.name, extra.type, base[extra.name], base.as_of_date)
         features[name] = column
-    features.update(activity.columns(table, base.as_of_date, plan))
+        extras.append(name)
+    computed = activity.columns(table, base.as_of_date, plan)
+    _check_extra_names(extras, ["age_years", "tenure_days", *computed], plan.config)
+    features.update(computed)
     features.update(derived_columns(features, {*keys, *BOOKKEEPING_COLUMNS}, plan.config))
     return table.select(
         **keys,

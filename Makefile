@@ -27,7 +27,7 @@ help:  ## List the targets
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
 
-$(BIN)/clientml: $(UV) uv.lock pyproject.toml modules/*/pyproject.toml modules/de/synthetic/pyproject.toml tools/*/pyproject.toml
+$(BIN)/clientml: $(UV) uv.lock pyproject.toml modules/*/pyproject.toml modules/de/synthetic/pyproject.toml modules/ds/worlds/pyproject.toml tools/*/pyproject.toml
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
@@ -38,7 +38,7 @@ lint: install  ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy over every module
-	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src tools/testkit/src
+	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src modules/ds/worlds/src tools/testkit/src
 
 test: install lint typecheck  ## The whole suite (lint, types, every test tier, then the compose test)
 	$(BIN)/pytest -m "not compose"

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 
-def best_achievable_auc(labels: Sequence[int] | np.ndarray, p_true: Sequence[float] | np.ndarray) -> float:
+def best_achievable_auc(labels: npt.ArrayLike, p_true: npt.ArrayLike) -> float:
     """ROC-AUC of ``p_true`` against the drawn ``labels`` (0 / 1, same length): no model ranks these rows better.
 
     ``p_true`` is the probability each label was drawn with, so no score does better in expectation; on a
     finite subset a model can beat it by chance, which is why a gap is reported with its interval.
-    Raises ValueError when ``labels`` holds a single class.
+    Raises ValueError when ``labels`` does not hold both 0 and 1.
     """
-    return float(roc_auc_score(np.asarray(labels), np.asarray(p_true, dtype=np.float64)))
+    y = np.asarray(labels)
+    if set(np.unique(y).tolist()) != {0, 1}:
+        raise ValueError(f"labels must hold both 0 and 1, got {sorted(np.unique(y).tolist())}")
+    return float(roc_auc_score(y, np.asarray(p_true, dtype=np.float64)))
 
 
 def labeled_truth(world_dir: Path) -> pd.DataFrame:

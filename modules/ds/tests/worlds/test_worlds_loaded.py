@@ -152,6 +152,13 @@ def test_the_loader_accepts_every_row(loaded: Loaded) -> None:
     assert loaded.clients.label.notna().sum() == summary.n_labeled
 
 
+def test_empty_fields_and_only_they_load_as_nulls(loaded: Loaded) -> None:
+    """Values such as the drop world's region ``NA`` (North America) stay values."""
+    raw = pd.read_csv(loaded.summary.clients_path, dtype=str, keep_default_na=False).set_index("client_id")
+    for column in ("gender", "region", "segment", "acquisition_channel", "birth_date", "annual_income"):
+        assert (loaded.clients[column].isna() == (raw[column] == "").reindex(loaded.clients.index)).all(), column
+
+
 def test_feature_store_as_of_dates_are_the_worlds(loaded: Loaded) -> None:
     as_of = loaded.features.as_of_date
     assert sorted({d.date() for d in as_of}) == list(loaded.summary.as_of_dates)

@@ -2,8 +2,9 @@
 
 **Activity.** A piecewise-homogeneous Poisson process per client over ``[start, T)``, ``T`` = :data:`AS_OF`
 and ``start = max(signup, T - 900 days)``: rate ``lam`` (sales per day, gamma across clients, scaled by
-segment) until a client-specific change point ``tau ~ T - U(0, 420)`` days, then ``lam * m`` with
-``m ~ U(0, 0.5)`` (40% of clients: a drop), ``m ~ U(1.5, 3)`` (15%: a rise) or ``m = 1`` (45%). Each sale
+segment) until a client-specific change point ``tau ~ T - U(0, 420)`` days (at least ``start``), then
+``lam * m`` with ``m ~ U(0, 0.5)`` (40% of clients: a drop), ``m ~ U(1.5, 3)`` (15%: a rise) or ``m = 1``
+(45%). Each sale
 gets a category, quantity, price, an occasional discount and a channel from the client's own mix. The
 latest sale of the first chunk is moved to ``T - 1`` so that the dataset's default as-of date (the day
 after the latest sale) is ``T``; ``observation_date`` is left empty.
@@ -35,6 +36,7 @@ from clientml_worlds.world import Chunk, World, WorldSummary, sigmoid, write_wor
 AS_OF = dt.date(2024, 7, 1)
 T = day_number(AS_OF)
 HISTORY_DAYS = 900
+# "NA" (North America) is a value, not an empty field: a reader that takes it for a null is wrong.
 REGIONS = ("NA", "EMEA", "APAC", "LATAM")
 SEGMENTS = ("starter", "growth", "scale")
 SEGMENT_RATE = np.array([0.036, 0.050, 0.072])  # mean sales per day before the change point

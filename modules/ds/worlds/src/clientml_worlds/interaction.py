@@ -21,8 +21,8 @@ sales), ``o`` the share of sales in channel ``app`` or ``web`` among those with 
     p_true = sigmoid(logit)
 
 with ``SEGMENT_BASE = {household: 0.8, freelancer: 1.5, enterprise: 3.2}`` and ``SEGMENT_SLOPE =
-{household: -0.6, freelancer: -0.9, enterprise: -1.5}`` (an empty region or segment counts as the
-first case's opposite: not coastal, household). 25% of clients are unlabeled.
+{household: -0.6, freelancer: -0.9, enterprise: -1.5}``; an empty region counts as not coastal, an
+empty segment as household. 25% of clients are unlabeled.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def _sales(rng: np.random.Generator, clients: Clients) -> Sales:
     online = rng.random(n) < 1.0 / (1.0 + np.exp(-(1.0 - 0.04 * (age - 25.0) + habit)))
     channel = np.where(online, rng.integers(0, 2, n), np.where(rng.random(n) < 0.8, 2, 3)).astype(np.int64)
     channel[rng.random(n) < 0.02] = MISSING
-    coastal = clients.region.is_(*COASTAL)
+    coastal = clients.region.isin(*COASTAL)
     appetite = np.where(coastal, rng.beta(1.2, 1.8, size), rng.beta(1.0, 2.5, size))[owner]
     discounted = rng.random(n) < appetite
     discount = np.where(discounted, rng.choice(DISCOUNT_STEPS, n), np.where(rng.random(n) < 0.3, 0, MISSING)).astype(
@@ -171,10 +171,10 @@ def _draw(rng: np.random.Generator, numbers: IntArray) -> Chunk:
     with np.errstate(invalid="ignore", divide="ignore"):
         d = np.nan_to_num(seen.count(year & (sales.discount > 0)) / n)
         with_channel = seen.count(year & (sales.channel.codes != MISSING))
-        o = np.where(with_channel > 0, seen.count(year & sales.channel.is_("app", "web")) / with_channel, 0.5)
+        o = np.where(with_channel > 0, seen.count(year & sales.channel.isin("app", "web")) / with_channel, 0.5)
     age = np.where(clients.birth == NO_DATE, np.nan, (T - clients.birth) / 365.25)
     logit = interaction_logit(
-        coastal=clients.region.is_(*COASTAL), segment=clients.segment.codes, age=age, n=n, d=d, o=o
+        coastal=clients.region.isin(*COASTAL), segment=clients.segment.codes, age=age, n=n, d=d, o=o
     )
     return Chunk(clients=clients, sales=sales, p_true=sigmoid(logit), as_of=as_of)
 

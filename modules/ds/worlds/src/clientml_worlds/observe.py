@@ -1,6 +1,6 @@
 """Per-client aggregates of a chunk's realised sales: what the label mechanisms read.
 
-Every function is order-free (the rows may be in any order) and returns one float per client of the
+Every aggregate is order-free (the rows may be in any order) and gives one float per client of the
 chunk, the clients being numbered consecutively from ``first``. A sale's day is its ``sale_date`` with the
 time of day dropped, as a reader of the CSV sees it.
 """

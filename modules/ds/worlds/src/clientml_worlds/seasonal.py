@@ -1,6 +1,7 @@
 """World ``seasonal``: seasonal buyers, observed at staggered dates; the label reads their own rhythm.
 
-**Activity.** A Hawkes-like cluster process from :data:`START` (or signup) to :data:`END`. Immigrant
+**Activity.** A Hawkes-like cluster process from :data:`START` (2021-01-01, or the signup) to :data:`END`
+(2025-01-01, excluded). Immigrant
 purchases follow an inhomogeneous Poisson process of intensity ``b * s(t)`` (drawn by thinning), with
 ``b`` lognormal and a seasonal shape of mean 1, ``s(t) = exp(kappa * cos(2 pi (t - phi) / P)) / I0(kappa)``,
 per client one of: flat (``kappa = 0``), a holiday peak (``P`` a year, ``phi`` mid-December, sharp), a

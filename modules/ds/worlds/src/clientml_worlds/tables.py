@@ -43,7 +43,7 @@ class Coded:
     def take(self, idx: IntArray) -> Coded:
         return Coded(self.values, self.codes[idx])
 
-    def is_(self, *names: str) -> BoolArray:
+    def isin(self, *names: str) -> BoolArray:
         """True where the value is one of ``names`` (each must be one of ``values``)."""
         return np.isin(self.codes, [self.values.index(name) for name in names])
 
@@ -75,7 +75,7 @@ class Clients:
 
 @dataclass(frozen=True)
 class Sales:
-    """One chunk's sales (one element per sale), sorted by client then day then second."""
+    """One chunk's sales (one element per sale), in the order the world writes them."""
 
     client: IntArray  # client number
     day: IntArray

@@ -137,6 +137,7 @@ def write_world(world: World, out_dir: Path, *, n_clients: int, seed: int) -> Wo
         for sink in sinks.values():
             stack.callback(sink.close)  # runs before the files are moved into place
         for start in range(0, n_clients, CHUNK_CLIENTS):
+            # crc32, not hash(): a string's hash() changes from one process to the next.
             stream = np.random.SeedSequence([zlib.crc32(world.name.encode()), seed, start // CHUNK_CLIENTS])
             data_rng, label_rng = (np.random.default_rng(s) for s in stream.spawn(2))
             numbers = np.arange(start + 1, min(start + CHUNK_CLIENTS, n_clients) + 1, dtype=np.int64)

@@ -43,8 +43,9 @@ from clientml_mle.train import (
 )
 from clientml_mle.trainable import check_trainable, table_rows, training_labels
 
+from clientml_ds.compare import ground_truth_comparison
 from clientml_ds.models import CALIBRATION_FOLDS
-from clientml_ds.report import ReportData, ground_truth_comparison, write_report
+from clientml_ds.report import ReportData, write_report
 from clientml_ds.select import SearchBudget, Selection, select_model
 from clientml_ds.split import SplitPlan, plan_split
 

@@ -20,7 +20,8 @@ rows (the training part of ``clientml train``'s split), so the figure is mildly 
 
 Writes ``--out`` (markdown: the table, the averages and the targets) and the same as JSON beside it.
 
-    python modules/ds/bench/bench_quality.py [--clients 12000] [--seeds 0] [--worlds drop ...] [--real telco berka]
+    python modules/ds/bench/bench_quality.py [--clients 12000] [--seeds 0 1] [--worlds drop ...] [--real telco berka]
+        [--repeats 5] [--folds 5] [--search-trials N] [--real-data DIR] [--out .bench/quality.md]
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ def load(clients: Path, sales: Path, warehouse: Path, config: Path | None) -> st
     return url
 
 
-def train(frame: pd.DataFrame, models: Path, seed: int, truth: Path | None) -> DsTrainResult:
-    """``clientml train`` with its defaults and no tracking (the ds trainer's CLI entry point)."""
-    return cli_train(frame, models_dir=models, seed=seed, ground_truth=truth, tracking=None)
+def train(frame: pd.DataFrame, models: Path, seed: int, truth: Path | None, trials: int | None) -> DsTrainResult:
+    """``clientml train`` with its defaults (``trials``: its ``--search-trials``) and no tracking."""
+    return cli_train(frame, models_dir=models, seed=seed, ground_truth=truth, search_trials=trials, tracking=None)
 
 
 def logreg_config(trained: DsTrainResult) -> CVResult:
@@ -121,7 +122,7 @@ def world_row(args: argparse.Namespace, world: str, seed: int) -> Row:
     url = load(root / "clients.csv", root / "sales.csv", root / "warehouse.duckdb", None)
     loaded = time.perf_counter()
     frame = training_frame(url)
-    trained = train(frame, root / "models", seed, root / "ground_truth.csv")
+    trained = train(frame, root / "models", seed, root / "ground_truth.csv", args.search_trials)
     done = time.perf_counter()
     split = split_rows(frame, seed=seed, positions=(trained.split.train_pos, trained.split.test_pos))
     model = trained.result.fitted.model
@@ -192,7 +193,7 @@ def real_row(args: argparse.Namespace, name: str) -> Row:
     loaded = time.perf_counter()
     frame = training_frame(url)
     seed = args.seeds[0]
-    trained = train(frame, root / "models", seed, None)
+    trained = train(frame, root / "models", seed, None, args.search_trials)
     done = time.perf_counter()
     y = frame["label"].to_numpy().astype(np.int64)
     with threadpool_limits(limits=1, user_api="blas"):
@@ -309,6 +310,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--search-trials", type=int, help="clientml train's option (default: scaled with the rows)")
     parser.add_argument("--dir", type=Path, default=REPO / ".bench" / "quality")
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "quality.md")
     args = parser.parse_args()

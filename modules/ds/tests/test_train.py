@@ -61,7 +61,7 @@ def test_the_report_is_in_the_bundle_and_references_every_png(trained: DsTrainRe
     html = (report_dir / "report.html").read_text(encoding="utf-8")
     pngs = sorted(p.name for p in report_dir.glob("*.png"))
     expected = {"roc.png", "pr.png", "calibration.png", "confusion_matrix.png", "lift.png", "candidates.png"}
-    assert expected | {"feature_importance.png"} <= set(pngs)
+    assert expected | {"feature_importance.png", "feature_groups.png"} <= set(pngs)
     referenced = set(re.findall(r'<img src="([^"]+)"', html))
     assert referenced == set(pngs)
     for png in pngs:
@@ -73,6 +73,10 @@ def test_the_report_is_in_the_bundle_and_references_every_png(trained: DsTrainRe
     assert "best achievable" in html and "Candidates" in html
     report = json.loads((report_dir / "report.json").read_text())
     assert report["feature_importance"][0]["feature"] in {"days_since_last_sale", "n_sales_90d", "spend_90d"}
+    groups = {g["group"]: g for g in report["feature_group_importance"]}
+    assert {"activity windows", "recency and gaps", "profile"} <= set(groups)
+    assert sum(g["features"] for g in groups.values()) == len(report["feature_importance"])
+    assert "Importance by feature group" in html
 
 
 def test_a_client_whose_activity_stopped_scores_higher_risk(trained: DsTrainResult, frame: pd.DataFrame) -> None:

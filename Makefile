@@ -52,15 +52,20 @@ FAST_TIER := not (postgres or spark or airflow or slow or realdata or compose)
 test-fast: install  ## The tests that need no service and are quick (no lint, no types): the edit loop
 	$(BIN)/pytest -m "$(FAST_TIER)" $(PYTEST_ARGS)
 
-demo: install  ## The main job end to end: generate, ETL, train, score, serve one prediction
+demo: install  ## The main job end to end: generate, ETL, the loop (train, score, drift), a shifted drop, serve
 	rm -rf $(DEMO_DIR)
 	$(BIN)/clientml generate --out $(DEMO_DIR)/data --clients 20000 --seed 7 --bad-rows 0.01
+	@echo "== first drop: ETL, then the loop (no champion yet: monitor_drift asks, train_model trains, score_clients scores)"
 	$(BIN)/clientml pipeline --clients $(DEMO_DIR)/data/clients.csv --sales $(DEMO_DIR)/data/sales.csv \
-		--warehouse $(DEMO_WAREHOUSE)
-	$(BIN)/clientml train --warehouse $(DEMO_WAREHOUSE) --models-dir $(MODELS_DIR) \
-		--ground-truth $(DEMO_DIR)/data/ground_truth.csv
+		--warehouse $(DEMO_WAREHOUSE) --models-dir $(MODELS_DIR) > $(DEMO_DIR)/pipeline-1.json
+	$(BIN)/python -m clientml.demo loop $(DEMO_DIR)/pipeline-1.json
+	$(BIN)/clientml generate --out $(DEMO_DIR)/shifted --clients 20000 --seed 7 --bad-rows 0.01 --shift activity
+	@echo "== second drop, the clients buying half as often: drift, retraining, the champion gate decides"
+	$(BIN)/clientml pipeline --clients $(DEMO_DIR)/shifted/clients.csv --sales $(DEMO_DIR)/shifted/sales.csv \
+		--warehouse $(DEMO_WAREHOUSE) --models-dir $(MODELS_DIR) > $(DEMO_DIR)/pipeline-2.json
+	$(BIN)/python -m clientml.demo loop $(DEMO_DIR)/pipeline-2.json
 	$(BIN)/clientml score --warehouse $(DEMO_WAREHOUSE) --models-dir $(MODELS_DIR) --out $(DEMO_DIR)/scores.csv
-	$(BIN)/python -m clientml.demo --models-dir $(MODELS_DIR) --warehouse $(DEMO_WAREHOUSE)
+	$(BIN)/python -m clientml.demo serve --models-dir $(MODELS_DIR) --warehouse $(DEMO_WAREHOUSE)
 
 bench-etl: install  ## ETL benchmark: 100k and 1M clients on DuckDB and PostgreSQL vs a pandas reference
 	$(BIN)/python modules/de/bench/bench_etl.py $(BENCH_ARGS)

@@ -1,16 +1,15 @@
 """``clientml``: one command line for the whole system.
 
 Each command imports its module only when it runs, so a command never pays for (or needs) the
-dependencies of another: the serving image has no Airflow or Spark. ``train`` lives here because it is
-the one command that depends on several modules: it runs the ds module's model selection or mle's
-baseline, and the modules below never import the ones above (``de`` <- ``mle`` <- ``ds`` <- this CLI).
+dependencies of another: the serving image has no Airflow or Spark. ``train``, ``pipeline`` and ``retrain``
+live here because they use several modules (the trainer of ds, the loop's DAGs of mle and ds in de's
+embedded runner), and the modules below never import the ones above (``de`` <- ``mle`` <- ``ds`` <- this CLI).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -36,12 +35,22 @@ def generate(
     clients: Annotated[int, typer.Option(help="Number of clients (10 to 5,000,000)")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files")] = 0,
     bad_rows: Annotated[float, typer.Option(help="Fraction of rows that break a contract rule")] = 0.0,
+    shift: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Generate a drop whose behaviour has moved, to show drift (repeatable): 'activity' (every "
+            "client's purchase rate x0.5: fewer sales, less spend, older last sale) or 'segments' (3 in 7 "
+            "consumers written as small_business or corporate: segment mix 0.70/0.20/0.10 -> 0.40/0.35/0.25); "
+            "the other columns keep their distributions, labels follow the true probability. Default: none",
+            metavar="activity|segments",
+        ),
+    ] = None,
 ) -> None:
     """Generate realistic sample clients and sales in the data contract's format."""
     from clientml_synthetic import generate as run_generate
 
     try:
-        summary = run_generate(out, n_clients=clients, seed=seed, bad_rows=bad_rows)
+        summary = run_generate(out, n_clients=clients, seed=seed, bad_rows=bad_rows, shift=shift or ())
     except ValueError as exc:
         _fail(str(exc))
     _print_json(summary.to_dict())
@@ -49,74 +58,103 @@ def generate(
 
 @app.command()
 def pipeline(
+    *,
     clients: Annotated[str, typer.Option(help="clients.csv: a path, or an http(s):// or s3:// URI")],
     sales: Annotated[str, typer.Option(help="sales.csv: a path, or an http(s):// or s3:// URI")],
     warehouse: Annotated[str, typer.Option(help="duckdb:///file.duckdb, postgresql://..., spark:///dir")],
     dataset_config: Annotated[Path | None, typer.Option(help="YAML declaring extra columns etc.")] = None,
+    models_dir: Annotated[Path | None, typer.Option(help=_MODELS_HELP)] = None,
+    loop: Annotated[
+        bool, typer.Option(help="After the ETL, the monitoring loop: score, monitor drift, retrain when asked")
+    ] = True,
     airflow_home: Annotated[
         Path | None, typer.Option(help="Embedded Airflow state (default: <state dir>/airflow)")
     ] = None,
 ) -> None:
-    """Run the load_client_data, load_sales_data and process_data DAGs through Airflow; print a summary."""
-    from clientml_de.pipeline import PipelineError, run_pipeline
+    """Run the DAGs through Airflow, embedded; print a summary.
 
+    load_client_data, load_sales_data and process_data; then (unless --no-loop) score_clients, monitor_drift,
+    and train_model when monitor_drift asked for retraining (then score_clients and monitor_drift again on a
+    new champion), as the scheduler would run them from their assets.
+    """
+    _log_to_stderr()
+    from clientml_de.pipeline import PipelineError, run_pipeline
+    from clientml_de.settings import get_settings
+
+    from clientml.loop import loop_conf, loop_folders, summarise_loop
+
+    directory = models_dir or get_settings().models_dir
+    if loop:
+        directory.mkdir(parents=True, exist_ok=True)  # where train_model writes; the monitor reads it first
     try:
-        summary = run_pipeline(clients, sales, warehouse, dataset_config, airflow_home)
+        summary = run_pipeline(
+            clients,
+            sales,
+            warehouse,
+            dataset_config,
+            airflow_home,
+            extra_folders=loop_folders() if loop else (),
+            conf=loop_conf(warehouse, directory) if loop else None,
+        )
     except (PipelineError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
+    if loop:
+        summary.loop = summarise_loop(summary.runs)
     _print_json(summary.to_dict())
 
 
-TRAINERS = ("ds", "default")
-
-
-def _train_function(
-    settings: Settings,
+@app.command()
+def retrain(
     *,
-    trainer: str | None,
-    models_dir: Path | None,
-    seed: int | None,
-    tracking_uri: str | None,
-    model_name: str | None,
-    tracking: bool,
-    force_promote: bool,
-    search_seconds: float | None,
-    search_trials: int | None,
-    ground_truth: Path | None,
-) -> Callable[[pd.DataFrame], Any]:
-    """The chosen trainer with every option bound: a training frame in, its result (``.summary()``) out."""
-    from clientml_mle.tracking import MlflowTracker
+    reason: Annotated[str, typer.Option(help="Why (kept in retrain_requests)")] = "asked for by hand",
+    warehouse: Annotated[str | None, typer.Option(help=_WAREHOUSE_HELP)] = None,
+    models_dir: Annotated[Path | None, typer.Option(help=_MODELS_HELP)] = None,
+    request_only: Annotated[
+        bool,
+        typer.Option(help="Only record the request, for a trainer service to handle (clientml train --watch)"),
+    ] = False,
+    airflow_home: Annotated[
+        Path | None, typer.Option(help="Embedded Airflow state (default: <state dir>/airflow)")
+    ] = None,
+) -> None:
+    """Ask for a training: record a manual request in retrain_requests, then run train_model (embedded).
 
-    tracker = None
-    if tracking:
-        tracker = MlflowTracker.from_settings(settings)
-        tracker.tracking_uri = tracking_uri or tracker.tracking_uri
-        tracker.model_name = model_name or tracker.model_name
-    n_jobs = settings.train_n_jobs
-    run: Callable[..., Any]
-    if (trainer or settings.trainer) == "ds":
-        from clientml_ds.train import cli_train
+    A manual request trains even on feature_store content a model was trained on; the champion gate decides.
+    With --request-only (compose: docker compose exec trainer clientml retrain --request-only), the trainer
+    service handles it at its next poll.
+    """
+    _log_to_stderr()
+    from clientml_de.pipeline import PipelineError, run_embedded
+    from clientml_de.settings import get_settings
+    from clientml_de.warehouse import WarehouseError
+    from clientml_mle.retrain import Source, request_retraining
 
-        run = partial(
-            cli_train,
-            n_jobs=n_jobs,
-            search_seconds=search_seconds,
-            search_trials=search_trials,
-            ground_truth=ground_truth,
-        )
-    else:
-        from clientml_mle.estimators import default_estimator
-        from clientml_mle.train import train
+    from clientml.loop import TRAIN_DAG, loop_conf, loop_folders, summarise_loop
 
-        run = partial(train, lambda specs: default_estimator(specs, n_jobs=n_jobs))
-    return partial(
-        run,
-        seed=settings.seed if seed is None else seed,
-        test_size=settings.test_size,
-        models_dir=models_dir or settings.models_dir,
-        tracking=tracker,
-        name=model_name or settings.model_name,
-        force_promote=force_promote,
+    settings = get_settings()
+    url = warehouse or settings.warehouse_url
+    try:
+        request = request_retraining(url, Source.MANUAL, reason)
+    except WarehouseError as exc:
+        _fail(str(exc))
+    if request_only:
+        _print_json({"request": request.to_dict()})
+        return
+    directory = models_dir or settings.models_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        runs, held_back = run_embedded(loop_folders(), loop_conf(url, directory), airflow_home, start=[TRAIN_DAG])
+    except ModuleNotFoundError as exc:  # no Airflow here (e.g. the trainer image): a service must handle it
+        _fail(f"{exc}: cannot run train_model here; the request is recorded, pass --request-only next time")
+    except (PipelineError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    _print_json(
+        {
+            "request": request.to_dict(),
+            "dag_runs": [run.to_dict() for run in runs],
+            "held_back": held_back,
+            "loop": summarise_loop(runs),
+        }
     )
 
 
@@ -168,31 +206,33 @@ def train_command(
     With --watch, keep watching feature_store and train on each new content (one summary per training).
     """
     _log_to_stderr()
-    if trainer is not None and trainer not in TRAINERS:
-        _fail(f"--trainer must be 'ds' or 'default', not {trainer!r}")
     if watch and wait_timeout is not None:
         _fail("--wait-timeout does not apply to --watch: it waits for feature_store as long as it runs")
     if not watch and poll_seconds is not None:
         _fail("--poll-seconds applies only to --watch")
     from clientml_de.settings import get_settings
     from clientml_de.warehouse import WarehouseError
+    from clientml_ds.trainer import configured_trainer
     from clientml_mle.features import training_frame, wait_for_table
     from clientml_mle.pointers import BundleIntegrityError
 
     settings = get_settings()
-    run = _train_function(
-        settings,
-        trainer=trainer,
-        models_dir=models_dir,
-        seed=seed,
-        tracking_uri=tracking_uri,
-        model_name=model_name,
-        tracking=tracking,
-        force_promote=force_promote,
-        search_seconds=search_seconds,
-        search_trials=search_trials,
-        ground_truth=ground_truth,
-    )
+    try:
+        run = configured_trainer(
+            settings,
+            trainer=trainer,
+            models_dir=models_dir,
+            seed=seed,
+            tracking_uri=tracking_uri,
+            model_name=model_name,
+            tracking=tracking,
+            force_promote=force_promote,
+            search_seconds=search_seconds,
+            search_trials=search_trials,
+            ground_truth=ground_truth,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
     url = warehouse or settings.warehouse_url
     if watch:
         _watch(settings, url, models_dir or settings.models_dir, run, poll_seconds)

@@ -1,5 +1,6 @@
 """The whole system in docker-compose, from scratch: build, `up`, hands-off from the source files to a served
-champion, a second data drop retrained and swapped in without a restart, three faults, then `down`.
+champion, the unlabeled clients scored and drift watched in Airflow, a second data drop retrained and swapped in
+without a restart, a manual retraining request, three faults, then `down`.
 
 Run by ``make compose-test`` (part of ``make test``). The tests run in file order on one stack (module
 fixture); each phase's duration is printed and kept in ``.bench/compose.json`` with the images' sizes and
@@ -68,6 +69,7 @@ def _settings(tmp: Path) -> dict[str, str]:
         "AIRFLOW_FERNET_KEY": example["AIRFLOW_FERNET_KEY"],
         "CLIENTML_SOURCES_DIR": str(tmp / "sources"),
         "CLIENTML_MODELS_DIR": str(tmp / "models"),
+        "CLIENTML_REPORTS_DIR": str(tmp / "reports"),
         "CLIENTML_SAMPLE_CLIENTS": str(FIRST_CLIENTS),
         "AIRFLOW_PORT": "8082",
         "MLFLOW_PORT": str(free_port()),
@@ -78,7 +80,7 @@ def _settings(tmp: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("compose")
-    for folder in ("sources", "models"):
+    for folder in ("sources", "models", "reports"):
         (tmp / folder).mkdir()
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(_write_figures)
@@ -135,6 +137,18 @@ def _champion_version(stack: Stack) -> str | None:
     return pointer.read_text().strip() if pointer.is_file() else None
 
 
+def _sql(stack: Stack, query: str) -> str:
+    """One value (or rows, ``|``-separated) from the warehouse database."""
+    return stack.exec("postgres", "psql", "-U", "warehouse", "-d", "warehouse", "-tAc", query).strip()
+
+
+def _pending_requests(stack: Stack) -> int:
+    """Retraining requests the trainer has not handled yet (none while no request was ever made)."""
+    if _sql(stack, "SELECT to_regclass('retrain_requests') IS NOT NULL") != "t":
+        return 0
+    return int(_sql(stack, "SELECT count(*) FROM retrain_requests WHERE handled_at IS NULL"))
+
+
 def _bundles(stack: Stack) -> list[str]:
     models = Path(stack.settings["CLIENTML_MODELS_DIR"])
     return sorted(p.name for p in models.iterdir() if (p / "manifest.json").is_file())
@@ -184,6 +198,23 @@ def test_a_prediction_by_client_id_equals_clientml_score(stack: Stack) -> None:
     assert response.status_code == 200, response.text
     [prediction] = response.json()["predictions"]
     assert prediction["probability"] == pytest.approx(float(row["probability"]), abs=1e-9)
+
+
+def test_the_loop_scores_every_unlabeled_client_and_watches_drift(stack: Stack) -> None:
+    with PHASES.phase("score_clients (after the first champion) and monitor_drift"):
+        score = wait_for("score_clients succeeded", lambda: _succeeded(stack, "score_clients"), 900, poll_s=5)
+        monitor = wait_for("monitor_drift succeeded", lambda: _succeeded(stack, "monitor_drift"), 600, poll_s=5)
+    # feature_store started score_clients, which waited for the trainer's first champion; predictions, monitor_drift.
+    assert score["run_type"] == monitor["run_type"] == "asset_triggered"
+    champion = _champion_version(stack)
+    versions = _sql(stack, "SELECT model_version, count(*) FROM predictions GROUP BY model_version")
+    unlabeled = _sql(stack, "SELECT count(*) FROM feature_store WHERE label IS NULL")
+    assert versions == f"{champion}|{unlabeled}" and int(unlabeled) > 0
+    missing = "SELECT count(*) FROM feature_store f LEFT JOIN predictions p USING (client_id) WHERE f.label IS NULL"
+    assert _sql(stack, f"{missing} AND p.client_id IS NULL") == "0"  # every unlabeled client, once
+    run_id = monitor["dag_run_id"].replace("'", "''")
+    assert int(_sql(stack, f"SELECT count(*) FROM drift_report WHERE run_id = '{run_id}'")) > 0
+    assert list(Path(stack.settings["CLIENTML_REPORTS_DIR"]).glob("*.html")), "no HTML drift report"
 
 
 def _drop_new_sources(stack: Stack, tmp: Path) -> None:
@@ -243,6 +274,22 @@ def test_a_new_drop_retrains_and_survives_a_killed_scheduler(stack: Stack, tmp_p
         served["process"]["pid"],
         served["process"]["started_at"],
     )
+    with PHASES.phase("second drop: scored, monitored, every retrain request handled"):
+        wait_for("score_clients second run", lambda: _succeeded(stack, "score_clients", after=1), 600, poll_s=5)
+        wait_for("monitor_drift second run", lambda: _succeeded(stack, "monitor_drift", after=1), 600, poll_s=5)
+        wait_for("the trainer to handle every retrain request", lambda: _pending_requests(stack) == 0, 300, poll_s=5)
+
+
+def test_a_manual_retrain_request_is_handled_by_the_trainer(stack: Stack) -> None:
+    bundles = _bundles(stack)
+    with PHASES.phase("manual retrain request: the trainer trains again"):
+        made = json.loads(stack.exec("trainer", "clientml", "retrain", "--request-only", "--reason", "compose test"))
+        request_id = made["request"]["request_id"].replace("'", "''")
+        query = f"SELECT outcome FROM retrain_requests WHERE request_id = '{request_id}' AND handled_at IS NOT NULL"
+        outcome = wait_for("the manual request handled", lambda: _sql(stack, query) or None, 600, poll_s=5)
+    # The same content as the last training: a manual request trains anyway, and the gate decides.
+    assert outcome.startswith("trained version "), outcome
+    assert len(_bundles(stack)) == len(bundles) + 1
 
 
 def test_a_warehouse_outage_fails_lookups_clearly_and_recovers(stack: Stack) -> None:

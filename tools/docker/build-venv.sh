@@ -3,7 +3,7 @@
 # dependencies pinned by uv.lock, and nothing else (uv stays in /opt/uv, left behind with the stage).
 #
 #   build-venv [--cli] PACKAGE[EXTRA]...     run in /src, a copy of the repository
-#   e.g. build-venv clientml-de[airflow]     build-venv --cli clientml-mle clientml-de
+#   e.g. build-venv clientml-de[airflow] clientml-mle[monitor]     build-venv --cli clientml-mle clientml-de
 #
 # Each PACKAGE is a workspace member (clientml-de, clientml-synthetic, clientml-mle, clientml-ds), listed
 # with every member it depends on; --cli adds the root package for its `clientml` command, without its

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,45 +9,20 @@ import pytest
 from clientml_de import tasks
 from clientml_de.pipeline import DAG_ORDER, load_dags, task_errors
 from clientml_de.warehouse import connect
+from clientml_testkit.dags import heavy_imports, migrate_airflow
 
 pytestmark = pytest.mark.airflow
-
-# What the DAG processor must not import when it parses a DAG file (it does so every few seconds).
-HEAVY_MODULES = (
-    "ibis",
-    "duckdb",
-    "pandas",
-    "pyarrow",
-    "pyspark",
-    "psycopg",
-    "pydantic_settings",
-    "clientml_de.settings",
-)
-IMPORT_EACH_DAG = """
-import importlib, json, sys
-seen = {}
-for name in sys.argv[1:]:
-    importlib.import_module(f"clientml_de.dags.{name}")
-    seen[name] = sorted(m for m in HEAVY if m in sys.modules)
-print(json.dumps(seen))
-"""
 
 
 @pytest.fixture(scope="module")
 def dags() -> dict[str, Any]:
-    home = Path(os.environ["AIRFLOW_HOME"])
-    if not (home / "airflow.db").exists():
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    migrate_airflow()
     return load_dags()
 
 
 def test_dag_files_import_no_heavy_module() -> None:
-    # A fresh interpreter: this one has imported everything already.
-    script = f"HEAVY = {HEAVY_MODULES!r}\n{IMPORT_EACH_DAG}"
-    result = subprocess.run(
-        [sys.executable, "-c", script, *DAG_ORDER], capture_output=True, text=True, check=True, timeout=300
-    )
-    assert json.loads(result.stdout.splitlines()[-1]) == {name: [] for name in DAG_ORDER}
+    modules = [f"clientml_de.dags.{name}" for name in DAG_ORDER]
+    assert heavy_imports(modules) == {name: [] for name in modules}
 
 
 def test_dag_ids_and_no_import_errors(dags: dict[str, Any]) -> None:

@@ -24,9 +24,10 @@ CLIENTML = Path(sys.executable).parent / "clientml"
 def run_pipeline(
     tmp_path: Path, clients: Path, sales: Path, warehouse: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    # The suite's Airflow home (conftest): its metadata database is created once, not per test.
+    # The suite's Airflow home (conftest): its metadata database is created once, not per test. The ETL alone:
+    # the monitoring loop after it is tested at the root (tests/test_loop.py).
     command = [str(CLIENTML), "pipeline", "--clients", str(clients), "--sales", str(sales), "--warehouse", warehouse]
-    command += ["--airflow-home", os.environ["AIRFLOW_HOME"], *extra]
+    command += ["--airflow-home", os.environ["AIRFLOW_HOME"], "--no-loop", *extra]
     return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False)
 
 

@@ -12,10 +12,10 @@ from clientml_ds.models import (
     build_candidate,
     calibrated,
     lgbm_pipeline,
-    output_sources,
     untrusted_types,
 )
 from clientml_mle.bundle import TRUSTED_TYPES, load_bundle, save_bundle
+from clientml_mle.estimators import output_sources
 from clientml_mle.features import feature_columns
 from clientml_mle.schema import coerce_frame, infer_feature_specs
 from sklearn.calibration import CalibratedClassifierCV

@@ -79,6 +79,17 @@ def test_the_report_is_in_the_bundle_and_references_every_png(trained: DsTrainRe
     assert "Importance by feature group" in html
 
 
+def test_the_bundle_carries_the_reference_profile_of_its_split(trained: DsTrainResult) -> None:
+    """What drift monitoring compares with: the training rows of this split, the test rows' scores, and the
+    winner's importances (a calibrated or linear winner included)."""
+    profile = load_bundle(trained.bundle_path).reference_profile
+    assert profile is not None
+    assert profile.rows == len(trained.split.train_pos) and profile.scores.rows == len(trained.split.test_pos)
+    assert [f.name for f in profile.features] == [f.name for f in trained.result.features]
+    assert sum(f.importance for f in profile.features) == pytest.approx(1.0)
+    assert not profile.importance_source.startswith("uniform"), profile.importance_source
+
+
 def test_a_client_whose_activity_stopped_scores_higher_risk(trained: DsTrainResult, frame: pd.DataFrame) -> None:
     """Direction (the generator's label model): a longer time since the last sale and no recent sales raise
     the probability of label 1. Twins of active clients whose activity stopped 400 days ago (everything

@@ -7,6 +7,7 @@ pytest's tmp directories: never into the repository's ``modules/ds/models`` nor 
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from clientml_mle.features import training_frame
 from clientml_mle.schema import FeatureSpec
 from clientml_mle.tracking import MlflowTracker
 from clientml_mle.train import TrainResult, train
+from monitor_support import champion_models, writable_warehouse  # noqa: F401  (fixtures of the monitoring tests)
 from serve_fixtures import bundle_versions, models, serve_world  # noqa: F401  (fixtures: conftest makes them visible to every test here)
 from sklearn.pipeline import Pipeline
 
@@ -45,6 +47,14 @@ def frame(session_frame: pd.DataFrame) -> pd.DataFrame:
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One SQLite MLflow store for the session (creating its tables takes seconds)."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def url(warehouse_url: str, tmp_path: Path) -> str:
+    """A writable copy of the session's warehouse (feature_store of 2,000 generated clients)."""
+    copy = tmp_path / "wh.duckdb"
+    shutil.copyfile(warehouse_url.removeprefix("duckdb://"), copy)
+    return f"duckdb:///{copy}"
 
 
 @pytest.fixture

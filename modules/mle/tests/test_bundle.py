@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from clientml_mle.bundle import ENCODER_FILE, MODEL_FILE, UntrustedModelError, load_bundle, save_bundle, verify_bundle
-from clientml_mle.manifest import FASTPATH_FILE
+from clientml_mle.manifest import FASTPATH_FILE, PROFILE_FILE
 from clientml_mle.pointers import (
     CHAMPION_FILE,
     LATEST_FILE,
@@ -77,7 +77,8 @@ def test_manifest_describes_the_bundle(trained: TrainResult) -> None:
     assert len(manifest["training_data"]["fingerprint"]) == 64
     assert {"python", "scikit-learn", "lightgbm", "numpy", "pandas", "skops"} <= set(manifest["libraries"])
     on_disk = {p.name for p in trained.bundle_path.iterdir()} - {MANIFEST_FILE}
-    assert set(manifest["files"]) == on_disk == {MODEL_FILE, ENCODER_FILE, FASTPATH_FILE, "evaluation.json"}
+    expected = {MODEL_FILE, ENCODER_FILE, FASTPATH_FILE, PROFILE_FILE, "evaluation.json"}
+    assert set(manifest["files"]) == on_disk == expected
     datetime.fromisoformat(manifest["created_at"])
 
 
@@ -103,6 +104,7 @@ TAMPERING: dict[str, tuple[Callable[[Path], None], str]] = {
     "changed byte in encoder": (lambda b: _flip_byte(b / ENCODER_FILE), rf"{ENCODER_FILE}: changed"),
     "changed extra file": (lambda b: _flip_byte(b / "evaluation.json"), r"evaluation\.json: changed"),
     "changed stored fast path": (lambda b: _flip_byte(b / FASTPATH_FILE), rf"{FASTPATH_FILE}: changed"),
+    "changed reference profile": (lambda b: _flip_byte(b / PROFILE_FILE), rf"{PROFILE_FILE}: changed"),
     "truncated model": (lambda b: _truncate(b / MODEL_FILE), rf"{MODEL_FILE}: truncated"),
     "missing encoder": (lambda b: (b / ENCODER_FILE).unlink(), rf"{ENCODER_FILE}: missing"),
     "extra unlisted file": (lambda b: (b / "backdoor.pkl").write_bytes(b"x"), r"backdoor\.pkl: unlisted"),

@@ -186,7 +186,8 @@ def test_an_idle_watcher_stops_at_once(models: Path) -> None:
     before = set(threading.enumerate())
     app = create_app(models_dir=models, reload_poll_s=30.0)
     with TestClient(app) as client:
-        assert client.get("/health/ready").json()["status"] == "waiting"
+        # The state starts as "loading" until the watcher's first look, which may come after this request.
+        wait_for(client, "/health/ready", lambda r: r.json()["status"] == "waiting")
         threads = [t for t in set(threading.enumerate()) - before if t.name == "clientml-model-watcher"]
         assert len(threads) == 1
         begin = time.monotonic()

@@ -19,6 +19,7 @@ import orjson
 import pytest
 from clientml_testkit.servers import free_port, serving
 from serve_fixtures import ServeWorld, publish
+from serve_metrics_text import delta, expected_buckets, score_counts, unknown_counts
 
 API_KEY = "server-test-key"
 KEY_VARIABLE = "SERVE_TEST_API_KEY"
@@ -91,14 +92,25 @@ def _counter(text: str, route: str, status: str) -> float:
 def test_metrics_sum_all_workers(server: tuple[str, Path], serve_world: ServeWorld) -> None:
     base, _ = server
     headers = {"X-API-Key": API_KEY}
+    version = serve_world.bundle.manifest.version
+    feature = next(f.name for f in serve_world.bundle.manifest.features if f.type == "category")
     record = serve_world.records(1)
-    before = _counter(httpx.get(f"{base}/metrics", headers=headers).text, "/v1/predict", "200")
-    for _ in range(30):  # a new connection per request, so both workers serve some
-        assert httpx.post(f"{base}/v1/predict", json={"records": record}, headers=headers).status_code == 200
+    unseen = [{**record[0], feature: "never-seen-in-training"}]
+    before_text = httpx.get(f"{base}/metrics", headers=headers).text
+    before = _counter(before_text, "/v1/predict", "200")
+    served = []
+    for i in range(30):  # a new connection per request, so both workers serve some
+        response = httpx.post(f"{base}/v1/predict", json={"records": unseen if i < 4 else record}, headers=headers)
+        assert response.status_code == 200
+        served.append(response.json()["predictions"][0]["probability"])
     text = httpx.get(f"{base}/metrics", headers=headers).text
     assert _counter(text, "/v1/predict", "200") - before == 30
     assert "clientml_predictions_total" in text
     assert "clientml_http_request_duration_seconds_bucket" in text
+    scores = delta(score_counts(text, version), score_counts(before_text, version))
+    assert scores.pop("count") == 30 and scores.pop("sum") == pytest.approx(sum(served))
+    assert scores == expected_buckets(served)
+    assert delta(unknown_counts(text), unknown_counts(before_text))[feature] == 4
 
 
 def test_json_access_log(server: tuple[str, Path], serve_world: ServeWorld) -> None:

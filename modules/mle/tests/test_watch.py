@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,15 +21,13 @@ from clientml_de.tasks import build_features
 from clientml_de.warehouse import connect
 from clientml_mle import watch
 from clientml_mle.bundle import read_manifest
-from clientml_mle.estimators import make_encoder
 from clientml_mle.features import training_frame
 from clientml_mle.pointers import list_versions
-from clientml_mle.schema import FeatureSpec
-from clientml_mle.train import train, training_fingerprint
+from clientml_mle.retrain import RETRAIN_REQUESTS, Source, pending_requests, request_retraining
+from clientml_mle.train import training_fingerprint
 from clientml_mle.trainable import TrainingDataError
 from clientml_mle.watch import STATUS_FILE, State, StatusError, Watcher, check_status
-from sklearn.dummy import DummyClassifier
-from sklearn.pipeline import Pipeline
+from loop_support import Trainer, execute
 from typer.testing import CliRunner
 
 from clientml.cli import app
@@ -42,37 +39,6 @@ CHANGE = (
     "UPDATE feature_store SET {}, created_at = created_at + INTERVAL 2 DAY WHERE client_id IN "
     "(SELECT client_id FROM feature_store WHERE label IS NOT NULL ORDER BY client_id LIMIT 25)"
 )
-
-
-def execute(url: str, sql: str) -> None:
-    """Run ``sql`` on the warehouse (a writer: it waits while a reader holds the DuckDB file)."""
-    with connect(url) as warehouse:
-        warehouse.con.raw_sql(sql)
-
-
-def dummy(specs: list[FeatureSpec]) -> Pipeline:
-    return Pipeline([("encode", make_encoder(specs)), ("model", DummyClassifier())])
-
-
-class Trainer:
-    """A cheap train function: mle's ``train`` with a dummy model (a real bundle and manifest), counted."""
-
-    def __init__(self, models_dir: Path, error: Exception | None = None) -> None:
-        self.models_dir, self.error, self.calls = models_dir, error, 0
-
-    def __call__(self, frame: pd.DataFrame) -> dict[str, Any]:
-        self.calls += 1
-        if self.error is not None:
-            raise self.error
-        return train(dummy, frame, models_dir=self.models_dir, threshold=0.5, n_boot=20).summary()
-
-
-@pytest.fixture
-def url(warehouse_url: str, tmp_path: Path) -> str:
-    """A writable copy of the session's warehouse (feature_store of 2,000 generated clients)."""
-    copy = tmp_path / "wh.duckdb"
-    shutil.copyfile(warehouse_url.removeprefix("duckdb://"), copy)
-    return f"duckdb:///{copy}"
 
 
 @pytest.fixture
@@ -127,6 +93,46 @@ def test_trains_each_new_content_once(url: str, tmp_path: Path, reads: list[str]
     restarted.poll()
     assert trainer.calls == 2 and len(list_versions(models)) == 2
     assert status_of(status_path)["last_fingerprint"] == training_fingerprint(training_frame(url)) != fingerprint
+
+
+def _handled(url: str) -> dict[str, str]:
+    """The outcome of each handled request, by source."""
+    with connect(url, read_only=True) as warehouse:
+        rows = warehouse.table(RETRAIN_REQUESTS).to_pyarrow().to_pylist()
+    return {row["source"]: row["outcome"] for row in rows if row["handled_at"] is not None}
+
+
+def test_requests_train_only_when_there_is_something_to_learn_or_a_user_asks(
+    url: str, tmp_path: Path, reads: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    models = tmp_path / "models"
+    trainer = Trainer(models)
+    watcher = Watcher(url, models, trainer, tmp_path / STATUS_FILE, poll_s=60)
+    request_retraining(url, Source.NO_REFERENCE, "no champion", monitor_run_id="first")
+    watcher.poll()  # new content: trained, and the pending request is marked handled with the outcome
+    (version,) = list_versions(models)
+    assert trainer.calls == 1 and pending_requests(url) == []
+    assert _handled(url)["no_reference"].startswith(f"trained version {version}")
+
+    watcher.poll()  # nothing pending, nothing changed: the training frame is not even read
+    assert len(reads) == 1
+    request_retraining(url, Source.DRIFT, "PSI 0.4 on n_sales_90d", monitor_run_id="second")
+    with caplog.at_level("INFO", logger="clientml_mle.watch"):
+        watcher.poll()  # drift on content already trained: nothing new to learn, handled
+    assert trainer.calls == 1 and pending_requests(url) == []
+    assert _handled(url)["drift"].startswith("nothing new to learn: this trainer handled this content already")
+    assert "nothing new to learn" in caplog.text
+
+    restarted = Watcher(url, models, trainer, tmp_path / STATUS_FILE, poll_s=60)
+    request_retraining(url, Source.LABELS, "labels arrived", monitor_run_id="third")
+    restarted.poll()  # a restarted trainer finds the bundle trained on this content
+    assert trainer.calls == 1
+    assert _handled(url)["labels"] == f"nothing new to learn: bundle {version} was trained on this content"
+
+    request_retraining(url, Source.MANUAL, "asked for by hand")
+    restarted.poll()  # a manual request trains even on the same content
+    assert trainer.calls == 2 and len(list_versions(models)) == 2 and pending_requests(url) == []
+    assert _handled(url)["manual"].startswith("trained version ")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""What the three DAG files share: their params, default arguments and the failure callback.
+"""What the DAG files share: their params, default arguments and the failure callback (the mle and ds
+modules' DAGs use it too).
 
 The DAG processor imports this module every time it parses a DAG file, so it must stay light: Airflow's
 Task SDK and the standard library only, and no settings are read at parse time (Airflow's best practices:
@@ -56,15 +57,28 @@ def load_schedule() -> CronTriggerTimetable:
     return CronTriggerTimetable(LOAD_SCHEDULE, timezone="UTC", run_immediately=True)
 
 
-def dag_params(source_param: str | None = None) -> dict[str, Param]:
-    """The DAG params: the source (``clients_source``/``sales_source``, if given), warehouse and dataset config.
+def setting_param(description: str) -> Param:
+    """A text param that defaults to empty, which means "from the Airflow connection or the ``CLIENTML_*``
+    settings" when the task runs, so parsing a DAG file reads no settings. Every module's DAGs use it."""
+    return Param("", type="string", description=description)
 
-    Each defaults to empty, which means "from the Airflow connection or the ``CLIENTML_*`` settings" when the
-    task runs (:mod:`clientml_de.tasks`), so parsing a DAG file reads no settings.
-    """
+
+def warehouse_param() -> Param:
+    """The ``warehouse_url`` param every DAG has (:func:`setting_param`)."""
+    return setting_param("Empty: connection or CLIENTML_* settings")
+
+
+def models_param() -> Param:
+    """The ``models_dir`` param of the monitoring loop's DAGs (:func:`setting_param`)."""
+    return setting_param("Models directory; empty: CLIENTML_MODELS_DIR")
+
+
+def dag_params(source_param: str | None = None) -> dict[str, Param]:
+    """The de DAGs' params: the source (``clients_source``/``sales_source``, if given), warehouse and dataset
+    config, each a :func:`setting_param` (resolved by :mod:`clientml_de.tasks`)."""
     params: dict[str, Param] = {}
     if source_param is not None:
-        params[source_param] = Param("", type="string", description="Path or URI; empty: CLIENTML_* settings")
-    params["warehouse_url"] = Param("", type="string", description="Empty: connection or CLIENTML_* settings")
-    params["dataset_config"] = Param("", type="string", description="YAML path; empty: CLIENTML_* settings")
+        params[source_param] = setting_param("Path or URI; empty: CLIENTML_* settings")
+    params["warehouse_url"] = warehouse_param()
+    params["dataset_config"] = setting_param("YAML path; empty: CLIENTML_* settings")
     return params

@@ -91,6 +91,19 @@ class Settings(BaseSettings):
     # `clientml train --watch`: seconds between two looks at feature_store (one small aggregate query).
     watch_poll_s: float = Field(default=30.0, gt=0)
 
+    # --- drift monitoring (clientml_mle.monitor; the rules and their sources: modules/mle/README.md) -------
+    # A feature or the score distribution has drifted when its PSI exceeds this (Siddiqi 2006: > 0.2 is a
+    # significant shift) ...
+    monitor_psi_threshold: float = Field(default=0.2, gt=0)
+    # ... and beyond what sampling alone gives that seldom when nothing changed (matters for small samples).
+    monitor_confidence: float = Field(default=0.99, gt=0, lt=1)
+    # ... or when its null rate moved by more than this, absolute (0.1: ten points of the population).
+    monitor_null_rate_change: float = Field(default=0.1, gt=0, le=1)
+    # The features the model relies on: the most important ones that together hold this share of its importance.
+    monitor_importance_coverage: float = Field(default=0.8, gt=0, le=1)
+    # Where `clientml monitor` writes its HTML reports; default: <state_dir>/monitor.
+    monitor_report_dir: Path | None = None
+
     # --- serving ----------------------------------------------------------------------------------
     api_key: SecretStr | None = None
     max_records: int = Field(default=10_000, ge=1)
@@ -112,6 +125,7 @@ class Settings(BaseSettings):
         "dataset_config",
         "spill_dir",
         "mlflow_artifacts_dir",
+        "monitor_report_dir",
         "prometheus_multiproc_dir",
         mode="before",
     )
@@ -133,6 +147,7 @@ class Settings(BaseSettings):
             self.mlflow_tracking_uri = f"sqlite:///{self.state_dir / 'mlflow.db'}"
         self.mlflow_artifacts_dir = (self.mlflow_artifacts_dir or self.state_dir / "mlartifacts").resolve()
         self.spill_dir = (self.spill_dir or self.state_dir / "spill").resolve()
+        self.monitor_report_dir = (self.monitor_report_dir or self.state_dir / "monitor").resolve()
         return self
 
     @property

@@ -16,9 +16,9 @@ import pytest
 from clientml_de.config import DatasetConfig
 from clientml_de.load import load_source
 from clientml_de.warehouse import connect
-from clientml_synthetic import GenerationSummary, LabelFeatures, dataset, generate, label_logit
-from clientml_synthetic.story import CHANNELS, SEGMENTS
+from clientml_synthetic import GenerationSummary, dataset, generate
 from sklearn.metrics import roc_auc_score
+from synthetic_files import number, read_raw, true_probability
 
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 SALE_DATE_RE = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?$"
@@ -29,18 +29,9 @@ SALE_DATE_RE = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?$"
 # --------------------------------------------------------------------------------------------------
 
 
-def read_raw(path: Path) -> pd.DataFrame:
-    """Every field as the exact text written (empty stays empty)."""
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
-
-
 def valid_date(s: pd.Series, pattern: str = DATE_RE) -> pd.Series:
     parsed = pd.to_datetime(s.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
     return s.str.match(pattern) & parsed.notna()
-
-
-def number(s: pd.Series) -> pd.Series:
-    return pd.to_numeric(s.where(s != ""), errors="coerce")
 
 
 def client_problems(df: pd.DataFrame) -> dict[str, pd.Series]:
@@ -257,58 +248,9 @@ def test_clean_sales_have_a_realistic_shape(clean: GenerationSummary, clean_fram
 # --------------------------------------------------------------------------------------------------
 
 
-def features_from_files(clients: pd.DataFrame, sales: pd.DataFrame) -> LabelFeatures:
-    """The label quantities recomputed from the CSV text alone, as the feature_store would."""
-    day = pd.to_datetime(sales.sale_date.str.slice(0, 10))
-    as_of = day.max() + pd.Timedelta(days=1)
-    age = (as_of - pd.to_datetime(clients.birth_date.where(clients.birth_date != ""))).dt.days / 365.25
-    s = pd.DataFrame(
-        {
-            "client_id": sales.client_id,
-            "days_ago": (as_of - day).dt.days,
-            "amount": number(sales.quantity) * number(sales.unit_price) * (1 - number(sales.discount).fillna(0.0)),
-            "premium": sales.product_category == "premium_services",
-            "discounted": number(sales.discount).fillna(0.0) > 0,
-        }
-    )
-    y = s[s.days_ago <= 365]
-    agg = pd.DataFrame(
-        {
-            "last": s.groupby("client_id").days_ago.min(),
-            "n30": s[s.days_ago <= 30].groupby("client_id").size(),
-            "n90": s[s.days_ago <= 90].groupby("client_id").size(),
-            "n365": y.groupby("client_id").size(),
-            "spend": y.groupby("client_id").amount.sum(),
-            "premium": y.groupby("client_id").premium.mean(),
-            "discounted": y.groupby("client_id").discounted.mean(),
-        }
-    ).reindex(clients.client_id)
-    filled = agg.fillna({c: 0.0 for c in agg.columns if c != "last"})
-
-    def arr(x: pd.Series) -> np.ndarray:
-        return x.to_numpy(dtype=float)
-
-    return LabelFeatures(
-        age_years=arr(age),
-        tenure_days=arr((as_of - pd.to_datetime(clients.signup_date)).dt.days),
-        annual_income=arr(number(clients.annual_income)),
-        days_since_last_sale=arr(filled["last"]),
-        n_sales_30d=arr(filled.n30),
-        n_sales_90d=arr(filled.n90),
-        n_sales_365d=arr(filled.n365),
-        spend_365d=arr(filled.spend),
-        premium_share_365d=arr(filled.premium),
-        discount_share_365d=arr(filled.discounted),
-    )
-
-
 def test_ground_truth_is_a_function_of_the_files_as_written(clean_frames: tuple[pd.DataFrame, ...]) -> None:
     clients, sales, truth = clean_frames
-    features = features_from_files(clients, sales)
-    segment = clients.segment.map({s: i for i, s in enumerate(SEGMENTS)}).to_numpy()
-    channel = clients.acquisition_channel.map({c: i for i, c in enumerate(CHANNELS)}).to_numpy()
-    p = 1 / (1 + np.exp(-label_logit(features, segment, channel)))
-    np.testing.assert_allclose(p, truth.p_true.astype(float), atol=1e-6)
+    np.testing.assert_allclose(true_probability(clients, sales), truth.p_true.astype(float), atol=1e-6)
     assert truth.p_true.str.fullmatch(r"[01]\.\d{6}").all()
 
 
@@ -440,7 +382,7 @@ def test_genuine_rows_come_before_their_duplicates(
     ("kwargs", "name"),
     [
         ({"n_clients": 9}, "n_clients"),
-        ({"n_clients": 1_000_001}, "n_clients"),
+        ({"n_clients": dataset.MAX_CLIENTS + 1}, "n_clients"),
         ({"n_clients": 5000.0}, "n_clients"),
         ({"n_clients": True}, "n_clients"),
         ({"seed": -1}, "seed"),

@@ -21,9 +21,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from clientml_mle.estimators import base_classifier, output_sources
 from sklearn.pipeline import Pipeline
-
-from clientml_ds.models import base_classifier, output_sources
 
 log = logging.getLogger(__name__)
 

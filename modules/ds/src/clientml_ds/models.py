@@ -21,14 +21,13 @@ from typing import Any
 import pandas as pd
 from clientml_mle.estimators import ENCODE_STEP, MODEL_STEP, lgbm_pipeline, make_encoder
 from clientml_mle.schema import FeatureSpec
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import StandardScaler
 
 # Simplest first: on a tie the earlier kind wins.
 COMPLEXITY: dict[str, int] = {"dummy": 0, "logreg": 1, "lightgbm": 2, "catboost": 3}
@@ -128,14 +127,6 @@ def calibrated(pipeline: Pipeline, method: str, folds: int = CALIBRATION_FOLDS) 
     return Pipeline([(ENCODE_STEP, clone(encode)), (MODEL_STEP, wrapper)])
 
 
-def base_classifier(pipeline: Pipeline) -> Any:
-    """The fitted classifier under an optional calibration wrapper (what SHAP explains)."""
-    model = pipeline.steps[-1][1]
-    if isinstance(model, CalibratedClassifierCV):
-        return model.calibrated_classifiers_[0].estimator
-    return model
-
-
 def untrusted_types(pipeline: Pipeline, sample: pd.DataFrame, labels: Any, trusted: frozenset[str]) -> list[str]:
     """Types of the pipeline, fitted on ``sample``, that a skops loader trusting ``trusted`` refuses.
 
@@ -149,31 +140,3 @@ def untrusted_types(pipeline: Pipeline, sample: pd.DataFrame, labels: Any, trust
         warnings.simplefilter("ignore")
         fitted.fit(sample, labels)
     return sorted(set(sio.get_untrusted_types(data=sio.dumps(fitted))) - trusted)
-
-
-def output_sources(encoder: ColumnTransformer) -> list[str]:
-    """For each output column of a fitted :func:`clientml_mle.estimators.make_encoder`, its feature.
-
-    One-hot blocks map to their categorical feature; with the imputing branch, the missing indicators map
-    to the numeric feature they flag. Used to add SHAP values of a feature's columns together.
-    """
-    sources: list[str] = []
-    for name, step, columns in encoder.transformers_:
-        cols = [str(c) for c in columns] if not isinstance(columns, str) else [columns]
-        if step == "drop" or not cols:
-            continue
-        if isinstance(step, OneHotEncoder):
-            widths = getattr(step, "_n_features_outs", None) or [len(c) for c in step.categories_]
-            for col, width in zip(cols, widths, strict=True):
-                sources.extend([col] * int(width))
-        elif isinstance(step, Pipeline):
-            imputer = step.named_steps.get("impute")
-            sources.extend(cols)
-            indicator = getattr(imputer, "indicator_", None)
-            if indicator is not None:
-                sources.extend(cols[int(i)] for i in indicator.features_)
-        elif isinstance(step, BaseEstimator) or step == "passthrough":
-            sources.extend(cols)
-        else:  # pragma: no cover - encoders are built by make_encoder
-            raise TypeError(f"cannot trace the outputs of transformer {name!r}")
-    return sources

@@ -242,6 +242,7 @@ def _train_model(
             fitted,
             evaluation,
             models_dir,
+            split=split,
             name=name,
             extra_files={f"{REPORT_DIR}/{n}": path for n, path in files.items()},
             trusted_types=trusted,

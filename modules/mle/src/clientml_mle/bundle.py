@@ -31,8 +31,9 @@ import math
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from clientml_mle.manifest import (
     FASTPATH_FILE,
     FORMAT,
     MODEL_FILE,
+    PROFILE_FILE,
     FeatureSpec,
     Manifest,
     TrainingData,
@@ -59,6 +61,7 @@ from clientml_mle.manifest import (
     sha256,
     verify_bundle,
 )
+from clientml_mle.monitor.profile import ReferenceProfile
 from clientml_mle.pointers import (
     LATEST_FILE,
     MANIFEST_FILE,
@@ -261,12 +264,23 @@ def _stored_fast_path(bundle: Bundle, model_bytes: bytes) -> bytes | None:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded, verified bundle: the manifest, the fitted Pipeline and its encoder."""
+    """A loaded, verified bundle: the manifest, the fitted Pipeline, its encoder and, when the bundle has
+    one, the bytes of its reference profile (read and checked with the other files)."""
 
     path: Path
     manifest: Manifest
     model: Pipeline
     encoder: Any
+    profile_json: bytes | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def reference_profile(self) -> ReferenceProfile | None:
+        """What drift is measured against (:mod:`clientml_mle.monitor.profile`); ``None`` for a bundle written
+        before bundles had one. Raises :class:`~clientml_mle.monitor.profile.ProfileError` when it is
+        unreadable (another format)."""
+        if self.profile_json is None:
+            return None
+        return ReferenceProfile.from_json(self.profile_json, f"{PROFILE_FILE} of bundle {self.version}")
 
     @property
     def version(self) -> str:
@@ -345,4 +359,6 @@ def bundle_from_contents(
         saved = manifest.libraries.get(lib)
         if saved and current.get(lib) and saved != current[lib]:
             log.warning("bundle %s was saved with %s %s; running %s", manifest.version, lib, saved, current[lib])
-    return Bundle(path=bundle_dir, manifest=manifest, model=model, encoder=encoder)
+    return Bundle(
+        path=bundle_dir, manifest=manifest, model=model, encoder=encoder, profile_json=contents.get(PROFILE_FILE)
+    )

@@ -1,4 +1,4 @@
-"""``clientml score | serve``: the mle commands, added to the main ``clientml`` app by :func:`register`.
+"""``clientml score | monitor | serve``: the mle commands, added to the main ``clientml`` app by :func:`register`.
 
 (``clientml train`` is the main app's own: it chooses between the ds trainer and mle's baseline, and mle
 never depends on ds.) Every command imports what it needs only when it runs (MLflow, LightGBM and the API
@@ -18,6 +18,8 @@ import typer
 
 _WAREHOUSE_HELP = "duckdb:///file.duckdb, postgresql://..., spark:///dir (default: CLIENTML_WAREHOUSE_URL)"
 _MODELS_HELP = "Directory of model bundles and the LATEST pointer (default: CLIENTML_MODELS_DIR)"
+# `clientml monitor`'s exit code when drift is found (0: none; 1: an error), for scripts.
+DRIFT_EXIT_CODE = 3
 
 
 def _print_json(payload: dict[str, Any]) -> None:
@@ -37,7 +39,7 @@ def _log_to_stderr() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``score`` and ``serve`` commands to ``app``."""
+    """Add the ``score``, ``monitor`` and ``serve`` commands to ``app``."""
 
     @app.command("score")
     def score_command(
@@ -60,9 +62,11 @@ def register(app: typer.Typer) -> None:
         from clientml_mle.pointers import (
             CHAMPION_FILE,
             LATEST_FILE,
+            MANIFEST_FILE,
             BundleIntegrityError,
-            list_versions,
+            NoModelError,
             read_pointer,
+            require_pointer,
             resolve_bundle_dir,
         )
         from clientml_mle.score import score
@@ -71,20 +75,56 @@ def register(app: typer.Typer) -> None:
         directory = models_dir or settings.models_dir
         pointer = CHAMPION_FILE if champion else LATEST_FILE
         try:
-            if Path(directory).is_dir() and not list_versions(directory):
-                _fail(f"{directory}: no model bundles in this directory (train a model first: clientml train)")
-            if champion and Path(directory).is_dir() and read_pointer(directory, CHAMPION_FILE) is None:
-                newest = read_pointer(directory, LATEST_FILE)
-                _fail(
-                    f"{directory}: no champion model yet (no model has passed the champion gate: train with "
-                    "MLflow tracking on)"
-                    + (f"; to score with the newest bundle {newest} anyway, pass --latest" if newest else "")
-                )
+            if Path(directory).is_dir() and not (Path(directory) / MANIFEST_FILE).is_file():  # not a bundle itself
+                try:
+                    require_pointer(directory, pointer)
+                except NoModelError as exc:
+                    newest = read_pointer(directory, LATEST_FILE) if champion else None
+                    _fail(
+                        str(exc)
+                        + (f"; to score with the newest bundle {newest} anyway, pass --latest" if newest else "")
+                    )
             version = resolve_bundle_dir(directory, pointer).name
             rows = score(warehouse or settings.warehouse_url, directory, out, pointer=pointer)
         except (WarehouseError, BundleIntegrityError, FileNotFoundError, ValueError) as exc:
             _fail(str(exc))
         _print_json({"out": str(out), "rows": rows, "bundle_version": version, "pointer": pointer})
+
+    @app.command("monitor")
+    def monitor_command(
+        *,
+        warehouse: Annotated[str | None, typer.Option(help=_WAREHOUSE_HELP)] = None,
+        models_dir: Annotated[Path | None, typer.Option(help=_MODELS_HELP)] = None,
+        report_dir: Annotated[
+            Path | None, typer.Option(help="Where the HTML report goes (default: CLIENTML_MONITOR_REPORT_DIR)")
+        ] = None,
+        run_id: Annotated[str | None, typer.Option(help="The run's id in drift_report (a rerun replaces it)")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON")] = False,
+    ) -> None:
+        """Compare feature_store and the scores with the champion's reference profile; exit 3 on drift."""
+        _log_to_stderr()
+        from clientml_de.settings import get_settings
+        from clientml_de.warehouse import WarehouseError
+
+        from clientml_mle.monitor.result import summary_text
+        from clientml_mle.monitor.run import run_monitor
+        from clientml_mle.pointers import BundleIntegrityError
+
+        settings = get_settings()
+        try:
+            result = run_monitor(
+                warehouse or settings.warehouse_url,
+                models_dir or settings.models_dir,
+                report_dir=report_dir or settings.monitor_report_dir,
+                run_id=run_id,
+            )
+        except (WarehouseError, BundleIntegrityError, FileNotFoundError) as exc:
+            _fail(str(exc))
+        if as_json:
+            _print_json(result.to_dict())
+        else:
+            typer.echo(summary_text(result))
+        raise typer.Exit(code=DRIFT_EXIT_CODE if result.drifted else 0)
 
     @app.command("serve")
     def serve_command(

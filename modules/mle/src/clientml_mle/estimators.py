@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
@@ -119,6 +121,45 @@ def seeded(pipeline: Pipeline, seed: int) -> Pipeline:
     if unset:
         pipeline.set_params(**unset)
     return pipeline
+
+
+def base_classifier(pipeline: Pipeline) -> Any:
+    """The fitted classifier of ``pipeline`` (its last step), under an optional calibration wrapper (the first
+    fold's: the only one with ``ensemble=False``). What SHAP explains and whose importances are read."""
+    model = pipeline.steps[-1][1]
+    if isinstance(model, CalibratedClassifierCV):
+        return model.calibrated_classifiers_[0].estimator
+    return model
+
+
+def output_sources(encoder: ColumnTransformer) -> list[str]:
+    """For each output column of a fitted :func:`make_encoder`, the feature it comes from.
+
+    One-hot blocks map to their categorical feature; with an imputing numeric branch (a ``Pipeline`` whose
+    ``impute`` step adds missing indicators), the indicators map to the numeric feature they flag. Used to
+    add a feature's columns together (SHAP values, importances). Raises TypeError for a transformer whose
+    outputs it cannot trace.
+    """
+    sources: list[str] = []
+    for name, step, columns in encoder.transformers_:
+        cols = [str(c) for c in columns] if not isinstance(columns, str) else [columns]
+        if step == "drop" or not cols:
+            continue
+        if isinstance(step, OneHotEncoder):
+            widths = getattr(step, "_n_features_outs", None) or [len(c) for c in step.categories_]
+            for col, width in zip(cols, widths, strict=True):
+                sources.extend([col] * int(width))
+        elif isinstance(step, Pipeline):
+            imputer = step.named_steps.get("impute")
+            sources.extend(cols)
+            indicator = getattr(imputer, "indicator_", None)
+            if indicator is not None:
+                sources.extend(cols[int(i)] for i in indicator.features_)
+        elif isinstance(step, BaseEstimator) or step == "passthrough":
+            sources.extend(cols)
+        else:
+            raise TypeError(f"cannot trace the outputs of transformer {name!r}")
+    return sources
 
 
 def positive_proba(model: Any, x: pd.DataFrame | npt.NDArray[Any]) -> FloatArray:

@@ -262,6 +262,11 @@ def latest_rows(warehouse_url: str, client_ids: Sequence[str], table: str = FEAT
     return _read(warehouse_url, table, build)
 
 
+def newest_rows(warehouse_url: str, table: str = FEATURE_STORE) -> pd.DataFrame:
+    """Every client's newest row, labeled or not: the population as it is now (what drift is measured on)."""
+    return _read(warehouse_url, table, _latest_per_client)
+
+
 def unlabeled_rows(warehouse_url: str, table: str = FEATURE_STORE) -> pd.DataFrame:
     """The clients to score: each client's newest row, when that row has no label."""
 

@@ -28,6 +28,8 @@ MODEL_FILE = "model.skops"
 ENCODER_FILE = "encoder.skops"
 # The API's fast path, compiled and verified at training (clientml_mle.serve.fastpath.stored); optional.
 FASTPATH_FILE = "fastpath.npz"
+# What drift is measured against (clientml_mle.monitor.profile), written at training; absent from older bundles.
+PROFILE_FILE = "reference_profile.json"
 DIGEST_CHARS = 12
 _LIBRARIES = ("scikit-learn", "lightgbm", "skops", "numpy", "pandas", "scipy", "clientml-mle")
 

@@ -94,6 +94,31 @@ def read_pointer(models_dir: Path | str, pointer: str = LATEST_FILE) -> str | No
     return version
 
 
+class NoModelError(FileNotFoundError):
+    """A models directory holds no bundle, or none its pointer names yet; the message says which."""
+
+
+def require_pointer(models_dir: Path | str, pointer: str = CHAMPION_FILE) -> str:
+    """The version ``pointer`` names in ``models_dir``, which holds bundles.
+
+    Raises:
+        NoModelError: the directory holds no bundle ("train a model first"), or the pointer is not written
+            yet (for ``CHAMPION``: no model has passed the champion gate).
+        BundleIntegrityError: the pointer holds something else than a version.
+    """
+    if not list_versions(models_dir):
+        raise NoModelError(f"{models_dir}: no model bundles in this directory (train a model first: clientml train)")
+    version = read_pointer(models_dir, pointer)
+    if version is None and pointer == CHAMPION_FILE:
+        raise NoModelError(
+            f"{models_dir}: no champion model yet (no model has passed the champion gate: train with MLflow "
+            "tracking on)"
+        )
+    if version is None:
+        raise NoModelError(f"{models_dir}: no {pointer} pointer (train a model first)")
+    return version
+
+
 def read_latest(models_dir: Path | str) -> str | None:
     """The version ``models_dir/LATEST`` points to, or ``None`` when there is no pointer yet."""
     return read_pointer(models_dir, LATEST_FILE)

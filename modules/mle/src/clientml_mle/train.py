@@ -7,8 +7,8 @@
    training rows minus a stratified validation part, ``validation_size``, and the threshold chosen on that
    part, never on the test rows; or a given number), then the model refitted on all the training rows.
 3. :func:`evaluate_model` -> :class:`~clientml_mle.evaluate.Evaluation` on the test rows, at that threshold.
-4. :func:`publish_bundle`: the bundle (with ``evaluation.json`` and any extra files, e.g. a report written
-   between steps 3 and 4), ``LATEST`` moves to it.
+4. :func:`publish_bundle`: the bundle (with ``evaluation.json``, the reference profile drift is measured
+   against, and any extra files, e.g. a report written between steps 3 and 4), ``LATEST`` moves to it.
 5. :func:`track_and_gate`: the run in MLflow and the champion rule (``tracking``); when the new version is
    promoted, ``models_dir/CHAMPION`` moves to its bundle too.
 
@@ -41,6 +41,9 @@ from clientml_mle.bundle import TRUSTED_TYPES, save_bundle
 from clientml_mle.estimators import EstimatorFactory, positive_proba, seeded
 from clientml_mle.evaluate import N_BOOTSTRAP, Evaluation, choose_threshold, evaluate
 from clientml_mle.features import feature_columns
+from clientml_mle.manifest import PROFILE_FILE
+from clientml_mle.monitor.importance import importance_shares
+from clientml_mle.monitor.profile import ReferenceProfile, build_profile
 from clientml_mle.schema import FeatureSpec, coerce_frame, infer_feature_specs
 from clientml_mle.tracking import ChampionDecision, MlflowTracker, TrackingRecord
 from clientml_mle.trainable import check_part, check_trainable, split_minimum, table_rows, training_labels
@@ -299,32 +302,53 @@ def evaluate_model(fitted: Fitted, split: Split, *, n_boot: int = N_BOOTSTRAP) -
     return evaluation
 
 
+def reference_profile(fitted: Fitted, split: Split) -> ReferenceProfile:
+    """The bundle's reference profile (:mod:`clientml_mle.monitor.profile`): ``split``'s training rows, the
+    model's importance shares and its scores on the test rows."""
+    same = fitted.features == split.features
+    x_train = split.x_train if same else coerce_frame(split.train_rows, fitted.features)
+    x_test = split.x_test if same else coerce_frame(split.test_rows, fitted.features)
+    shares, source = importance_shares(fitted.model, x_train, fitted.features)
+    scores = positive_proba(fitted.model, x_test)
+    return build_profile(x_train, fitted.features, shares, source, scores)
+
+
 def publish_bundle(
     fitted: Fitted,
     evaluation: Evaluation,
     models_dir: Path | str,
     *,
+    split: Split | None = None,
     name: str = "clientml-classifier",
     extra_files: Mapping[str, Path] | None = None,
     trusted_types: frozenset[str] = TRUSTED_TYPES,
 ) -> Path:
     """Step 4: save the bundle (``LATEST`` moves to it) and return its directory.
 
-    The bundle holds the model, its encoder, ``evaluation.json`` (``{"test": evaluation}``) and
-    ``extra_files`` (relative path in the bundle -> local file, e.g. ``{"report/report.html": path}``),
-    all hashed in the manifest.
+    The bundle holds the model, its encoder, ``evaluation.json`` (``{"test": evaluation}``), with ``split``
+    (the split ``fitted`` was trained and evaluated on; both trainers pass it) ``reference_profile.json``
+    (:func:`reference_profile`: what drift monitoring compares with; without it the bundle has none, as
+    bundles written before monitoring existed), and ``extra_files`` (relative path in the bundle -> local
+    file, e.g. ``{"report/report.html": path}``), all hashed in the manifest.
 
     Raises:
         ValueError: an extra file's path clashes with a bundle file.
         clientml_mle.bundle.UntrustedModelError: the model holds types outside ``trusted_types``.
     """
     extra = dict(extra_files or {})
-    if EVALUATION_FILE in extra:
-        raise ValueError(f"extra file {EVALUATION_FILE!r} clashes with a bundle file")
+    clashes = sorted({EVALUATION_FILE, PROFILE_FILE} & set(extra))
+    if clashes:
+        raise ValueError(f"extra file {clashes[0]!r} clashes with a bundle file")
     metrics = evaluation.to_dict()
     with tempfile.TemporaryDirectory(prefix="clientml-train-") as tmp:
         evaluation_json = Path(tmp) / EVALUATION_FILE
         evaluation_json.write_text(json.dumps({"test": metrics}, indent=2, default=float), encoding="utf-8")
+        written = {EVALUATION_FILE: evaluation_json}
+        if split is not None:
+            written[PROFILE_FILE] = Path(tmp) / PROFILE_FILE
+            written[PROFILE_FILE].write_bytes(reference_profile(fitted, split).to_json())
+        else:
+            log.warning("no split given to publish_bundle: the bundle has no reference profile to monitor drift")
         return save_bundle(
             models_dir,
             fitted.model,
@@ -333,7 +357,7 @@ def publish_bundle(
             metrics,
             fitted.training_data,
             name,
-            {EVALUATION_FILE: evaluation_json, **extra},
+            {**written, **extra},
             trusted_types=trusted_types,
         )
 
@@ -464,7 +488,7 @@ def train(
     split = split_rows(frame, test_size=test_size, seed=seed, feature_cols=feature_cols)
     fitted = fit(estimator, split, seed=seed, threshold=threshold)
     evaluation = evaluate_model(fitted, split, n_boot=n_boot)
-    bundle_dir = publish_bundle(fitted, evaluation, models_dir, name=name)
+    bundle_dir = publish_bundle(fitted, evaluation, models_dir, split=split, name=name)
     record = None
     if tracking is not None:
         record = track_and_gate(

@@ -11,6 +11,13 @@
    ``created_at``) keeps the fingerprint, since the bookkeeping columns are not part of it.
 3. New content: the train function runs (the CLI's chosen trainer; its champion gate decides promotion).
 
+Each poll also reads the pending retraining requests (:mod:`clientml_mle.retrain`: one small query, once the
+table exists). Pending requests make the content be looked at even when the signal did not change, and
+:func:`~clientml_mle.retrain.decide` rules: a ``manual`` or ``no_reference`` request trains even on content
+already trained; a ``drift`` or ``labels`` request on such content trains nothing ("nothing new to learn").
+Every request pending at the look is then marked handled with the outcome (the version trained and the
+gate's decision, "nothing new to learn", or the training's error).
+
 Nothing a poll meets ends the loop: an unreachable warehouse is logged and tried again at the next poll;
 a training that fails is logged and its content not tried again until the content changes (a restarted
 trainer tries it once more). SIGTERM and SIGINT stop the loop at once: a sleep ends, a poll or a training in
@@ -45,9 +52,16 @@ import pandas as pd
 from clientml_de.errors import WarehouseError
 from clientml_de.files import atomic_file
 
-from clientml_mle.bundle import read_manifest
 from clientml_mle.features import TableSignal, redact_url, table_signal, training_frame
-from clientml_mle.pointers import BundleIntegrityError, list_versions
+from clientml_mle.pointers import BundleIntegrityError
+from clientml_mle.retrain import (
+    RetrainRequest,
+    decide,
+    describe_training,
+    mark_handled,
+    pending_requests,
+    trained_version,
+)
 from clientml_mle.train import training_fingerprint
 from clientml_mle.trainable import TrainingDataError
 
@@ -134,22 +148,6 @@ def check_status(path: Path, max_age_s: float, *, now: datetime | None = None) -
             "it is stuck or gone"
         )
     return {**status, "heartbeat_age_s": round(age, 3)}
-
-
-def trained_version(models_dir: Path, fingerprint: str) -> str | None:
-    """The newest bundle of ``models_dir`` whose manifest records content ``fingerprint``, or ``None``.
-
-    A bundle whose manifest cannot be read or verified is skipped, with a warning.
-    """
-    for version in reversed(list_versions(models_dir)):
-        try:
-            manifest = read_manifest(models_dir / version)
-        except BundleIntegrityError as exc:
-            log.warning("skipping bundle %s when looking for trained content: %s", version, exc)
-            continue
-        if manifest.training_data.fingerprint == fingerprint:
-            return version
-    return None
 
 
 class Watcher:
@@ -257,13 +255,14 @@ class Watcher:
             self._update(state=State.WAITING)
             return
         self._seen_table = True
-        if current == self._signal:
+        pending = pending_requests(self.warehouse_url)
+        if current == self._signal and not pending:
             self._update(state=self._content_state)
             return
         with self._heartbeat():
-            self._look_at(current)
+            self._look_at(current, pending)
 
-    def _look_at(self, current: TableSignal) -> None:
+    def _look_at(self, current: TableSignal, pending: list[RetrainRequest]) -> None:
         frame = training_frame(self.warehouse_url)
         fingerprint = training_fingerprint(frame)
         unchanged = fingerprint == self._handled
@@ -273,19 +272,33 @@ class Watcher:
         self._signal = current
         self._update(last_signal=asdict(current))
         short = fingerprint[:12]
+        already = None
         if unchanged:
+            how = f"trained version {self.status.last_version}" if self._content_state == State.IDLE else "it failed"
+            already = f"this trainer handled this content already ({how})"
+        elif version is not None:
+            already = f"bundle {version} was trained on this content"
+        train_now, why = decide(pending, already)
+        if train_now:
+            outcome = self._train_on(frame, fingerprint, why)
+        elif unchanged:
             log.info("feature_store changed but its content did not (fingerprint %s): nothing to train", short)
             self._update(state=self._content_state)
-        elif version is not None:
+            outcome = why
+        else:
             log.info("bundle %s was trained on this content (fingerprint %s): not training again", version, short)
             self._handled, self._content_state = fingerprint, State.IDLE
             self._update(state=State.IDLE, last_fingerprint=fingerprint, last_version=version)
-        else:
-            self._train_on(frame, fingerprint)
+            outcome = why
+        if pending:
+            ids = ", ".join(r.request_id for r in pending)
+            log.info("retraining request(s) %s handled: %s", ids, outcome)
+            mark_handled(self.warehouse_url, pending, outcome)
 
-    def _train_on(self, frame: pd.DataFrame, fingerprint: str) -> None:
+    def _train_on(self, frame: pd.DataFrame, fingerprint: str, why: str) -> str:
+        """Train on ``frame`` (content ``fingerprint``) because of ``why``; return the outcome in words."""
         short = fingerprint[:12]
-        log.info("training on new feature_store content (fingerprint %s, %d labeled rows)", short, len(frame))
+        log.info("training on feature_store content %s (%d labeled rows): %s", short, len(frame), why)
         self._update(state=State.TRAINING, training_started_at=_now())
         # Handled whatever the outcome: content that failed to train is not tried again until it changes.
         self._handled = fingerprint
@@ -300,14 +313,16 @@ class Watcher:
             )
             self._content_state = State.FAILED
             self._update(state=State.FAILED, last_error=f"training failed: {exc}", last_error_at=_now())
-            return
+            return f"training failed: {exc}"
         recorded = summary.get("training_data", {}).get("fingerprint")
         if recorded != fingerprint:
             log.warning("the bundle records fingerprint %s, not %s: a restart would train again", recorded, short)
         version = str(summary.get("version"))
-        log.info("trained version %s on content %s", version, short)
+        outcome = describe_training(summary)[0]
+        log.info("%s (content %s)", outcome, short)
         self._content_state = State.IDLE
         self._update(state=State.IDLE, last_fingerprint=fingerprint, last_version=version, last_trained_at=_now())
+        return outcome
 
     def _poll_failed(self, exc: Exception) -> None:
         log.error(

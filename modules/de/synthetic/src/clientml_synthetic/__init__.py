@@ -11,6 +11,8 @@ mechanism is known. The stages, one module each, run chunk by chunk (:mod:`~clie
 3. :mod:`~clientml_synthetic.labels` - the churn label from observable features, and its ground truth;
 4. :mod:`~clientml_synthetic.corrupt` - bad and duplicated rows, one kind per contract rule;
 5. :mod:`~clientml_synthetic.render` and :mod:`~clientml_synthetic.write` - the CSV text, written atomically.
+
+:mod:`~clientml_synthetic.shift` makes a drop whose behaviour has moved (``generate(shift=...)``).
 """
 
 from clientml_synthetic.corrupt import CLIENT_CORRUPTIONS, SALES_CORRUPTIONS

@@ -3,7 +3,8 @@
 Everything is deterministic for a seed: the clients are processed in chunks of :data:`CHUNK_CLIENTS`
 (never derived from the machine), each with its own random streams derived from ``(seed, chunk)``, and
 the corruption streams are separate from the clean-data streams, so ``ground_truth.csv`` does not depend
-on ``bad_rows``.
+on ``bad_rows``. A shifted drop (``shift``, :mod:`~clientml_synthetic.shift`) draws the same clients
+from the same streams, its segment moves from a stream of its own, so that what it does not shift stays.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from clientml_synthetic.render import (
     render_sales,
 )
 from clientml_synthetic.sales import draw_activity, draw_sales, pin_latest_sale
+from clientml_synthetic.shift import ACTIVITY, SEGMENT_MIX, check_shifts, shift_activity, shift_segments
 from clientml_synthetic.story import AS_OF
 from clientml_synthetic.write import CsvSink
 
@@ -72,6 +75,7 @@ class GenerationSummary:
     seed: int
     bad_rows: float
     corruption_counts: dict[str, int] = field(default_factory=dict)
+    shift: list[str] = field(default_factory=list)  # the shifts applied (clientml_synthetic.shift), sorted
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view (paths and dates as strings)."""
@@ -82,8 +86,8 @@ class GenerationSummary:
                 value = str(value)
             elif isinstance(value, dt.date):
                 value = value.isoformat()
-            elif isinstance(value, dict):
-                value = dict(value)
+            elif isinstance(value, dict | list):
+                value = value.copy()
             out[f.name] = value
         return out
 
@@ -126,6 +130,8 @@ def generate(
     seed: int = 0,
     bad_rows: float = 0.0,
     progress: bool | None = None,
+    *,
+    shift: Collection[str] = (),
 ) -> GenerationSummary:
     """Write ``clients.csv``, ``sales.csv`` and ``ground_truth.csv`` into ``out_dir`` (created).
 
@@ -135,12 +141,16 @@ def generate(
     every kind of bad row). ``progress=None`` shows a progress bar on stderr from
     :data:`PROGRESS_THRESHOLD` clients on. Each file is written to a temporary name and moved into place
     only when all three are complete; a failed run leaves ``out_dir``'s previous files as they were.
+    ``shift`` names the ways the drop's behaviour moves (:data:`clientml_synthetic.shift.SHIFTS`:
+    ``activity``, ``segments``; none by default, and then the files are those of the same seed without
+    the option, byte for byte).
 
     Raises ValueError (naming the argument, before anything is written) for an argument out of range or
     of the wrong type, OSError when ``out_dir`` cannot be created or written, and RuntimeError in the
     vanishing case (~2e-13 at 10 clients, less with more) that the first chunk's clients buy nothing.
     """
     _validate(n_clients, seed, bad_rows)
+    shifts = check_shifts(shift)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     show = n_clients >= PROGRESS_THRESHOLD if progress is None else progress
@@ -164,6 +174,7 @@ def generate(
                 bad_rows=bad_rows,
                 writers=writers,
                 counts=counts,
+                shifts=shifts,
             )
             bar.update(size)
 
@@ -185,6 +196,7 @@ def generate(
         seed=seed,
         bad_rows=bad_rows,
         corruption_counts=counts.corruptions,
+        shift=sorted(shifts),
     )
 
 
@@ -200,14 +212,10 @@ def _validate(n_clients: int, seed: int, bad_rows: float) -> None:
         raise ValueError(f"bad_rows must be a fraction between 0 and {MAX_BAD_ROWS}, got {bad_rows!r}")
 
 
-def _rngs(seed: int, chunk: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
-    """Independent streams for clean data, labels and corruptions, so that one does not shift the others."""
-    children = np.random.SeedSequence([seed, chunk]).spawn(3)
-    return (
-        np.random.default_rng(children[0]),
-        np.random.default_rng(children[1]),
-        np.random.default_rng(children[2]),
-    )
+def _rngs(seed: int, chunk: int) -> tuple[np.random.Generator, ...]:
+    """Independent streams for clean data, labels, corruptions and the segment shift, so that one does not
+    move the others (SeedSequence children are numbered: the first three are those of ``spawn(3)``)."""
+    return tuple(np.random.default_rng(child) for child in np.random.SeedSequence([seed, chunk]).spawn(4))
 
 
 def _generate_chunk(
@@ -219,15 +227,21 @@ def _generate_chunk(
     bad_rows: float,
     writers: dict[str, CsvSink],
     counts: _Counts,
+    shifts: frozenset[str],
 ) -> None:
-    """Clients ``start + 1`` to ``start + size``: clients -> sales -> labels -> bad rows -> text."""
+    """Clients ``start + 1`` to ``start + size``: clients -> sales -> (shifts) -> labels -> bad rows -> text."""
     chunk = start // CHUNK_CLIENTS
     sale_rows_before = counts.sales + counts.injected_sales.total
-    data_rng, label_rng, bad_rng = _rngs(seed, chunk)
+    data_rng, label_rng, bad_rng, shift_rng = _rngs(seed, chunk)
     clients = draw_clients(data_rng, start, size)
-    sales = draw_sales(data_rng, clients, draw_activity(data_rng, clients))
+    activity = draw_activity(data_rng, clients)
+    if ACTIVITY in shifts:
+        activity = shift_activity(activity)
+    sales = draw_sales(data_rng, clients, activity)
     if chunk == 0:
         sales = pin_latest_sale(sales)
+    if SEGMENT_MIX in shifts:  # after the income and the sales were drawn, before the label
+        clients = shift_segments(shift_rng, clients)
 
     label, p_true = draw_labels(label_rng, clients, sales)
     clients = replace(clients, label=label)

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 DEFAULT_MAX_RECORDS = 10_000  # records per request (CLIENTML_MAX_RECORDS)
+# prometheus-client's multiprocess directory variable (set through clientml_de.settings); here, not in
+# ``metrics``, so that the supervisor exporting it imports neither prometheus-client nor numpy.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The app's shared state (the served bundle and its verified predictor) and the route dependencies.
 
-Routes declare what they need as parameters: ``state: StateDep``, ``model: ReadyModelDep`` or ``predictor:
-PredictorDep`` (the model serving the request, read once: 503 until a model is verified),
-``payload: JsonBody`` (the size-guarded, orjson-parsed body); the protected routers carry
-:func:`require_api_key` (``X-API-Key``, FastAPI's ``APIKeyHeader`` scheme).
+Routes declare what they need as parameters: ``state: StateDep``, ``model: ReadyModelDep`` (the model
+serving the request, read once: 503 until a model is verified), ``payload: JsonBody`` (the size-guarded,
+orjson-parsed body); the protected routers carry :func:`require_api_key` (``X-API-Key``, FastAPI's
+``APIKeyHeader`` scheme).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from clientml_mle.serve.fastpath import BundleLike, VerifiedPredictor, compile_bundle, verify
 from clientml_mle.serve.fastpath.verify import SOURCE_STORED
+from clientml_mle.serve.metrics import ModelMetrics
 from clientml_mle.serve.schemas import InvalidRequestError, error_entry, invalid
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ API_KEY_HEADER_NAME = "X-API-Key"
 
 @dataclass(frozen=True)
 class Served:
-    """One installed model: its bundle's manifest, its verified predictor, and when it began to serve (UTC).
+    """One installed model: its bundle's manifest, its verified predictor, when it began to serve (UTC), and
+    its prediction metrics (:class:`~clientml_mle.serve.metrics.ModelMetrics`).
 
     Not the bundle's model: once verified, the predictor holds all that serving needs (the model itself
     only where a literal stage serves), so the fitted pipeline is freed after verification.
@@ -47,6 +49,11 @@ class Served:
     manifest: Any  # the bundle's Manifest (what /v1/model shows)
     predictor: VerifiedPredictor
     loaded_at: datetime
+    metrics: ModelMetrics = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The model's metric children, looked up once here rather than at every request.
+        object.__setattr__(self, "metrics", ModelMetrics.of(self.predictor.version, self.predictor.features))
 
 
 @dataclass(frozen=True)
@@ -190,16 +197,6 @@ async def get_model(state: StateDep) -> ModelStatus:
 
 ReadyModelDep = Annotated[ModelStatus, Depends(get_model)]
 
-
-async def get_predictor(state: StateDep) -> VerifiedPredictor:
-    """The verified predictor of :func:`get_model` (called, not a dependency: one resolution less on the
-    hot path), the one every use within the request sees."""
-    served = (await get_model(state)).served
-    assert served is not None  # get_model answered 503 otherwise
-    return served.predictor
-
-
-PredictorDep = Annotated[VerifiedPredictor, Depends(get_predictor)]
 
 API_KEY_HEADER = APIKeyHeader(
     name=API_KEY_HEADER_NAME, auto_error=False, description="The server's API key (every route but /health/*)"

@@ -15,9 +15,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from clientml_mle.serve.config import ServeConfig
+from clientml_mle.serve.config import MULTIPROC_ENV, ServeConfig
 from clientml_mle.serve.logging import configure_logging, log_config
-from clientml_mle.serve.metrics import MULTIPROC_ENV
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
@@ -32,7 +31,8 @@ from starlette.concurrency import run_in_threadpool
 from clientml_mle.serve.api_models import ClientsRequest, ClientsResponse, PredictResponse
 from clientml_mle.serve.deps import (
     JsonBody,
-    PredictorDep,
+    ReadyModelDep,
+    Served,
     ServeState,
     StateDep,
     get_model,
@@ -41,7 +41,6 @@ from clientml_mle.serve.deps import (
     request_id,
 )
 from clientml_mle.serve.fastpath import VerifiedPredictor, records_from_frame
-from clientml_mle.serve.metrics import record_predictions
 from clientml_mle.serve.routers import ERRORS, json_response
 from clientml_mle.serve.schemas import (
     InvalidRequestError,
@@ -98,17 +97,20 @@ def check_explain(n: int) -> None:
 
 
 async def _predictions(
-    predictor: VerifiedPredictor, matrix: np.ndarray, records: list[dict[str, Any]], explain: bool
+    served: Served, valid: ValidRecords, records: list[dict[str, Any]], explain: bool
 ) -> list[dict[str, Any]]:
+    predictor = served.predictor
+    matrix = predictor.encode(valid)
     probabilities = predictor.predict_matrix(matrix)
     labels = predictor.labels(probabilities)
-    record_predictions(int(labels.sum()), len(labels))
     out = [{"probability": p, "label": label} for p, label in zip(probabilities.tolist(), labels.tolist(), strict=True)]
     if explain:
         # TreeSHAP costs about a millisecond per record: off the event loop (LightGBM releases the GIL).
         tops = await run_in_threadpool(predictor.top_contributions, matrix, records)
         for prediction, top in zip(out, tops, strict=True):
             prediction["contributions"] = top
+    # Counted once the predictions are certain to be served (explain may still refuse them above).
+    served.metrics.record(probabilities, int(labels.sum()), valid.categorical)
     return out
 
 
@@ -137,13 +139,12 @@ async def predict(request: Request) -> Response:
     assert records is not None
     if explain:
         check_explain(valid.n)
-    matrix = predictor.encode(valid)
     return json_response(
         {
             "model": _model_ref(predictor),
             "threshold": predictor.threshold,
             "request_id": request_id(request),
-            "predictions": await _predictions(predictor, matrix, records, explain),
+            "predictions": await _predictions(served, valid, records, explain),
         }
     )
 
@@ -162,7 +163,7 @@ def _lookup(state: ServeState, ids: list[str]) -> Any:
     openapi_extra=_request_body("ClientsRequest"),
 )
 async def predict_clients(
-    request: Request, state: StateDep, predictor: PredictorDep, payload: JsonBody, explain: bool = EXPLAIN
+    request: Request, state: StateDep, model: ReadyModelDep, payload: JsonBody, explain: bool = EXPLAIN
 ) -> Response:
     """Predictions of the requested clients found in the feature store, in request order (duplicates
     once), and the ids not found (``ClientsResponse``)."""
@@ -170,6 +171,9 @@ async def predict_clients(
         body = ClientsRequest.model_validate(payload)
     except ValidationError as exc:  # answered like FastAPI's own body validation errors
         raise RequestValidationError(exc.errors(include_url=False)) from None
+    served = model.served
+    assert served is not None  # ReadyModelDep answered 503 otherwise
+    predictor = served.predictor
     ids = list(dict.fromkeys(body.client_ids))
     request.state.n_records = len(ids)
     if len(ids) > state.max_records:
@@ -205,7 +209,7 @@ async def predict_clients(
             raise InvalidRequestError(
                 503, f"feature store rows do not fit the model's schema: {exc.message}", exc.errors
             ) from None
-        rows = await _predictions(predictor, predictor.encode(valid), records, explain)
+        rows = await _predictions(served, valid, records, explain)
         by_id = {
             cid: {"client_id": cid, "as_of_date": date, **row}
             for cid, date, row in zip(found_ids, as_of, rows, strict=True)

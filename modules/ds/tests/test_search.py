@@ -103,7 +103,7 @@ def test_an_early_stopped_config_keeps_each_folds_trees_and_fixes_their_mean(dat
 
 
 def test_the_lightgbm_trial_budget_scales_with_the_rows() -> None:
-    assert [scaled_trials(n) for n in (300, 6_700, 13_500, 27_000, 100_000)] == [60, 60, 30, 15, 15]
-    assert SearchBudget().for_rows(6_700).lightgbm_trials == 60
+    assert [scaled_trials(n) for n in (300, 5_000, 6_700, 10_000, 13_300, 100_000)] == [40, 40, 30, 20, 15, 15]
+    assert SearchBudget().for_rows(6_700).lightgbm_trials == 30
     assert SearchBudget(lightgbm_trials=4).for_rows(6_700).lightgbm_trials == 4
     assert SearchBudget(lightgbm_trials=None).for_rows(6_700).lightgbm_trials is None

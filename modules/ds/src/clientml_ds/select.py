@@ -60,10 +60,11 @@ LOGREG_TIME_SHARE = 0.25
 SEARCHED_KINDS = ("logreg", "lightgbm", "catboost")
 DEPLOYABILITY_SAMPLE = 400
 # LightGBM trials scale as TRIAL_ROWS / rows searched, within [MIN_TRIALS, MAX_TRIALS]: a trial's cost grows
-# with the rows, so the search's work stays about constant (60 trials on 6,700 rows, the size of a
-# 12,000-client dataset's training part; 15 from 27,000 rows on, the count that was the default before).
-TRIAL_ROWS = 400_000
-MIN_TRIALS, MAX_TRIALS = 15, 60
+# with the rows, so the search's work stays about constant: 30 trials on 6,700 rows (the training part of a
+# 12,000-client dataset), 15, the count that was the default before, from 13,300 rows on. More did not pay
+# here: on the drop world (richer features of the features branch), the best of 30 trials was among the first 15.
+TRIAL_ROWS = 200_000
+MIN_TRIALS, MAX_TRIALS = 15, 40
 
 
 def scaled_trials(rows: int) -> int:
@@ -81,8 +82,8 @@ class SearchBudget:
     """How much search: trials per model (the budget), and a shared time box (the safety cap).
 
     ``lightgbm_trials="auto"`` is :func:`scaled_trials` of the rows searched; ``None`` makes the time box
-    the only budget. The default box (240 s) holds the 60 trials of a small dataset on a busy 2-core
-    machine (about 1.5 s a trial there); on big data it is what stops an automatic budget.
+    the only budget. The default box (240 s) holds the 30-40 trials of a small dataset on a busy 2-core
+    machine (1.5 to 6 s a trial there, by load); on big data it is what stops an automatic budget.
     """
 
     seconds: float = 240.0

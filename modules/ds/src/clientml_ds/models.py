@@ -30,11 +30,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 # Simplest first: on a tie the earlier kind wins.
-COMPLEXITY: dict[str, int] = {"dummy": 0, "logreg": 1, "lightgbm": 2, "catboost": 3}
+COMPLEXITY: dict[str, int] = {"dummy": 0, "logreg": 1, "lightgbm": 2}
 CALIBRATION_FOLDS = 3
 LOGREG_BASELINE: dict[str, Any] = {"C": 1.0}
-# CatBoost's own defaults (depth 6, L2 3) with a learning rate its early stopping can work with.
-CATBOOST_BASELINE: dict[str, Any] = {"n_estimators": 1000, "learning_rate": 0.05, "depth": 6, "l2_leaf_reg": 3.0}
 
 
 def scaled_numeric() -> Pipeline:
@@ -65,29 +63,6 @@ def logreg_pipeline(
     return Pipeline([(ENCODE_STEP, make_encoder(features, numeric=scaled_numeric())), (MODEL_STEP, model)])
 
 
-def catboost_pipeline(
-    features: Sequence[FeatureSpec],
-    params: Mapping[str, Any],
-    *,
-    class_weight: str | None = None,
-    n_jobs: int = 1,
-    seed: int = 0,
-) -> Pipeline:
-    """CatBoost (ordered boosting, symmetric trees) on mle's one-hot encoding, its parameters over
-    :data:`CATBOOST_BASELINE`; nulls go to the smallest bin (CatBoost's ``nan_mode="Min"``)."""
-    from catboost import CatBoostClassifier
-
-    model = CatBoostClassifier(
-        **{**CATBOOST_BASELINE, **params},
-        auto_class_weights="Balanced" if class_weight == "balanced" else None,
-        thread_count=n_jobs,
-        random_seed=seed,
-        verbose=False,
-        allow_writing_files=False,
-    )
-    return Pipeline([(ENCODE_STEP, make_encoder(features)), (MODEL_STEP, model)])
-
-
 def build_candidate(
     kind: str,
     features: Sequence[FeatureSpec],
@@ -106,8 +81,6 @@ def build_candidate(
         pipeline = logreg_pipeline(features, c=float(params.get("C", 1.0)), class_weight=class_weight, seed=seed)
     elif kind == "lightgbm":
         pipeline = lgbm_pipeline(features, params=params, class_weight=class_weight, n_jobs=n_jobs, seed=seed)
-    elif kind == "catboost":
-        pipeline = catboost_pipeline(features, params, class_weight=class_weight, n_jobs=n_jobs, seed=seed)
     else:
         raise ValueError(f"unknown candidate kind {kind!r} (use one of {sorted(COMPLEXITY)})")
     return calibrated(pipeline, calibration) if calibration else pipeline

@@ -41,7 +41,7 @@ from sklearn.base import clone
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from clientml_ds.models import CATBOOST_BASELINE, LOGREG_BASELINE, build_candidate
+from clientml_ds.models import LOGREG_BASELINE, build_candidate
 from clientml_ds.split import Fold
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,11 @@ _EPS = 1e-15
 PRUNE_STARTUP_TRIALS = 5
 # LightGBM trials differ a lot and cost seconds: pruned. Logistic regression trials cost a fraction of a
 # second and differ in the fourth decimal: pruning them would only cut at noise.
-PRUNED_KINDS = ("lightgbm", "catboost")
+PRUNED_KINDS = ("lightgbm",)
 # The kinds whose search trials stop early on each fold's validation rows (module docstring). 1,000 trees
 # at the space's lowest learning rate (0.02) is where the validation loss of the generated data and Telco
 # had flattened; 50 rounds of patience ride out the noise of a few-thousand-row fold.
-EARLY_STOPPED_KINDS = ("lightgbm", "catboost")
+EARLY_STOPPED_KINDS = ("lightgbm",)
 MAX_TREES = 1000
 EARLY_STOPPING_ROUNDS = 50
 
@@ -142,16 +142,13 @@ def fold_metrics(y: IntArray, proba: FloatArray) -> dict[str, float]:
 def fit_early_stopped(
     pipeline: Pipeline, x_train: pd.DataFrame, y_train: IntArray, x_valid: pd.DataFrame, y_valid: IntArray
 ) -> int:
-    """Fit a boosted ``pipeline`` in place, stopping on ``x_valid``'s log-loss; return the trees kept.
+    """Fit a LightGBM ``pipeline`` in place, stopping on ``x_valid``'s log-loss; return the trees kept.
 
     The encoder is fitted on the training rows only and applied to the validation rows, as the pipeline
     would; the classifier keeps the trees up to its best iteration and predicts with those.
     """
     encoder, model = pipeline.steps[0][1], pipeline.steps[-1][1]
     encoded, valid = encoder.fit_transform(x_train, y_train), encoder.transform(x_valid)
-    if type(model).__name__ == "CatBoostClassifier":
-        model.fit(encoded, y_train, eval_set=(valid, y_valid), early_stopping_rounds=EARLY_STOPPING_ROUNDS)
-        return int(model.get_best_iteration()) + 1
     import lightgbm
 
     model.fit(
@@ -236,15 +233,6 @@ def suggest_lightgbm(trial: Any) -> dict[str, Any]:
     }
 
 
-def suggest_catboost(trial: Any) -> dict[str, Any]:
-    """The CatBoost search space: depth, learning rate and L2 (its defaults are strong; few trials)."""
-    return {
-        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
-        "depth": trial.suggest_int("depth", 4, 8),
-        "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 1.0, 30.0, log=True),
-    }
-
-
 def suggest_logreg(trial: Any) -> dict[str, Any]:
     """Logistic regression: the inverse regularisation strength C."""
     return {"C": trial.suggest_float("C", 1e-3, 1e2, log=True)}
@@ -253,7 +241,6 @@ def suggest_logreg(trial: Any) -> dict[str, Any]:
 SPACES: dict[str, tuple[Callable[[Any], dict[str, Any]], dict[str, Any]]] = {
     "lightgbm": (suggest_lightgbm, {k: v for k, v in LGBM_BASELINE.items() if k != "n_estimators"}),
     "logreg": (suggest_logreg, LOGREG_BASELINE),
-    "catboost": (suggest_catboost, {k: v for k, v in CATBOOST_BASELINE.items() if k != "n_estimators"}),
 }
 
 

@@ -57,7 +57,6 @@ CALIBRATION_MAX_AUC_LOSS = 0.002
 # as for the winner, a tie goes to the simpler model (no wrapper).
 CALIBRATION_MIN_GAIN = 0.001
 LOGREG_TIME_SHARE = 0.25
-SEARCHED_KINDS = ("logreg", "lightgbm", "catboost")
 DEPLOYABILITY_SAMPLE = 400
 # LightGBM trials scale as TRIAL_ROWS / rows searched, within [MIN_TRIALS, MAX_TRIALS]: a trial's cost grows
 # with the rows, so the search's work stays about constant: 30 trials on 6,700 rows (the training part of a
@@ -89,7 +88,6 @@ class SearchBudget:
     seconds: float = 240.0
     lightgbm_trials: int | Literal["auto"] | None = "auto"
     logreg_trials: int | None = 6
-    catboost_trials: int | None = 8
     n_folds: int = 5
     max_rows: int = 100_000
 
@@ -102,7 +100,6 @@ class SearchBudget:
             "seconds": self.seconds,
             "lightgbm_trials": self.lightgbm_trials,
             "logreg_trials": self.logreg_trials,
-            "catboost_trials": self.catboost_trials,
             "n_folds": self.n_folds,
             "max_rows": self.max_rows,
         }
@@ -273,16 +270,12 @@ def select_model(
     searches: dict[str, SearchResult] = {}
     if "dummy" in kinds:
         candidates.append(ev(CVResult(name="dummy (prior)", kind="dummy", params={})))
-    searched = [k for k in SEARCHED_KINDS if k in kinds]
-    for i, kind in enumerate(searched):
+    for kind in ("logreg", "lightgbm"):
+        if kind not in kinds:
+            continue
         remaining = max(deadline - time.perf_counter(), 0.0)
-        later = len(searched) - i - 1  # the boosted kinds still to search share what logistic regression leaves
-        share = remaining * LOGREG_TIME_SHARE if kind == "logreg" and later else remaining / (later + 1)
-        trials = {
-            "logreg": budget.logreg_trials,
-            "lightgbm": resolve_trials(budget.lightgbm_trials, len(sample)),
-            "catboost": budget.catboost_trials,
-        }[kind]
+        share = remaining * LOGREG_TIME_SHARE if kind == "logreg" and "lightgbm" in kinds else remaining
+        trials = budget.logreg_trials if kind == "logreg" else resolve_trials(budget.lightgbm_trials, len(sample))
         found = search(kind, features, xs, ys, folds, seed=seed, n_trials=trials, timeout_s=share, n_jobs=n_jobs)
         searches[kind] = found
         plain = found.best

@@ -299,7 +299,8 @@ def cli_train(
     """``clientml train`` (trainer ``ds``): the CLI's options mapped onto :func:`train_model`.
 
     ``search_trials`` is the LightGBM trial budget (logistic regression gets its default 6, a
-    one-parameter space), 0 makes the time box the only budget; ``None`` keeps the defaults.
+    one-parameter space), 0 makes the time box the only budget; ``None`` keeps the default, scaled with the
+    rows (:func:`clientml_ds.select.scaled_trials`).
     ``CLIENTML_DS_MAX_SEARCH_ROWS`` (default 100,000) caps the rows the search runs on.
     """
     defaults = SearchBudget()

@@ -222,7 +222,13 @@ def evaluate_config(
 
 
 def suggest_lightgbm(trial: Any) -> dict[str, Any]:
-    """The LightGBM search space (bounded so that one fit stays cheap); the tree count is early-stopped."""
+    """The LightGBM search space (bounded so that one fit stays cheap); the tree count is early-stopped.
+
+    ``extra_trees`` (split thresholds drawn at random, the best of those kept) is a regulariser the
+    search switches on where it helps: on the interaction world (a label that multiplies profile and
+    behaviour) it raised the CV ROC-AUC of the same configuration from 0.7984 to 0.8073; on the drop,
+    seasonal and default worlds it cost 0.001-0.004 (12,000 clients, seed 0).
+    """
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
@@ -230,6 +236,7 @@ def suggest_lightgbm(trial: Any) -> dict[str, Any]:
         "subsample": trial.suggest_float("subsample", 0.5, 1.0),
         "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
         "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+        "extra_trees": trial.suggest_categorical("extra_trees", [False, True]),
     }
 
 
@@ -239,7 +246,10 @@ def suggest_logreg(trial: Any) -> dict[str, Any]:
 
 
 SPACES: dict[str, tuple[Callable[[Any], dict[str, Any]], dict[str, Any]]] = {
-    "lightgbm": (suggest_lightgbm, {k: v for k, v in LGBM_BASELINE.items() if k != "n_estimators"}),
+    "lightgbm": (
+        suggest_lightgbm,
+        {**{k: v for k, v in LGBM_BASELINE.items() if k != "n_estimators"}, "extra_trees": False},
+    ),
     "logreg": (suggest_logreg, LOGREG_BASELINE),
 }
 

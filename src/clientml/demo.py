@@ -63,10 +63,11 @@ def show_loop(summary_file: Path) -> None:
     for run in summary["dag_runs"]:
         if run["dag_id"] == "monitor_drift":
             drift = next(drifts)
-            verdict = "drift" if drift["drifted"] else "no drift"
-            asks = "retrain" if drift["retrain"] else "no retraining"
+            champion = drift["model_version"] or "none yet"
+            verdict = "drift found" if drift["drifted"] else "no drift"
+            asks = "retraining asked for" if drift["retrain"] else "no retraining"
             why = "; ".join(drift["reasons"]) or "nothing moved beyond the thresholds"
-            print(f"monitor_drift (champion {drift['model_version']}): {verdict}, {asks}: {why}")
+            print(f"monitor_drift (champion: {champion}): {verdict}; {asks}: {why}")
             print(f"  drift report: {drift['report_path']}")
         elif run["dag_id"] == "train_model":
             print(f"train_model: {next(trainings)['outcome']}")

@@ -9,8 +9,9 @@ What it does, the way such a script usually looks: ``pd.read_csv`` every column 
 row against the source-data contract with vectorised pandas (no per-row Python loops), drop exact
 duplicate rows, quarantine rule-breaking rows with their line number and reason, then compute the same
 ``feature_store`` columns as :func:`clientml_de.features.feature_table` for the default
-``DatasetConfig`` (windows 30/90/365 days, top-8 category and top-5 channel shares over 365 days, as-of
-date = observation_date, else the day after the latest valid sale) with ``merge`` and ``groupby``.
+``DatasetConfig`` (windows 30/60/90/180/365/730 days, periods 90 and 365 days, top-8 category and top-5
+channel shares over 365 days and recencies, gaps between purchase days, as-of date = observation_date,
+else the day after the latest valid sale) with ``merge`` and ``groupby``.
 The result is written to Parquet (features) and CSV (quarantined rows); unlike the pipeline it does not
 persist the typed ``clients`` and ``sales`` tables, which favours pandas in the comparison.
 
@@ -28,7 +29,6 @@ it prints a JSON summary with the time of each stage.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import re
 import sys
@@ -43,7 +43,9 @@ import numpy as np
 import pandas as pd
 from clientml_de.contract import CLIENTS, SALES
 
-WINDOWS = (30, 90, 365)
+WINDOWS = (30, 60, 90, 180, 365, 730)
+PERIODS = (90, 365)
+MIX = 365
 TOP_CATEGORIES = 8
 TOP_CHANNELS = 5
 PROFILE_CATEGORIES = ("gender", "region", "segment", "acquisition_channel")
@@ -275,9 +277,31 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return numerator / denominator.where(denominator != 0)
 
 
+def _per_value(recent: pd.DataFrame, s: pd.DataFrame, column: str, chosen: list[str]) -> pd.DataFrame:
+    """Per client: sales of each chosen value in the mix window, days since its latest sale, distinct values."""
+    counts = recent[recent[column].isin(chosen)].groupby(["client_id", column]).size().unstack(fill_value=0)
+    latest = s[s[column].isin(chosen)].groupby(["client_id", column])["days_before"].min().unstack()
+    out = pd.concat(
+        [
+            counts.reindex(columns=chosen, fill_value=0).add_prefix("n_"),
+            latest.reindex(columns=chosen).add_prefix("since_"),
+            recent.groupby("client_id")[column].nunique().rename("distinct"),
+        ],
+        axis=1,
+    )
+    return out
+
+
+def _gaps(s: pd.DataFrame) -> pd.DataFrame:
+    """Per client, over distinct purchase days: how many, and the gap between the latest two."""
+    days = s[["client_id", "days_before"]].drop_duplicates().sort_values(["client_id", "days_before"])
+    rank = days.groupby("client_id").cumcount()
+    previous = days[rank == 1].set_index("client_id")["days_before"]
+    return pd.DataFrame({"active_days": days.groupby("client_id").size(), "previous_before": previous})
+
+
 def build_features(clients: pd.DataFrame, sales: pd.DataFrame, as_of_date: pd.Timestamp | None = None) -> pd.DataFrame:
     """One row per client: the feature_store columns of the default dataset config."""
-    longest = WINDOWS[-1]
     if as_of_date is None and len(sales):
         as_of_date = sales["sale_date"].max().normalize() + pd.Timedelta(days=1)
     base = clients.copy()
@@ -290,48 +314,39 @@ def build_features(clients: pd.DataFrame, sales: pd.DataFrame, as_of_date: pd.Ti
     s = sales[used].merge(base[["client_id", "as_of_date"]], on="client_id")
     s["days_before"] = (s["as_of_date"] - s["sale_date"].dt.normalize()).dt.days
     s = s[s["days_before"] > 0].copy()  # only activity strictly before the as-of date
-    s["amount"] = (s["quantity"] * s["unit_price"] * (1 - s["discount"])).round(6)
-    in_longest = s["days_before"] <= longest
-    s["discounted"] = in_longest & (s["discount"] > 0)
-    s["discount_in_longest"] = s["discount"].where(in_longest, 0.0)
-    for w in WINDOWS:
-        in_window = s["days_before"] <= w
-        s[f"n_{w}"] = in_window
-        s[f"spend_{w}"] = s["amount"].where(in_window, 0.0)
+    # Money in whole millionths, summed exactly, as the pipeline's DECIMAL(38, 6).
+    s["micros"] = np.round(s["quantity"] * s["unit_price"] * (1 - s["discount"]) * 1e6).astype("int64")
+    ranges = {(0, w) for w in WINDOWS} | {(0, p) for p in PERIODS} | {(p, 2 * p) for p in PERIODS} | {(0, MIX)}
+    for newest, oldest in ranges:
+        hit = (s["days_before"] > newest) & (s["days_before"] <= oldest)
+        s[f"n_{newest}_{oldest}"] = hit
+        s[f"spend_{newest}_{oldest}"] = s["micros"].where(hit, 0)
+        s[f"discounted_{newest}_{oldest}"] = hit & (s["discount"] > 0)
+    in_mix = s["days_before"] <= MIX
+    s["discount_in_mix"] = s["discount"].where(in_mix, 0.0)
     aggregations: dict[str, tuple[str, str]] = {
-        "n_sales_total": ("amount", "size"),
-        "spend_total": ("amount", "sum"),
-        "days_since_last_sale": ("days_before", "min"),
-        "days_since_first_sale": ("days_before", "max"),
-        "discounted": ("discounted", "sum"),
-        "discount_sum": ("discount_in_longest", "sum"),
+        "n_total": ("micros", "size"),
+        "spend_total": ("micros", "sum"),
+        "last_before": ("days_before", "min"),
+        "first_before": ("days_before", "max"),
+        "discount_sum": ("discount_in_mix", "sum"),
     }
-    for w in WINDOWS:
-        aggregations[f"n_sales_{w}d"] = (f"n_{w}", "sum")
-        aggregations[f"spend_{w}d"] = (f"spend_{w}", "sum")
+    for newest, oldest in ranges:
+        for kind in ("n", "spend", "discounted"):
+            aggregations[f"{kind}_{newest}_{oldest}"] = (f"{kind}_{newest}_{oldest}", "sum")
     per_client = s.groupby("client_id").agg(**aggregations)
-
-    recent = s[in_longest]
-    per_client[f"distinct_categories_{longest}d"] = recent.groupby("client_id")["product_category"].nunique()
-    category_counts = (
-        recent[recent["product_category"].isin(categories)]
-        .groupby(["client_id", "product_category"])
-        .size()
-        .unstack(fill_value=0)
-        .reindex(columns=categories, fill_value=0)
-    )
-    channel_counts = (
-        recent[recent["sales_channel"].isin(channels)]
-        .groupby(["client_id", "sales_channel"])
-        .size()
-        .unstack(fill_value=0)
-        .reindex(columns=channels, fill_value=0)
-    )
+    recent = s[in_mix]
+    per_client = per_client.join(_gaps(s))
+    per_client = per_client.join(_per_value(recent, s, "product_category", categories).add_prefix("cat_"))
+    per_client = per_client.join(_per_value(recent, s, "sales_channel", channels).add_prefix("chan_"))
 
     t = base.merge(per_client, left_on="client_id", right_index=True, how="left")
-    category_counts = category_counts.reindex(t["client_id"]).fillna(0).set_axis(t.index)
-    channel_counts = channel_counts.reindex(t["client_id"]).fillna(0).set_axis(t.index)
-    n_longest = t[f"n_sales_{longest}d"].fillna(0)
+
+    def count(name: str) -> pd.Series:
+        return t[name].fillna(0).astype("int64")
+
+    def money(name: str) -> pd.Series:
+        return t[name].fillna(0) / 1e6
 
     out = pd.DataFrame(
         {
@@ -342,27 +357,42 @@ def build_features(clients: pd.DataFrame, sales: pd.DataFrame, as_of_date: pd.Ti
             "tenure_days": (t["as_of_date"] - t["signup_date"]).dt.days,
             **{name: t[name] for name in PROFILE_CATEGORIES},
             "annual_income": t["annual_income"],
-            "n_sales_total": t["n_sales_total"].fillna(0).astype("int64"),
-            "spend_total": t["spend_total"].fillna(0.0),
+            "n_sales_total": count("n_total"),
+            "spend_total": money("spend_total"),
         }
     )
     for w in WINDOWS:
-        out[f"n_sales_{w}d"] = t[f"n_sales_{w}d"].fillna(0).astype("int64")
-        out[f"spend_{w}d"] = t[f"spend_{w}d"].fillna(0.0)
-    out["days_since_last_sale"] = t["days_since_last_sale"]
-    out["days_since_first_sale"] = t["days_since_first_sale"]
-    out["avg_sale_value"] = _ratio(t["spend_total"], t["n_sales_total"])
-    for shorter, longer in itertools.pairwise(WINDOWS):
-        out[f"trend_{shorter}d_vs_{longer}d"] = _ratio(
-            t[f"n_sales_{shorter}d"] * longer, t[f"n_sales_{longer}d"] * shorter
-        )
-    out[f"distinct_categories_{longest}d"] = t[f"distinct_categories_{longest}d"].fillna(0).astype("int64")
-    out[f"discount_share_{longest}d"] = _ratio(t["discounted"], n_longest)
-    out[f"avg_discount_{longest}d"] = _ratio(t["discount_sum"], n_longest)
-    for value in categories:
-        out[f"share_category_{slug(value)}_{longest}d"] = _ratio(category_counts[value], n_longest)
-    for value in channels:
-        out[f"share_channel_{slug(value)}_{longest}d"] = _ratio(channel_counts[value], n_longest)
+        out[f"n_sales_{w}d"] = count(f"n_0_{w}")
+        out[f"spend_{w}d"] = money(f"spend_0_{w}")
+        out[f"avg_sale_value_{w}d"] = _ratio(money(f"spend_0_{w}"), count(f"n_0_{w}"))
+        out[f"discount_share_{w}d"] = _ratio(count(f"discounted_0_{w}"), count(f"n_0_{w}"))
+    out["days_since_last_sale"] = t["last_before"]
+    out["days_since_first_sale"] = t["first_before"]
+    out["avg_sale_value"] = _ratio(money("spend_total"), count("n_total"))
+    for p in PERIODS:
+        last, before = f"0_{p}", f"{p}_{2 * p}"
+        out[f"n_sales_prev_{p}d"] = count(f"n_{before}")
+        out[f"spend_prev_{p}d"] = money(f"spend_{before}")
+        out[f"n_sales_ratio_{p}d"] = _ratio(count(f"n_{last}"), count(f"n_{before}"))
+        out[f"n_sales_diff_{p}d"] = count(f"n_{last}") - count(f"n_{before}")
+        out[f"spend_ratio_{p}d"] = _ratio(t[f"spend_{last}"].fillna(0), t[f"spend_{before}"].fillna(0))
+        out[f"spend_diff_{p}d"] = (t[f"spend_{last}"].fillna(0) - t[f"spend_{before}"].fillna(0)) / 1e6
+    mean_gap = _ratio(t["first_before"] - t["last_before"], t["active_days"] - 1)
+    last_gap = t["previous_before"] - t["last_before"]
+    out["mean_gap_days"] = mean_gap
+    out["last_gap_days"] = last_gap
+    out["last_gap_vs_mean_gap"] = _ratio(last_gap, mean_gap)
+    out["days_since_last_sale_vs_mean_gap"] = _ratio(t["last_before"], mean_gap)
+    n_mix = count(f"n_0_{MIX}")
+    out[f"distinct_categories_{MIX}d"] = count("cat_distinct")
+    out[f"distinct_channels_{MIX}d"] = count("chan_distinct")
+    out[f"avg_discount_{MIX}d"] = _ratio(t["discount_sum"].fillna(0), n_mix)
+    for prefix, name, values in (("cat", "category", categories), ("chan", "channel", channels)):
+        for value in values:
+            out[f"share_{name}_{slug(value)}_{MIX}d"] = _ratio(count(f"{prefix}_n_{value}"), n_mix)
+    for prefix, name, values in (("cat", "category", categories), ("chan", "channel", channels)):
+        for value in values:
+            out[f"days_since_last_{name}_{slug(value)}"] = t[f"{prefix}_since_{value}"]
     return out.reset_index(drop=True)
 
 

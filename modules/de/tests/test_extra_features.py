@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from clientml_de.config import DatasetConfig, ExtraColumn
 from clientml_de.contract import EXTRA_COLUMN_TYPES, FEATURE_STORE, ColumnType
-from clientml_de.features import EXTRA_FEATURE_TYPES, build_feature_store, extra_feature
+from clientml_de.features import EXTRA_FEATURE_TYPES, FeatureBuildError, build_feature_store, extra_feature
 from clientml_de.load import load_source
 from clientml_de.warehouse import Warehouse, connect
 from de_support import CLIENT_HEADER, GOOD_CLIENTS, GOOD_SALES, SALES_HEADER, write_csv
@@ -88,3 +88,28 @@ def test_rebuild_over_a_feature_store_whose_types_changed(tmp_path: Path, duckdb
     table = duckdb_warehouse.table(FEATURE_STORE)
     assert table.schema()["is_vip"].is_boolean()
     assert set(table.created_at.to_pyarrow().to_pylist()) == {datetime(2030, 1, 1)}
+
+
+@pytest.mark.parametrize(
+    ("extra", "feature"),
+    [
+        ("mean_gap_days", "mean_gap_days"),
+        ("last_category_home", "days_since_last_category_home"),
+        ("Age_Years", "Age_Years"),
+    ],
+)
+def test_an_extra_column_may_not_take_a_computed_feature_s_name(
+    tmp_path: Path, duckdb_warehouse: Warehouse, extra: str, feature: str
+) -> None:
+    kind = "date" if feature.startswith("days_since_") else "number"
+    path = tmp_path / "dataset.yaml"
+    path.write_text(
+        f"name: clash\nextra_columns:\n  - {{name: score, type: number}}\n  - {{name: {extra}, type: {kind}}}\n"
+    )
+    config = DatasetConfig.load(path)
+    with pytest.raises(FeatureBuildError) as caught:
+        _build(duckdb_warehouse, tmp_path, config, [["1", "2023-01-01"], ["2", ""], ["", ""]])
+    assert str(caught.value) == (
+        f"dataset config {path}, line 4: extra column {extra!r} becomes the feature {feature!r}, "
+        "which feature_store computes from the sales: rename the column"
+    )

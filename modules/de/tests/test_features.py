@@ -6,16 +6,33 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
+import ibis.expr.datatypes as dt
 import pandas as pd
 import pytest
 from clientml_de.config import DatasetConfig
 from clientml_de.contract import FEATURE_STORE
-from clientml_de.features import build_feature_store
+from clientml_de.features import build_feature_store, feature_table, plan
 from clientml_de.load import load_source
 from clientml_de.warehouse import Warehouse, connect
 from de_support import CLIENT_HEADER, SALES_HEADER, by_client, comparable, write_csv
 
 CONFIG = DatasetConfig()
+# Every family of features, and derived features using every construct, on each engine.
+PARITY_CONFIG = DatasetConfig.model_validate(
+    {
+        "derived_features": [
+            {"name": "spend_share_90d", "expression": "spend_90d / spend_365d"},
+            {"name": "income_per_sale", "expression": "annual_income / (n_sales_total - 3)"},
+            {"name": "log_spend_trend", "expression": "log1p(spend_90d) - log1p(spend_prev_90d)"},
+            {"name": "gap_shape", "expression": "sqrt(abs(n_sales_diff_90d)) * -mean_gap_days + 0.5"},
+            {"name": "age_months", "expression": "age_years * 12"},
+            {
+                "name": "tenure_vs_activity",
+                "expression": "tenure_days / days_since_first_sale - log1p(-spend_share_90d)",
+            },
+        ]
+    }
+)
 
 
 def _build(warehouse: Warehouse, clients: Path, sales: Path, config: DatasetConfig = CONFIG) -> pd.DataFrame:
@@ -23,6 +40,10 @@ def _build(warehouse: Warehouse, clients: Path, sales: Path, config: DatasetConf
     load_source(str(sales), config.sales_spec(), warehouse)
     build_feature_store(warehouse, config, created_at=datetime(2025, 1, 1))
     return _features(warehouse)
+
+
+def _loose(dtype: dt.DataType) -> dt.DataType:
+    return dtype.copy(nullable=True)
 
 
 def _features(warehouse: Warehouse) -> pd.DataFrame:
@@ -75,7 +96,8 @@ def test_features_by_hand(duckdb_warehouse: Warehouse, sources: tuple[Path, Path
     assert c1.spend_30d == pytest.approx(2 * 10.50 * 0.9 + 3.33)
     assert c1.spend_365d == pytest.approx(2 * 10.50 * 0.9 + 3.33 + 3 * 9.99 * 0.5)
     assert (c1.days_since_last_sale, c1.days_since_first_sale) == (1, 323)
-    assert c1.trend_30d_vs_90d == pytest.approx(3.0)
+    # The last 90 days (2 sales) against the 90 before them (none): no ratio, a difference of 2.
+    assert pd.isna(c1.n_sales_ratio_90d) and c1.n_sales_diff_90d == 2
     assert c1.discount_share_365d == pytest.approx(2 / 3)
     assert c1.share_category_premium_services_365d == pytest.approx(1 / 3)
     assert c1.tenure_days == (date(2023, 12, 21) - date(2020, 1, 15)).days
@@ -121,7 +143,15 @@ def test_same_rows_on_duckdb_postgres_and_spark(
         ("spark", spark_url),
     ):
         warehouse = connect(url)
-        frames[name] = comparable(_build(warehouse, clients, sales))
+        frames[name] = comparable(_build(warehouse, clients, sales, PARITY_CONFIG))
+        # Each column is stored with the type the definition gives it (no widened sum left as a decimal).
+        stored = warehouse.table(FEATURE_STORE).schema()
+        defined = feature_table(
+            warehouse.table("clients"), warehouse.table("sales"), plan(warehouse, PARITY_CONFIG), datetime(2025, 1, 1)
+        ).schema()
+        assert {c: _loose(stored[c]) for c in stored.names if c != "created_at"} == {
+            c: _loose(defined[c]) for c in defined.names if c != "created_at"
+        }, name
         runs = warehouse.table("load_runs").order_by("loaded_at").to_pandas()
         assert runs.source_file.tolist() == [str(clients), str(sales)], name
         assert (runs.rows_read == runs.rows_loaded + runs.rows_rejected + runs.duplicates).all(), name
@@ -130,6 +160,10 @@ def test_same_rows_on_duckdb_postgres_and_spark(
 
     reference = frames["duckdb"]
     assert len(reference) > 1_900 and reference.n_sales_total.sum() > 10_000
+    # Not vacuous: each derived feature has values, and nulls where a denominator is 0 or a log undefined.
+    derived = [d.name for d in PARITY_CONFIG.derived_features]
+    assert reference[derived].notna().mean().gt(0.5).all()
+    assert reference[["spend_share_90d", "income_per_sale", "tenure_vs_activity"]].isna().any().all()
     for name in ("postgres", "spark"):
         assert list(frames[name].columns) == list(reference.columns), name
         pd.testing.assert_frame_equal(frames[name], reference, check_exact=False, rtol=1e-9, atol=1e-12)

@@ -176,6 +176,10 @@ def test_real_dataset_gives_one_feature_row_per_valid_client(tmp_path: Path, rea
         assert {"tenure", "monthlyCharges", "paymentMethod"} <= set(features.columns)
         assert features.n_sales_total.eq(0).all()  # Telco has no activity rows
         assert features.label.mean() == pytest.approx(1869 / 7043)
+        # The config's derived features: null where the tenure is 0 (a division by zero).
+        per_month = features.totalCharges / features.tenure.where(features.tenure != 0)
+        pd.testing.assert_series_equal(features.charges_per_tenure_month, per_month, check_names=False)
+        assert features.charges_per_tenure_month.isna().sum() == features.tenure.eq(0).sum() > 0
 
 
 def test_a_missing_local_file_fails_at_once_naming_it(tmp_path: Path, generated_small: Path) -> None:

@@ -220,6 +220,12 @@ def test_the_command_exit_codes(
     assert "decision: DRIFT; retrain: yes" in drift.stdout and re.search(r"spend_90d\s+\d+\.\d+ .* YES", drift.stdout)
     missing = runner.invoke(app, ["monitor", "--warehouse", writable_warehouse, "--models-dir", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "nope: no such models directory" in missing.output
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for option, what in (("--models-dir", "the models directory"), ("--report-dir", "the report directory")):
+        cli = dict(zip(args[1::2], args[2::2], strict=True)) | {option: str(a_file)}
+        refused = runner.invoke(app, ["monitor", *[part for pair in cli.items() for part in pair]])
+        assert refused.exit_code == 1 and f"a-file: {what} is a file" in refused.output, refused.output
     bad = runner.invoke(app, ["monitor", "--warehouse", "mysql://db/x", "--models-dir", str(champion_models)])
     assert bad.exit_code == 1 and "unknown scheme 'mysql'" in bad.output
 

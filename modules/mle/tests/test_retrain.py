@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import ibis
 import pytest
-from clientml_de.warehouse import connect
+from clientml_de.warehouse import WarehouseError, connect
 from clientml_mle.pointers import list_versions
 from clientml_mle.retrain import (
     RetrainRequest,
@@ -28,6 +29,10 @@ def test_requests_are_pending_until_handled(engine: str, request: pytest.Fixture
     with connect(url) as warehouse:
         assert warehouse.con.list_tables() is not None  # the database exists, without the table
     assert pending_requests(url) == []
+    with pytest.raises(WarehouseError, match="has no feature_store table: nothing to retrain on"):
+        request_retraining(url, Source.MANUAL, "too early")
+    with connect(url) as warehouse:
+        warehouse.con.create_table("feature_store", schema=ibis.schema({"client_id": "string"}))
     drift = request_retraining(url, "drift", "PSI 0.31 on spend_total", monitor_run_id="manual__2026-12-01")
     again = request_retraining(url, "drift", "PSI 0.31 on spend_total", monitor_run_id="manual__2026-12-01")
     manual = request_retraining(url, Source.MANUAL, "asked for by hand")
@@ -69,6 +74,13 @@ def _request(source: Source) -> RetrainRequest:
 def test_the_rule(sources: list[Source], already: str | None, trains: bool, why: str) -> None:
     decided, reason = decide([_request(s) for s in sources], already)
     assert decided is trains and reason.startswith(why)
+
+
+def test_a_request_for_a_warehouse_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.duckdb"
+    with pytest.raises(WarehouseError, match="does not exist"):
+        request_retraining(f"duckdb:///{missing}", Source.MANUAL, "by hand")
+    assert not missing.exists()
 
 
 def test_handle_requests_trains_once_per_content_unless_asked(url: str, tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ ACTIVITY_FEATURES = (
     "n_sales_90d",
     "n_sales_365d",
     "spend_365d",
-    "trend_90d_vs_365d",
+    "n_sales_ratio_90d",
     "tenure_days",
 )
 SEGMENT_COLUMNS = ("segment", "region", "acquisition_channel")

@@ -25,12 +25,14 @@ training harness): LATEST is the newest bundle (the contract's pointer), CHAMPIO
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -132,10 +134,22 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def _quiet_module_scan() -> Iterator[None]:
+    """Silence the FutureWarnings of other libraries' deprecated module attributes while skops looks up which
+    module a function belongs to: like pickle's ``whichmodule`` it calls ``getattr(module, name)`` on every
+    loaded module, and in a process that has imported Airflow each such lookup on one of Airflow's deprecated
+    aliases warns (thousands of lines per load in ``clientml pipeline``), though nothing of Airflow is used."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 def _dump_skops(obj: Any, what: str, trusted: frozenset[str]) -> bytes:
     import skops.io as sio
 
-    data: bytes = sio.dumps(obj)
+    with _quiet_module_scan():
+        data: bytes = sio.dumps(obj)
     untrusted = sorted(set(sio.get_untrusted_types(data=data)) - trusted)
     if untrusted:
         raise UntrustedModelError(
@@ -152,7 +166,8 @@ def _load_skops(data: bytes, rel: str, trusted: frozenset[str]) -> Any:
     refused = [t for t in untrusted if t not in trusted]
     if refused:
         raise UntrustedModelError(f"{rel}: refusing to load untrusted types {refused}")
-    return sio.loads(data, trusted=untrusted)
+    with _quiet_module_scan():
+        return sio.loads(data, trusted=untrusted)
 
 
 # --- writing -------------------------------------------------------------------------------------------

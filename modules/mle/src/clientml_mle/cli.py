@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
                 report_dir=report_dir or settings.monitor_report_dir,
                 run_id=run_id,
             )
-        except (WarehouseError, BundleIntegrityError, FileNotFoundError) as exc:
+        except (WarehouseError, BundleIntegrityError, FileNotFoundError, NotADirectoryError) as exc:
             _fail(str(exc))
         if as_json:
             _print_json(result.to_dict())

@@ -30,8 +30,9 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+from clientml_de.contract import FEATURE_STORE
 from clientml_de.partitions import replace_partition
-from clientml_de.warehouse import connect
+from clientml_de.warehouse import WarehouseError, connect
 
 from clientml_mle.bundle import read_manifest
 from clientml_mle.features import training_frame
@@ -111,10 +112,19 @@ def request_retraining(
 
     Raises:
         ValueError: ``source`` is not one of :class:`Source`.
-        clientml_de.warehouse.WarehouseError: the warehouse cannot be written.
+        clientml_de.warehouse.WarehouseError: the warehouse does not exist, has no ``feature_store``, or
+            cannot be written.
     """
     request_id = f"monitor-{monitor_run_id}" if monitor_run_id else f"{source}-{uuid.uuid4().hex[:12]}"
     request = RetrainRequest(request_id, _now(), Source(source), reason, monitor_run_id)
+    # A request only means something next to a feature_store to train on; checked read-only first, so that a
+    # mistyped DuckDB path is an error instead of a new, empty warehouse holding the request.
+    with connect(warehouse_url, read_only=True) as warehouse:
+        if not warehouse.has_table(FEATURE_STORE):
+            raise WarehouseError(
+                f"warehouse {warehouse.redacted_url} has no {FEATURE_STORE} table: nothing to retrain on "
+                "(run the data pipeline first)"
+            )
     _write(warehouse_url, request)
     log.info("retraining requested (%s): %s [%s]", request.source, reason, request_id)
     return request

@@ -154,13 +154,19 @@ def run_monitor(
 
     Raises:
         FileNotFoundError: ``models_dir`` does not exist.
+        NotADirectoryError: ``models_dir`` or ``report_dir`` is a file.
         clientml_de.warehouse.WarehouseError: a malformed warehouse URL, a DuckDB file that does not exist,
             an unreachable warehouse (what the engine raises otherwise).
         clientml_mle.pointers.BundleIntegrityError: the champion bundle fails its checks.
     """
     models = Path(models_dir)
-    if not models.is_dir():
+    if not models.exists():
         raise FileNotFoundError(f"{models}: no such models directory")
+    if not models.is_dir():
+        raise NotADirectoryError(f"{models}: the models directory is a file")
+    if report_dir is not None and Path(report_dir).exists() and not Path(report_dir).is_dir():
+        # Checked before anything is compared or written: a run never leaves drift_report rows without its report.
+        raise NotADirectoryError(f"{report_dir}: the report directory is a file")
     limits = thresholds or DriftThresholds.from_settings(get_settings())
     now = datetime.now(UTC)
     run_id = run_id or f"monitor-{now:%Y%m%dT%H%M%S.%f}Z"

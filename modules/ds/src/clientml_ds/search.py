@@ -148,10 +148,10 @@ def fit_early_stopped(
     The encoder is fitted on the training rows only and applied to the validation rows, as the pipeline
     would; the classifier keeps the trees up to its best iteration and predicts with those.
     """
-    encoder, model = pipeline.steps[0][1], pipeline.steps[-1][1]
-    encoded, valid = encoder.fit_transform(x_train, y_train), encoder.transform(x_valid)
     import lightgbm
 
+    encoder, model = pipeline.steps[0][1], pipeline.steps[-1][1]
+    encoded, valid = encoder.fit_transform(x_train, y_train), encoder.transform(x_valid)
     model.fit(
         encoded,
         y_train,

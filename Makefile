@@ -19,7 +19,7 @@ DEMO_DIR ?= .demo
 DEMO_WAREHOUSE := duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
 MODELS_DIR ?= modules/ds/models
 
-.PHONY: help install lint typecheck test test-fast compose-test demo bench-etl bench-train bench-serve clean
+.PHONY: help install lint typecheck test test-fast compose-test demo bench-etl bench-train bench-quality bench-serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ help:  ## List the targets
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
 
-$(BIN)/clientml: $(UV) uv.lock pyproject.toml modules/*/pyproject.toml modules/de/synthetic/pyproject.toml tools/*/pyproject.toml
+$(BIN)/clientml: $(UV) uv.lock pyproject.toml modules/*/pyproject.toml modules/de/synthetic/pyproject.toml modules/ds/worlds/pyproject.toml tools/*/pyproject.toml
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
@@ -38,7 +38,7 @@ lint: install  ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy over every module
-	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src tools/testkit/src
+	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src modules/ds/worlds/src tools/testkit/src
 
 test: install lint typecheck  ## The whole suite (lint, types, every test tier, then the compose test)
 	$(BIN)/pytest -m "not compose"
@@ -72,6 +72,9 @@ bench-etl: install  ## ETL benchmark: 100k and 1M clients on DuckDB and PostgreS
 
 bench-train: install  ## Training benchmark: clientml train on 1M generated clients (target < 10 min)
 	$(BIN)/python modules/ds/bench/bench_train.py $(BENCH_ARGS)
+
+bench-quality: install  ## Model quality: gap to the best achievable on 4 worlds, Telco and Berka CV (.bench/quality.md)
+	$(BIN)/python modules/ds/bench/bench_quality.py $(BENCH_ARGS)
 
 bench-serve: install  ## Serving benchmark: start-up, memory, our API vs a bare endpoint and mlflow (.bench/serve.md)
 	$(BIN)/python modules/mle/bench/bench_serve.py $(BENCH_ARGS)

@@ -184,7 +184,10 @@ def train_command(
         float | None, typer.Option(help="ds: time box of the hyperparameter search (a safety cap)")
     ] = None,
     search_trials: Annotated[
-        int | None, typer.Option(help="ds: LightGBM search trials, the budget (0: the time box alone)")
+        int | None,
+        typer.Option(
+            help="ds: LightGBM search trials, the budget (default: scaled with the rows, 15-60; 0: the time box alone)"
+        ),
     ] = None,
     ground_truth: Annotated[
         Path | None, typer.Option(help="ds: ground_truth.csv of generated data (best achievable AUC)")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from clientml_ds.models import build_candidate
-from clientml_ds.search import CVResult, calibrated_cv, evaluate_config, search
-from clientml_ds.select import pick_winner
+from clientml_ds.search import MAX_TREES, CVResult, calibrated_cv, evaluate_config, search
+from clientml_ds.select import SearchBudget, pick_winner, scaled_trials
 from clientml_ds.split import make_folds
 from clientml_mle.features import feature_columns
 from clientml_mle.schema import coerce_frame, infer_feature_specs
@@ -39,8 +39,10 @@ def test_the_search_is_reproducible_for_a_seed(data: tuple) -> None:
     np.testing.assert_array_equal(runs[0].best.oof, runs[1].best.oof)
     # The first trial is the baseline; the next ones come from the seeded sampler.
     other = search("lightgbm", specs, x, y, folds, seed=6, n_trials=2, timeout_s=600)
-    params = [{k: v for k, v in t.items() if k not in ("roc_auc", "number")} for t in _trials(other)]
-    first = [{k: v for k, v in t.items() if k not in ("roc_auc", "number")} for t in _trials(runs[0])]
+    # What a trial tried (its scores and each fold's early-stopped tree count depend on LightGBM's seed).
+    scored = ("roc_auc", "number", "trees_per_fold")
+    params = [{k: v for k, v in t.items() if k not in scored} for t in _trials(other)]
+    first = [{k: v for k, v in t.items() if k not in scored} for t in _trials(runs[0])]
     assert params[0] == first[0]
     assert params[1] != first[1]
 
@@ -84,3 +86,26 @@ def test_the_winner_is_the_best_auc_and_ties_go_to_the_simpler_model() -> None:
     assert pick_winner([dummy, lr, _config("gbm", "lightgbm", 0.8520)]).name == "gbm"
     assert pick_winner([dummy, lr, gbm, weighted]) is weighted
     assert pick_winner([dummy]) is dummy
+
+
+def test_an_early_stopped_config_keeps_each_folds_trees_and_fixes_their_mean(data: tuple) -> None:
+    specs, x, y = data
+    folds = make_folds(y, 3, seed=1)
+    params = {"n_estimators": MAX_TREES, "learning_rate": 0.2, "num_leaves": 31, "min_child_samples": 5}
+    stopped = evaluate_config(CVResult("lgbm", "lightgbm", params, early_stopping=True), specs, x, y, folds, seed=1)
+    assert len(stopped.best_iterations) == 3 and all(1 <= t < MAX_TREES for t in stopped.best_iterations)
+    fixed = stopped.fixed_trees()
+    assert fixed.params["n_estimators"] == round(float(np.mean(stopped.best_iterations)))
+    assert not fixed.early_stopping and fixed.params["learning_rate"] == 0.2
+    # Each fold's model predicts with the trees it kept: refitting with that count gives the same OOF.
+    tr, va = folds[0]
+    model = build_candidate("lightgbm", specs, {**params, "n_estimators": stopped.best_iterations[0]}, seed=1)
+    model.fit(x.iloc[tr], y[tr])
+    np.testing.assert_allclose(model.predict_proba(x.iloc[va])[:, 1], stopped.oof[va], atol=1e-12)
+
+
+def test_the_lightgbm_trial_budget_scales_with_the_rows() -> None:
+    assert [scaled_trials(n) for n in (300, 5_000, 6_700, 10_000, 13_300, 100_000)] == [40, 40, 30, 20, 15, 15]
+    assert SearchBudget().for_rows(6_700).lightgbm_trials == 30
+    assert SearchBudget(lightgbm_trials=4).for_rows(6_700).lightgbm_trials == 4
+    assert SearchBudget(lightgbm_trials=None).for_rows(6_700).lightgbm_trials is None

@@ -3,10 +3,11 @@
 Everything is computed on the held-out test rows, with the final model and the threshold chosen on the
 training rows: ROC and precision-recall curves with 95% bootstrap bands, the calibration curve and Brier
 score, the confusion matrix at the threshold, the lift by decile, global feature importance (mean
-absolute SHAP value on a sample; ``TreeExplainer`` for LightGBM, ``LinearExplainer`` for logistic
-regression, the classifier under a calibration wrapper), the comparison table of the candidates (CV mean
-± std), and, when the true probabilities are known (generated data), the best achievable ROC-AUC on the
-same test rows. Figures use matplotlib's object API on the Agg canvas (no display, no global state).
+absolute SHAP value on a sample, per feature and per feature group: :mod:`clientml_ds.importance`), the
+comparison table of the candidates (CV mean ± std), and, when the true probabilities are known (generated
+data), the best achievable ROC-AUC on the same test rows and the model's gap to it
+(:func:`clientml_ds.compare.ground_truth_comparison`). Figures use matplotlib's object API on the Agg
+canvas (no display, no global state).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ matplotlib.use("Agg")
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from clientml_mle.estimators import base_classifier, output_sources
 from clientml_mle.evaluate import Evaluation
 from clientml_mle.schema import FeatureSpec
 from matplotlib.figure import Figure
-from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_auc_score, roc_curve
+from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_curve
 from sklearn.pipeline import Pipeline
+
+from clientml_ds.importance import feature_importance, group_importance, shap_values
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 # Bootstrap resamples of the ROC/PR bands: enough for a smooth 95% band, cheap next to the fit.
 CURVE_BOOTSTRAP = 200
-# SHAP's cost grows with rows explained x background rows; these keep the report under seconds.
-SHAP_SAMPLE, SHAP_BACKGROUND = 1000, 200
 # Features shown in the importance plot (the full table is in the report's HTML).
 TOP_FEATURES = 20
 DPI = 110  # PNG resolution of the plots
@@ -49,61 +49,6 @@ REPORT_HTML = "report.html"
 
 
 # --- statistics ----------------------------------------------------------------------------------------
-
-
-def fast_auc(y: IntArray, score: FloatArray, weights: FloatArray | None = None) -> float:
-    """ROC-AUC (ties count half) of a weighted sample, in O(n) after one ``np.unique``."""
-    _, group = np.unique(score, return_inverse=True)
-    w = np.ones(len(y)) if weights is None else weights
-    n_groups = int(group.max()) + 1
-    pos = np.bincount(group, weights=w * y, minlength=n_groups)
-    neg = np.bincount(group, weights=w * (1 - y), minlength=n_groups)
-    below = np.cumsum(neg) - neg
-    total = pos.sum() * neg.sum()
-    return float((pos * (below + 0.5 * neg)).sum() / total) if total > 0 else float("nan")
-
-
-def paired_auc_bootstrap(
-    y: IntArray, a: FloatArray, b: FloatArray, *, n_boot: int = 1000, seed: int = 0
-) -> dict[str, float]:
-    """AUC of ``a`` minus AUC of ``b`` on the same rows, with a percentile-bootstrap 95% interval."""
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        w = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(np.float64)
-        if (w * y).sum() == 0 or (w * (1 - y)).sum() == 0:
-            continue
-        diffs.append(fast_auc(y, a, w) - fast_auc(y, b, w))
-    low, high = np.percentile(diffs, [2.5, 97.5]) if diffs else (float("nan"), float("nan"))
-    return {"diff": fast_auc(y, a) - fast_auc(y, b), "ci95_low": float(low), "ci95_high": float(high)}
-
-
-def ground_truth_comparison(
-    client_ids: Sequence[str],
-    y: IntArray,
-    proba: FloatArray,
-    ground_truth: pd.DataFrame,
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """The model's ROC-AUC beside the best achievable one (AUC of ``p_true``) on the same test rows."""
-    truth = ground_truth.assign(client_id=ground_truth["client_id"].astype(str)).set_index("client_id")["p_true"]
-    p_true = pd.Series(list(client_ids), dtype=object).map(truth).to_numpy(dtype=np.float64)
-    known = ~np.isnan(p_true)
-    if known.sum() == 0 or len(np.unique(y[known])) < 2:
-        raise ValueError("the ground truth covers none (or only one label) of the test rows")
-    yk, pk, tk = y[known], proba[known], p_true[known]
-    gap = paired_auc_bootstrap(yk, pk, tk, n_boot=n_boot, seed=seed)
-    return {
-        "rows": int(known.sum()),
-        "rows_without_truth": int((~known).sum()),
-        "best_achievable_roc_auc": float(roc_auc_score(yk, tk)),
-        "model_roc_auc": float(roc_auc_score(yk, pk)),
-        "gap": gap["diff"],
-        "gap_ci95_low": gap["ci95_low"],
-        "gap_ci95_high": gap["ci95_high"],
-    }
 
 
 def _band(curves: Sequence[FloatArray], level: float = 0.95) -> tuple[FloatArray, FloatArray]:
@@ -149,47 +94,6 @@ def curve_bands(
         "pr_low": pr_low,
         "pr_high": pr_high,
     }
-
-
-def shap_importance(
-    model: Pipeline, x: pd.DataFrame, *, seed: int = 0, sample: int = SHAP_SAMPLE
-) -> pd.DataFrame | None:
-    """Mean |SHAP| per *feature* (one-hot columns and missing indicators added back to their feature).
-
-    SHAP values are in log-odds of the classifier (under a calibration wrapper, the wrapped classifier:
-    calibration is a monotone map, it does not change which features matter). ``None`` for the dummy.
-    """
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # shap's own deprecation and output-format notices
-        import shap
-
-    classifier = base_classifier(model)
-    kind = type(classifier).__name__
-    if kind == "DummyClassifier":
-        return None
-    rng = np.random.default_rng(seed)
-    rows = x.iloc[np.sort(rng.choice(len(x), size=min(sample, len(x)), replace=False))]
-    encoder = model.steps[0][1]
-    encoded = np.asarray(encoder.transform(rows), dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if kind == "LGBMClassifier":
-            values = shap.TreeExplainer(classifier).shap_values(encoded)
-        elif kind == "LogisticRegression":
-            background = encoded[: min(SHAP_BACKGROUND, len(encoded))]
-            values = shap.LinearExplainer(classifier, shap.maskers.Independent(background)).shap_values(encoded)
-        else:
-            log.info("no SHAP explainer for %s", kind)
-            return None
-    values = np.asarray(values[1] if isinstance(values, list) else values, dtype=np.float64)
-    if values.ndim == 3:  # (rows, columns, classes)
-        values = values[:, :, 1]
-    sources = output_sources(encoder)
-    per_feature = pd.DataFrame(values, columns=range(values.shape[1])).T.groupby(np.asarray(sources)).sum().T
-    importance = per_feature.abs().mean().sort_values(ascending=False)
-    return pd.DataFrame({"feature": importance.index, "mean_abs_shap": importance.to_numpy()})
 
 
 # --- figures -------------------------------------------------------------------------------------------
@@ -290,6 +194,16 @@ def plot_importance(importance: pd.DataFrame, path: Path, top: int = TOP_FEATURE
     return _save(fig, path)
 
 
+def plot_groups(groups: pd.DataFrame, path: Path) -> Path:
+    """Mean |SHAP| of each feature group (:func:`clientml_ds.importance.group_importance`) as bars."""
+    rows = groups.iloc[::-1]
+    fig = Figure(figsize=(7, 0.35 * len(rows) + 1.2))
+    ax = fig.add_subplot()
+    ax.barh([f"{g} ({n})" for g, n in zip(rows["group"], rows["features"], strict=True)], rows["mean_abs_shap"])
+    ax.set(xlabel="mean |sum of the group's SHAP values| (log-odds)", title="SHAP importance by feature group")
+    return _save(fig, path)
+
+
 def plot_candidates(table: Sequence[Mapping[str, Any]], path: Path) -> Path:
     names = [r["name"] for r in table]
     fig = Figure(figsize=(6.5, 0.4 * len(names) + 1.2))
@@ -351,9 +265,12 @@ def write_report(data: ReportData, out_dir: Path) -> dict[str, Path]:
     table = list(data.selection.get("candidates", []))
     if table:
         figures["candidates.png"] = plot_candidates(table, out_dir / "candidates.png")
-    importance = shap_importance(data.model, data.x_test, seed=data.seed)
-    if importance is not None and len(importance):
+    values = shap_values(data.model, data.x_test, seed=data.seed)
+    importance = feature_importance(values) if values is not None else None
+    groups = group_importance(values) if values is not None else None
+    if importance is not None and groups is not None and len(importance):
         figures["feature_importance.png"] = plot_importance(importance, out_dir / "feature_importance.png")
+        figures["feature_groups.png"] = plot_groups(groups, out_dir / "feature_groups.png")
 
     env = Environment(loader=PackageLoader("clientml_ds", "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.filters["fmt"] = _fmt
@@ -369,12 +286,14 @@ def write_report(data: ReportData, out_dir: Path) -> dict[str, Path]:
         "training_data": data.training_data,
         "ground_truth": data.ground_truth,
         "feature_importance": importance.to_dict("records") if importance is not None else None,
+        "feature_group_importance": groups.to_dict("records") if groups is not None else None,
         "final_model": str(data.model.steps[-1][1]),
     }
     page = env.get_template("report.html.j2").render(
         r=summary,
         figures=list(figures),
         importance=(importance.head(TOP_FEATURES).to_dict("records") if importance is not None else []),
+        groups=(groups.to_dict("records") if groups is not None else []),
         n_features=len(data.features),
     )
     (out_dir / REPORT_HTML).write_text(page, encoding="utf-8")

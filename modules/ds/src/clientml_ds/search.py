@@ -12,6 +12,14 @@ when it cuts the study short; the result then depends on how many trials fitted 
 (``stopped_by_time``) and logged as a warning. ``n_trials=None`` makes the budget the time box alone.
 The first trial of each study is the baseline (:data:`clientml_mle.estimators.LGBM_BASELINE`, ``C=1``), so a
 search never ends below it.
+
+Early stopping (LightGBM). The tree count is not searched: in each fold a trial grows up to
+:data:`MAX_TREES` trees and keeps those before the validation log-loss last improved (no improvement for
+:data:`EARLY_STOPPING_ROUNDS` trees), so the count fits the learning rate and the data instead of being a
+guess TPE has to make. The validation rows that stopped a fold also score it, which flatters a trial a
+little; so the best trial is scored again on the same folds with a *fixed* tree count, the mean of its
+folds' stopping points, and that honest score and its out-of-fold predictions are what the candidate
+carries into the comparison, the threshold and calibration (and the count is what the final model fits).
 """
 
 from __future__ import annotations
@@ -46,6 +54,13 @@ PRUNE_STARTUP_TRIALS = 5
 # LightGBM trials differ a lot and cost seconds: pruned. Logistic regression trials cost a fraction of a
 # second and differ in the fourth decimal: pruning them would only cut at noise.
 PRUNED_KINDS = ("lightgbm",)
+# The kinds whose search trials stop early on each fold's validation rows (module docstring). The cap of
+# 1,000 trees bounds a trial's cost; in three runs of the quality benchmark (about 3,500 early-stopped
+# folds) it bound 11 folds, all on the interaction world with extra_trees. 50 rounds of patience ride out
+# the noise of a few-thousand-row fold.
+EARLY_STOPPED_KINDS = ("lightgbm",)
+MAX_TREES = 1000
+EARLY_STOPPING_ROUNDS = 50
 
 
 @dataclass
@@ -60,6 +75,9 @@ class CVResult:
     fold_scores: dict[str, list[float]] = field(default_factory=dict)
     oof: FloatArray = field(default_factory=lambda: np.empty(0), repr=False)
     seconds: float = 0.0
+    # True: each fold stops adding trees on its validation rows; ``best_iterations`` has each fold's count.
+    early_stopping: bool = False
+    best_iterations: list[int] = field(default_factory=list)
 
     def mean(self, metric: str = "roc_auc") -> float:
         return float(np.mean(self.fold_scores[metric]))
@@ -94,6 +112,17 @@ class CVResult:
             out[f"{metric}_std"] = self.std(metric)
         return out
 
+    def fixed_trees(self) -> CVResult:
+        """This early-stopped configuration with a fixed tree count: the mean of its folds' stopping points."""
+        trees = max(1, round(float(np.mean(self.best_iterations))))
+        return CVResult(
+            name=self.name,
+            kind=self.kind,
+            params={**self.params, "n_estimators": trees},
+            class_weight=self.class_weight,
+            calibration=self.calibration,
+        )
+
 
 def fold_metrics(y: IntArray, proba: FloatArray) -> dict[str, float]:
     """ROC-AUC, PR-AUC (average precision) and log-loss of one fold's validation rows.
@@ -111,33 +140,63 @@ def fold_metrics(y: IntArray, proba: FloatArray) -> dict[str, float]:
     }
 
 
+def fit_early_stopped(
+    pipeline: Pipeline, x_train: pd.DataFrame, y_train: IntArray, x_valid: pd.DataFrame, y_valid: IntArray
+) -> int:
+    """Fit a LightGBM ``pipeline`` in place, stopping on ``x_valid``'s log-loss; return the trees kept.
+
+    The encoder is fitted on the training rows only and applied to the validation rows, as the pipeline
+    would; the classifier keeps the trees up to its best iteration and predicts with those.
+    """
+    import lightgbm
+
+    encoder, model = pipeline.steps[0][1], pipeline.steps[-1][1]
+    encoded, valid = encoder.fit_transform(x_train, y_train), encoder.transform(x_valid)
+    model.fit(
+        encoded,
+        y_train,
+        eval_set=[(valid, y_valid)],
+        eval_metric="binary_logloss",
+        callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)],
+    )
+    return int(model.best_iteration_ or model.n_estimators)
+
+
 def cross_validate(
+    config: CVResult,
     build: Callable[[], Pipeline],
     x: pd.DataFrame,
     y: IntArray,
     folds: Sequence[Fold],
     *,
     on_fold: Callable[[int, float], None] | None = None,
-) -> tuple[dict[str, list[float]], FloatArray, float]:
-    """Fit a fresh pipeline per fold; return the per-fold metrics, the OOF probabilities and the seconds.
+) -> CVResult:
+    """Fit a fresh ``build()`` per fold; fill ``config``'s per-fold metrics, OOF probabilities, seconds
+    (and, early-stopped, its folds' tree counts), and return it.
 
     ``on_fold(i, mean ROC-AUC so far)`` runs after each fold (the search prunes through it).
     """
     start = time.perf_counter()
     oof = np.full(len(y), np.nan)
     scores: dict[str, list[float]] = {m: [] for m in METRICS}
+    iterations: list[int] = []
     for i, (tr, va) in enumerate(folds):
         model = build()
         with warnings.catch_warnings():
             # Convergence and feature-name chatter of small folds; the scores say what matters.
             warnings.simplefilter("ignore")
-            model.fit(x.iloc[tr], y[tr])
+            if config.early_stopping:
+                iterations.append(fit_early_stopped(model, x.iloc[tr], y[tr], x.iloc[va], y[va]))
+            else:
+                model.fit(x.iloc[tr], y[tr])
             oof[va] = positive_proba(model, x.iloc[va])
         for metric, value in fold_metrics(y[va], oof[va]).items():
             scores[metric].append(value)
         if on_fold is not None:
             on_fold(i, float(np.mean(scores["roc_auc"])))
-    return scores, oof, time.perf_counter() - start
+    config.fold_scores, config.oof, config.seconds = scores, oof, time.perf_counter() - start
+    config.best_iterations = iterations
+    return config
 
 
 def evaluate_config(
@@ -151,29 +210,34 @@ def evaluate_config(
     seed: int = 0,
 ) -> CVResult:
     """Score ``config`` on the folds (fills its fold scores, OOF probabilities and time)."""
-    scores, oof, seconds = cross_validate(lambda: config.build(features, n_jobs=n_jobs, seed=seed), x, y, folds)
-    config.fold_scores, config.oof, config.seconds = scores, oof, seconds
+    cross_validate(config, lambda: config.build(features, n_jobs=n_jobs, seed=seed), x, y, folds)
     log.info(
         "CV %-28s ROC-AUC %.4f ± %.4f  log-loss %.4f  (%.1f s)",
         config.name,
         config.mean(),
         config.std(),
         config.mean("log_loss"),
-        seconds,
+        config.seconds,
     )
     return config
 
 
 def suggest_lightgbm(trial: Any) -> dict[str, Any]:
-    """The LightGBM search space (bounded so that one fit stays cheap)."""
+    """The LightGBM search space (bounded so that one fit stays cheap); the tree count is early-stopped.
+
+    ``extra_trees`` (split thresholds drawn at random, the best of those kept) is a regulariser the
+    search switches on where it helps: on the interaction world (a label that multiplies profile and
+    behaviour) it raised the CV ROC-AUC of the same configuration from 0.7984 to 0.8073; on the drop,
+    seasonal and default worlds it cost 0.001-0.004 (12,000 clients, seed 0).
+    """
     return {
-        "n_estimators": trial.suggest_int("n_estimators", 100, 800, step=50),
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
         "min_child_samples": trial.suggest_int("min_child_samples", 5, 200, log=True),
         "subsample": trial.suggest_float("subsample", 0.5, 1.0),
         "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
         "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+        "extra_trees": trial.suggest_categorical("extra_trees", [False, True]),
     }
 
 
@@ -183,7 +247,10 @@ def suggest_logreg(trial: Any) -> dict[str, Any]:
 
 
 SPACES: dict[str, tuple[Callable[[Any], dict[str, Any]], dict[str, Any]]] = {
-    "lightgbm": (suggest_lightgbm, LGBM_BASELINE),
+    "lightgbm": (
+        suggest_lightgbm,
+        {**{k: v for k, v in LGBM_BASELINE.items() if k != "n_estimators"}, "extra_trees": False},
+    ),
     "logreg": (suggest_logreg, LOGREG_BASELINE),
 }
 
@@ -200,12 +267,15 @@ class SearchResult:
     stopped_by_time: bool
     seconds: float
     trials: list[dict[str, Any]] = field(default_factory=list)
+    # The best trial's mean CV ROC-AUC while its folds stopped on their validation rows (None: not early-stopped).
+    early_stopped_roc_auc: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "best_params": self.best.params,
             "best_roc_auc": self.best.mean(),
+            "early_stopped_roc_auc": self.early_stopped_roc_auc,
             "n_trials_requested": self.n_trials_requested,
             "n_trials_done": self.n_trials_done,
             "timeout_s": self.timeout_s,
@@ -242,9 +312,11 @@ def search(
     best: dict[str, CVResult] = {}
     trials: list[dict[str, Any]] = []
 
+    stops = kind in EARLY_STOPPED_KINDS
+
     def objective(trial: Any) -> float:
-        params = suggest(trial)
-        config = CVResult(name=kind, kind=kind, params=params)
+        params = suggest(trial) | ({"n_estimators": MAX_TREES} if stops else {})
+        config = CVResult(name=kind, kind=kind, params=params, early_stopping=stops)
 
         def prune(step: int, running_auc: float) -> None:
             trial.report(running_auc, step)
@@ -255,10 +327,10 @@ def search(
                 raise optuna.TrialPruned()
 
         build = lambda: config.build(features, n_jobs=n_jobs, seed=seed)  # noqa: E731
-        scores, oof, seconds = cross_validate(build, x, y, folds, on_fold=prune)
-        config.fold_scores, config.oof, config.seconds = scores, oof, seconds
+        cross_validate(config, build, x, y, folds, on_fold=prune)
         value = config.mean()
-        trials.append({"number": trial.number, "roc_auc": value, "seconds": round(seconds, 2), **params})
+        record = {"number": trial.number, "roc_auc": value, "seconds": round(config.seconds, 2), **params}
+        trials.append(record | ({"trees_per_fold": config.best_iterations} if stops else {}))
         if "best" not in best or value > best["best"].mean():  # ties: the earlier trial stays
             best["best"] = config
         return value
@@ -282,12 +354,17 @@ def search(
     if "best" not in best:
         raise RuntimeError(f"the {kind} search ran no trial")
     result = best["best"]
+    early_stopped_auc = result.mean()
+    if stops:
+        result = evaluate_config(result.fixed_trees(), features, x, y, folds, n_jobs=n_jobs, seed=seed)
+        seconds = time.perf_counter() - start
     log.info(
-        "%s search: %d trials in %.1f s, best CV ROC-AUC %.4f with %s",
+        "%s search: %d trials in %.1f s, best CV ROC-AUC %.4f%s with %s",
         kind,
         done,
         seconds,
         result.mean(),
+        f" (early-stopped {early_stopped_auc:.4f})" if stops else "",
         result.params,
     )
     return SearchResult(
@@ -299,6 +376,7 @@ def search(
         stopped_by_time=stopped,
         seconds=seconds,
         trials=trials,
+        early_stopped_roc_auc=early_stopped_auc if stops else None,
     )
 
 

@@ -43,8 +43,9 @@ from clientml_mle.train import (
 )
 from clientml_mle.trainable import check_trainable, table_rows, training_labels
 
+from clientml_ds.compare import ground_truth_comparison
 from clientml_ds.models import CALIBRATION_FOLDS
-from clientml_ds.report import ReportData, ground_truth_comparison, write_report
+from clientml_ds.report import ReportData, write_report
 from clientml_ds.select import SearchBudget, Selection, select_model
 from clientml_ds.split import SplitPlan, plan_split
 
@@ -298,7 +299,8 @@ def cli_train(
     """``clientml train`` (trainer ``ds``): the CLI's options mapped onto :func:`train_model`.
 
     ``search_trials`` is the LightGBM trial budget (logistic regression gets its default 6, a
-    one-parameter space), 0 makes the time box the only budget; ``None`` keeps the defaults.
+    one-parameter space), 0 makes the time box the only budget; ``None`` keeps the default, scaled with the
+    rows (:func:`clientml_ds.select.scaled_trials`).
     ``CLIENTML_DS_MAX_SEARCH_ROWS`` (default 100,000) caps the rows the search runs on.
     """
     defaults = SearchBudget()

@@ -47,10 +47,11 @@ resource "aws_subnet" "public" {
 resource "aws_subnet" "private" {
   count = local.create ? 2 : 0
 
-  vpc_id            = aws_vpc.this[0].id
-  availability_zone = local.zones[count.index]
-  cidr_block        = cidrsubnet(var.cidr_block, 4, 8 + count.index)
-  tags              = { Name = "${var.name_prefix}-private-${local.zones[count.index]}" }
+  vpc_id                  = aws_vpc.this[0].id
+  availability_zone       = local.zones[count.index]
+  cidr_block              = cidrsubnet(var.cidr_block, 4, 8 + count.index)
+  map_public_ip_on_launch = false
+  tags                    = { Name = "${var.name_prefix}-private-${local.zones[count.index]}" }
 }
 
 resource "aws_route_table" "public" {

@@ -4,6 +4,9 @@
 locals {
   https          = var.domain_name != null
   listener_ports = local.https ? [80, 443] : [80]
+  validation_option = local.https ? one([
+    for option in aws_acm_certificate.api[0].domain_validation_options : option if option.domain_name == var.domain_name
+  ]) : null
 }
 
 resource "aws_lb" "api" {
@@ -101,15 +104,14 @@ resource "aws_acm_certificate" "api" {
   }
 }
 
+# Keyed by the domain (known when planning), the record's content read from the certificate once it exists.
 resource "aws_route53_record" "certificate_validation" {
-  for_each = local.https ? {
-    for option in aws_acm_certificate.api[0].domain_validation_options : option.domain_name => option
-  } : {}
+  for_each = local.https ? toset([var.domain_name]) : toset([])
 
   zone_id         = var.hosted_zone_id
-  name            = each.value.resource_record_name
-  type            = each.value.resource_record_type
-  records         = [each.value.resource_record_value]
+  name            = local.validation_option.resource_record_name
+  type            = local.validation_option.resource_record_type
+  records         = [local.validation_option.resource_record_value]
   ttl             = 300
   allow_overwrite = true
 }

@@ -2,7 +2,7 @@
 # (manifest.json with every file's SHA-256, the model files), <bundle_prefix>/CHAMPION the version to serve
 # when a deployment asks for "champion". Versioned, so an overwritten or deleted object can be recovered.
 resource "aws_s3_bucket" "bundles" {
-  bucket        = "${var.name_prefix}-bundles-${data.aws_caller_identity.current.account_id}"
+  bucket        = local.bucket_names.bundles
   force_destroy = var.force_destroy
 
   # Replicating bundles to a second region doubles storage and transfer for artefacts that training
@@ -75,7 +75,7 @@ resource "aws_s3_bucket_policy" "bundles" {
   bucket = aws_s3_bucket.bundles.id
   policy = jsonencode({
     Version   = "2012-10-17"
-    Statement = [local.deny_insecure_transport[aws_s3_bucket.bundles.arn]]
+    Statement = [local.deny_insecure_transport.bundles]
   })
 
   depends_on = [aws_s3_bucket_public_access_block.bundles]

@@ -1,7 +1,7 @@
 # The access-log bucket: the load balancer's access logs (alb/) and the bundle bucket's server access
 # logs (s3-access/). Both AWS delivery services write only with SSE-S3, hence no KMS key here.
 resource "aws_s3_bucket" "logs" {
-  bucket        = "${var.name_prefix}-access-logs-${data.aws_caller_identity.current.account_id}"
+  bucket        = local.bucket_names.logs
   force_destroy = var.force_destroy
 
   #checkov:skip=CKV_AWS_145:ALB access logs and S3 server access logs can be delivered only to SSE-S3 buckets, not SSE-KMS
@@ -67,14 +67,14 @@ resource "aws_s3_bucket_policy" "logs" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
-      local.deny_insecure_transport[aws_s3_bucket.logs.arn],
+      local.deny_insecure_transport.logs,
       {
         # The region's Elastic Load Balancing account delivers the ALB's access logs.
         Sid       = "LoadBalancerAccessLogs"
         Effect    = "Allow"
         Principal = { AWS = data.aws_elb_service_account.current.arn }
         Action    = "s3:PutObject"
-        Resource  = "${aws_s3_bucket.logs.arn}/alb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"
+        Resource  = "${local.bucket_arns.logs}/alb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"
       },
       {
         # S3 server access logging delivers the bundle bucket's logs, for this account's buckets only.
@@ -82,10 +82,10 @@ resource "aws_s3_bucket_policy" "logs" {
         Effect    = "Allow"
         Principal = { Service = "logging.s3.amazonaws.com" }
         Action    = "s3:PutObject"
-        Resource  = "${aws_s3_bucket.logs.arn}/s3-access/*"
+        Resource  = "${local.bucket_arns.logs}/s3-access/*"
         Condition = {
           StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
-          ArnLike      = { "aws:SourceArn" = aws_s3_bucket.bundles.arn }
+          ArnLike      = { "aws:SourceArn" = local.bucket_arns.bundles }
         }
       },
     ]

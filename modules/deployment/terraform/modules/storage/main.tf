@@ -1,11 +1,19 @@
 # Buckets of the deployment: the model bundles the tasks read (bundles.tf) and the access logs (logs.tf).
 data "aws_caller_identity" "current" {}
 data "aws_elb_service_account" "current" {}
+data "aws_partition" "current" {}
 
 locals {
-  # Every bucket refuses plain HTTP (aws:SecureTransport false), whoever asks: keyed by bucket ARN.
+  # Names carry the account id: bucket names are global.
+  bucket_names = {
+    bundles = "${var.name_prefix}-bundles-${data.aws_caller_identity.current.account_id}"
+    logs    = "${var.name_prefix}-access-logs-${data.aws_caller_identity.current.account_id}"
+  }
+  bucket_arns = { for role, name in local.bucket_names : role => "arn:${data.aws_partition.current.partition}:s3:::${name}" }
+
+  # Every bucket refuses plain HTTP (aws:SecureTransport false), whoever asks.
   deny_insecure_transport = {
-    for arn in [aws_s3_bucket.bundles.arn, aws_s3_bucket.logs.arn] : arn => {
+    for role, arn in local.bucket_arns : role => {
       Sid       = "DenyInsecureTransport"
       Effect    = "Deny"
       Principal = "*"

@@ -5,7 +5,7 @@ output "bundle_bucket" {
 
 output "bundle_bucket_arn" {
   description = "ARN of the bundle bucket."
-  value       = aws_s3_bucket.bundles.arn
+  value       = local.bucket_arns.bundles
 }
 
 output "logs_bucket" {

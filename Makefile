@@ -19,7 +19,7 @@ DEMO_DIR ?= .demo
 DEMO_WAREHOUSE := duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
 MODELS_DIR ?= modules/ds/models
 
-.PHONY: help install lint typecheck test test-fast compose-test demo bench-etl bench-train bench-serve clean
+.PHONY: help install lint typecheck test test-fast compose-test deploy-check demo bench-etl bench-train bench-serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test: install lint typecheck  ## The whole suite (lint, types, every test tier, 
 
 compose-test: install  ## The docker-compose stack from scratch: up, hands-off run, retrain, faults, down
 	$(BIN)/pytest -m compose -s tests/compose $(PYTEST_ARGS)
+
+deploy-check: install  ## Offline checks of modules/deployment: terraform fmt/validate/test (mocked AWS), checkov, actionlint
+	UV=$(UV) bash modules/deployment/checks/run.sh all
 
 FAST_TIER := not (postgres or spark or airflow or slow or realdata or compose)
 

@@ -1,5 +1,6 @@
 # The service module's design, held by mocked applies (no AWS): ports, health check, rolling deployment
-# with rollback, private tasks, autoscaling, least-privilege IAM, the API key as a secret, HTTPS.
+# with rollback, private tasks, autoscaling, alarms, least-privilege IAM documents, the API key as a
+# secret, the environment contract of the image, HTTPS versus HTTP, and the inputs it refuses.
 mock_provider "aws" {
   source = "./tests/mocks"
 }
@@ -20,7 +21,7 @@ variables {
   secret_recovery_days    = 7
   cpu                     = 512
   memory                  = 1024
-  workers                 = 1
+  workers                 = 2
   min_capacity            = 2
   max_capacity            = 20
   autoscaling_enabled     = true
@@ -122,13 +123,13 @@ run "autoscaling_on_cpu_and_requests" {
     error_message = "The scaling target must be the service's desired count between min and max."
   }
   assert {
-    condition     = aws_appautoscaling_policy.cpu[0].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ECSServiceAverageCPUUtilization" && aws_appautoscaling_policy.cpu[0].target_tracking_scaling_policy_configuration[0].target_value == 60
+    condition     = aws_appautoscaling_policy.api["cpu"].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ECSServiceAverageCPUUtilization" && aws_appautoscaling_policy.api["cpu"].target_tracking_scaling_policy_configuration[0].target_value == 60
     error_message = "One policy must track the service's average CPU."
   }
   assert {
     condition = (
-      aws_appautoscaling_policy.requests[0].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ALBRequestCountPerTarget" &&
-      aws_appautoscaling_policy.requests[0].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].resource_label == "app/clientml-staging-api/50dc6c495c0c9188/targetgroup/clientml-staging-api/6d0ecf831eec9f09"
+      aws_appautoscaling_policy.api["requests"].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ALBRequestCountPerTarget" &&
+      aws_appautoscaling_policy.api["requests"].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].resource_label == "app/clientml-staging-api/50dc6c495c0c9188/targetgroup/clientml-staging-api/6d0ecf831eec9f09"
     )
     error_message = "One policy must track requests per target of this load balancer's target group."
   }
@@ -155,4 +156,235 @@ run "alarms_on_5xx_rate_and_p99_latency" {
     condition     = aws_cloudwatch_metric_alarm.errors_5xx.alarm_actions == toset([aws_sns_topic.alarms.arn]) && aws_sns_topic.alarms.kms_master_key_id == var.kms_key_arn
     error_message = "Alarms must notify the encrypted alarm topic."
   }
+}
+
+run "least_privilege_champion" {
+  command = apply
+  module {
+    source = "./modules/service"
+  }
+
+  # No statement of either role grants a wildcard action; "*" as a resource only for the ECR login,
+  # which AWS accepts on no other resource.
+  assert {
+    condition = alltrue(flatten([
+      for policy in [aws_iam_role_policy.task.policy, aws_iam_role_policy.execution.policy] : [
+        for statement in jsondecode(policy).Statement : [for action in flatten([statement.Action]) : !strcontains(action, "*")]
+      ]
+    ]))
+    error_message = "No IAM action may contain '*'."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for policy in [aws_iam_role_policy.task.policy, aws_iam_role_policy.execution.policy] : [
+        for statement in jsondecode(policy).Statement : flatten([statement.Action]) == ["ecr:GetAuthorizationToken"] if contains(flatten([statement.Resource]), "*")
+      ]
+    ]))
+    error_message = "Only ecr:GetAuthorizationToken may have Resource '*'."
+  }
+  assert {
+    condition = (
+      [for s in jsondecode(aws_iam_role_policy.task.policy).Statement : s.Resource if s.Sid == "ReadBundle"][0] == ["arn:aws:s3:::clientml-staging-bundles-123456789012/bundles/*"] &&
+      [for s in jsondecode(aws_iam_role_policy.task.policy).Statement : s.Action if s.Sid == "ReadBundle"][0] == ["s3:GetObject"]
+    )
+    error_message = "With bundle = champion the task reads objects under the bundle prefix only (any version may be the champion)."
+  }
+  assert {
+    condition = (
+      [for s in jsondecode(aws_iam_role_policy.task.policy).Statement : s.Resource if s.Sid == "ListBundle"][0] == ["arn:aws:s3:::clientml-staging-bundles-123456789012"] &&
+      [for s in jsondecode(aws_iam_role_policy.task.policy).Statement : s.Condition.StringLike["s3:prefix"] if s.Sid == "ListBundle"][0] == ["bundles/*"]
+    )
+    error_message = "ListBucket must be limited to the bundle prefix."
+  }
+  assert {
+    condition     = toset(flatten([for s in jsondecode(aws_iam_role_policy.task.policy).Statement : s.Action])) == toset(["s3:GetObject", "s3:ListBucket", "kms:Decrypt"])
+    error_message = "The task role may read the bundle and decrypt it, nothing else."
+  }
+  assert {
+    condition = (
+      [for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s.Resource if s.Sid == "PullApiImage"][0] == [var.repository_arn] &&
+      [for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s.Resource if s.Sid == "WriteApiLogs"][0] == ["arn:aws:logs:us-east-1:123456789012:log-group:/clientml/staging/api:*"] &&
+      [for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s.Resource if s.Sid == "ReadApiKey"][0] == [aws_secretsmanager_secret.api_key.arn]
+    )
+    error_message = "The execution role pulls from this repository only, writes this log group only, reads this secret only."
+  }
+  assert {
+    condition = alltrue([
+      for policy in [aws_iam_role_policy.task.policy, aws_iam_role_policy.execution.policy] : alltrue([
+        for s in jsondecode(policy).Statement : s.Resource == [var.kms_key_arn] && length(keys(s.Condition.StringEquals)) == 1 && contains(keys(s.Condition.StringEquals), "kms:ViaService") if s.Action == ["kms:Decrypt"]
+      ])
+    ])
+    error_message = "kms:Decrypt only on the deployment's key and only through S3 or Secrets Manager."
+  }
+  assert {
+    condition     = aws_iam_role.task.arn != aws_iam_role.execution.arn || aws_iam_role.task.name != aws_iam_role.execution.name
+    error_message = "The task and execution roles must be two roles."
+  }
+  assert {
+    condition     = jsondecode(aws_iam_role.task.assume_role_policy).Statement[0].Principal.Service == "ecs-tasks.amazonaws.com" && jsondecode(aws_iam_role.task.assume_role_policy).Statement[0].Condition.StringEquals["aws:SourceAccount"] == "123456789012"
+    error_message = "Only ECS tasks of this account may assume the roles."
+  }
+}
+
+run "least_privilege_pinned_version" {
+  command = apply
+  module {
+    source = "./modules/service"
+  }
+  variables {
+    bundle = "20250101T120000.123456Z-3f2a9c1b7d4e"
+  }
+
+  assert {
+    condition     = [for s in jsondecode(aws_iam_role_policy.task.policy).Statement : s.Resource if s.Sid == "ReadBundle"][0] == ["arn:aws:s3:::clientml-staging-bundles-123456789012/bundles/20250101T120000.123456Z-3f2a9c1b7d4e/*"]
+    error_message = "A pinned version reads its own folder only."
+  }
+  assert {
+    condition     = [for s in jsondecode(aws_iam_role_policy.task.policy).Statement : s.Condition.StringLike["s3:prefix"] if s.Sid == "ListBundle"][0] == ["bundles/20250101T120000.123456Z-3f2a9c1b7d4e/*"]
+    error_message = "A pinned version lists its own folder only."
+  }
+}
+
+run "environment_contract_and_secret" {
+  command = apply
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition = {
+      for e in jsondecode(aws_ecs_task_definition.api.container_definitions)[0].environment : e.name => e.value
+      } == {
+      AWS_REGION             = "us-east-1"
+      CLIENTML_BUNDLE        = "champion"
+      CLIENTML_BUNDLE_S3_URI = "s3://clientml-staging-bundles-123456789012/bundles"
+      CLIENTML_HOST          = "0.0.0.0"
+      CLIENTML_MODELS_DIR    = "/models"
+      CLIENTML_PORT          = "8000"
+      CLIENTML_RELOAD_POLL_S = "0"
+      CLIENTML_WORKERS       = "2"
+    }
+    error_message = "The container's environment must be exactly the contract in modules/deployment/README.md."
+  }
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.api.container_definitions)[0].secrets == [{ name = "CLIENTML_API_KEY", valueFrom = aws_secretsmanager_secret.api_key.arn }]
+    error_message = "The API key must reach the container from Secrets Manager as CLIENTML_API_KEY, and be its only secret."
+  }
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.api.container_definitions)[0].command == ["serve"]
+    error_message = "The container runs `clientml serve` (the image's entrypoint is clientml)."
+  }
+  assert {
+    condition     = !strcontains(aws_ecs_task_definition.api.container_definitions, var.api_key)
+    error_message = "The API key must never appear in the task definition."
+  }
+  assert {
+    condition     = aws_secretsmanager_secret.api_key.kms_key_id == var.kms_key_arn && aws_secretsmanager_secret_version.api_key.secret_string_wo_version == 1 && aws_secretsmanager_secret_version.api_key.secret_string == null
+    error_message = "The secret is KMS-encrypted and written write-only (no secret_string in state)."
+  }
+  assert {
+    condition     = toset([for m in jsondecode(aws_ecs_task_definition.api.container_definitions)[0].mountPoints : m.containerPath]) == toset(["/models", "/opt/clientml/state", "/tmp"])
+    error_message = "The writable paths of the read-only container are /models, the state dir and /tmp."
+  }
+}
+
+run "http_only_without_domain" {
+  command = apply
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition     = aws_lb_listener.http.port == 80 && one(aws_lb_listener.http.default_action).type == "forward" && length(aws_lb_listener.https) == 0
+    error_message = "Without a domain: one HTTP listener on 80 that forwards to the API."
+  }
+  assert {
+    condition     = toset([for r in aws_vpc_security_group_ingress_rule.alb_from_clients : r.from_port]) == toset([80])
+    error_message = "Without a domain the load balancer opens 80 only."
+  }
+  assert {
+    condition     = output.api_url == "http://clientml-staging-api-1234567890.us-east-1.elb.amazonaws.com"
+    error_message = "api_url is the load balancer's DNS name over HTTP."
+  }
+}
+
+run "https_with_domain" {
+  command = apply
+  module {
+    source = "./modules/service"
+  }
+  variables {
+    domain_name    = "api.example.com"
+    hosted_zone_id = "Z0123456789ABCDEFGHIJ"
+  }
+  assert {
+    condition     = aws_lb_listener.https[0].port == 443 && aws_lb_listener.https[0].protocol == "HTTPS" && aws_lb_listener.https[0].ssl_policy == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    error_message = "With a domain: HTTPS on 443 with a TLS 1.2+/1.3 policy."
+  }
+  assert {
+    condition     = aws_lb_listener.https[0].certificate_arn == aws_acm_certificate.api[0].arn && aws_acm_certificate.api[0].domain_name == "api.example.com" && aws_acm_certificate.api[0].validation_method == "DNS"
+    error_message = "The 443 listener uses the DNS-validated ACM certificate of the domain."
+  }
+  assert {
+    condition     = one(aws_lb_listener.http.default_action).type == "redirect" && one(one(aws_lb_listener.http.default_action).redirect).protocol == "HTTPS" && one(one(aws_lb_listener.http.default_action).redirect).status_code == "HTTP_301"
+    error_message = "With a domain, port 80 redirects to HTTPS."
+  }
+  assert {
+    condition     = toset([for r in aws_vpc_security_group_ingress_rule.alb_from_clients : r.from_port]) == toset([80, 443])
+    error_message = "With a domain the load balancer opens 80 (redirect) and 443."
+  }
+  assert {
+    condition     = output.api_url == "https://api.example.com" && aws_route53_record.api[0].name == "api.example.com"
+    error_message = "api_url is https://<domain>, aliased to the load balancer."
+  }
+}
+
+run "tasks_reachable_only_from_the_load_balancer" {
+  command = apply
+  module {
+    source = "./modules/service"
+  }
+
+  assert {
+    condition     = aws_vpc_security_group_ingress_rule.tasks_from_alb.referenced_security_group_id == aws_security_group.alb.id && aws_vpc_security_group_ingress_rule.tasks_from_alb.from_port == 8000 && aws_vpc_security_group_ingress_rule.tasks_from_alb.to_port == 8000
+    error_message = "Tasks accept the container port from the load balancer's security group only."
+  }
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.alb_to_tasks.referenced_security_group_id == aws_security_group.tasks.id && aws_vpc_security_group_egress_rule.alb_to_tasks.from_port == 8000
+    error_message = "The load balancer may only reach the tasks, on the container port."
+  }
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.tasks_https.from_port == 443 && aws_vpc_security_group_egress_rule.tasks_https.to_port == 443 && aws_vpc_security_group_egress_rule.tasks_https.ip_protocol == "tcp"
+    error_message = "Tasks may only go out over HTTPS."
+  }
+}
+
+run "autoscaling_left_out_for_an_emulator" {
+  command = plan
+  module {
+    source = "./modules/service"
+  }
+  variables {
+    autoscaling_enabled = false
+  }
+
+  assert {
+    condition     = length(aws_appautoscaling_target.api) == 0 && length(aws_appautoscaling_policy.api) == 0
+    error_message = "autoscaling_enabled = false must leave out the scaling target and both policies."
+  }
+}
+
+run "rejects_bad_inputs" {
+  command = plan
+  module {
+    source = "./modules/service"
+  }
+  variables {
+    memory         = 512
+    bundle         = "latest"
+    api_key        = "short"
+    domain_name    = "api.example.com"
+    hosted_zone_id = null
+  }
+  expect_failures = [var.memory, var.bundle, var.api_key, var.hosted_zone_id]
 }

@@ -25,12 +25,12 @@ run "bundle_bucket" {
     error_message = "Bundles must be encrypted with the deployment's KMS key (SSE-KMS)."
   }
   assert {
-    condition = alltrue([for block in [aws_s3_bucket_public_access_block.bundles, aws_s3_bucket_public_access_block.logs] :
+    condition = keys(aws_s3_bucket_public_access_block.this) == ["bundles", "logs"] && alltrue([for block in values(aws_s3_bucket_public_access_block.this) :
     block.block_public_acls && block.block_public_policy && block.ignore_public_acls && block.restrict_public_buckets])
     error_message = "Both buckets must block every kind of public access."
   }
   assert {
-    condition     = aws_s3_bucket_versioning.bundles.versioning_configuration[0].status == "Enabled" && aws_s3_bucket_versioning.logs.versioning_configuration[0].status == "Enabled"
+    condition     = keys(aws_s3_bucket_versioning.this) == ["bundles", "logs"] && alltrue([for v in values(aws_s3_bucket_versioning.this) : v.versioning_configuration[0].status == "Enabled"])
     error_message = "Both buckets must be versioned."
   }
   assert {
@@ -40,7 +40,7 @@ run "bundle_bucket" {
     error_message = "Both buckets must refuse requests that are not over TLS."
   }
   assert {
-    condition     = one(aws_s3_bucket_ownership_controls.bundles.rule).object_ownership == "BucketOwnerEnforced" && one(aws_s3_bucket_ownership_controls.logs.rule).object_ownership == "BucketOwnerEnforced"
+    condition     = keys(aws_s3_bucket_ownership_controls.this) == ["bundles", "logs"] && alltrue([for o in values(aws_s3_bucket_ownership_controls.this) : one(o.rule).object_ownership == "BucketOwnerEnforced"])
     error_message = "ACLs must be disabled (BucketOwnerEnforced) on both buckets."
   }
   assert {

@@ -12,13 +12,6 @@ resource "aws_s3_bucket" "bundles" {
   #checkov:skip=CKV2_AWS_62:no consumer for object events; deployments name their bundle explicitly
 }
 
-resource "aws_s3_bucket_versioning" "bundles" {
-  bucket = aws_s3_bucket.bundles.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
 resource "aws_s3_bucket_server_side_encryption_configuration" "bundles" {
   bucket = aws_s3_bucket.bundles.id
   rule {
@@ -28,21 +21,6 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "bundles" {
     }
     # One data key per bucket rather than a KMS call per object: cheaper, same protection.
     bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "bundles" {
-  bucket                  = aws_s3_bucket.bundles.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "bundles" {
-  bucket = aws_s3_bucket.bundles.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
   }
 }
 
@@ -68,7 +46,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "bundles" {
     }
   }
 
-  depends_on = [aws_s3_bucket_versioning.bundles]
+  depends_on = [aws_s3_bucket_versioning.this]
 }
 
 resource "aws_s3_bucket_policy" "bundles" {
@@ -78,5 +56,5 @@ resource "aws_s3_bucket_policy" "bundles" {
     Statement = [local.deny_insecure_transport.bundles]
   })
 
-  depends_on = [aws_s3_bucket_public_access_block.bundles]
+  depends_on = [aws_s3_bucket_public_access_block.this]
 }

@@ -23,3 +23,37 @@ locals {
     }
   }
 }
+
+# What both buckets share: versioning (an overwritten or deleted object can be recovered), no public
+# access of any kind, and no ACLs (the bucket owner owns every object).
+locals {
+  bucket_ids = { bundles = aws_s3_bucket.bundles.id, logs = aws_s3_bucket.logs.id }
+}
+
+resource "aws_s3_bucket_versioning" "this" {
+  for_each = local.bucket_ids
+
+  bucket = each.value
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  for_each = local.bucket_ids
+
+  bucket                  = each.value
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  for_each = local.bucket_ids
+
+  bucket = each.value
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}

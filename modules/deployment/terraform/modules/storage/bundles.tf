@@ -28,6 +28,10 @@ resource "aws_s3_bucket_logging" "bundles" {
   bucket        = aws_s3_bucket.bundles.id
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "s3-access/${aws_s3_bucket.bundles.id}/"
+
+  # S3 refuses a logging target whose policy does not yet let the logging service write there
+  # (InvalidTargetBucketForLogging): the policy first.
+  depends_on = [aws_s3_bucket_policy.logs]
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "bundles" {

@@ -38,7 +38,7 @@ lint: install  ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy over every module
-	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src tools/testkit/src
+	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src modules/deployment/src tools/testkit/src
 
 test: install lint typecheck  ## The whole suite (lint, types, every test tier, then the compose test)
 	$(BIN)/pytest -m "not compose"

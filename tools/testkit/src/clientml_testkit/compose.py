@@ -143,9 +143,10 @@ def memory_peaks(env: Mapping[str, str], every_s: float = 3.0) -> Iterator[dict[
 
 @dataclass
 class Phases:
-    """Wall-clock duration of each named phase of a test, printed and kept in order."""
+    """Wall-clock duration of each named phase of a test, printed (``[<label>] <phase>: <s> s``) and kept in order."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    label: str = "compose-test"
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -155,7 +156,7 @@ class Phases:
             yield
         finally:
             self.seconds[name] = round(time.monotonic() - start, 1)
-            print(f"[compose-test] {name}: {self.seconds[name]:.1f} s", flush=True)
+            print(f"[{self.label}] {name}: {self.seconds[name]:.1f} s", flush=True)
 
 
 @dataclass

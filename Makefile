@@ -19,7 +19,7 @@ DEMO_DIR ?= .demo
 DEMO_WAREHOUSE := duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
 MODELS_DIR ?= modules/ds/models
 
-.PHONY: help install lint typecheck test test-fast compose-test deploy-check demo bench-etl bench-train bench-serve clean
+.PHONY: help install lint typecheck test test-fast compose-test deploy-check deploy rollback destroy demo bench-etl bench-train bench-serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,17 @@ compose-test: install  ## The docker-compose stack from scratch: up, hands-off r
 
 deploy-check: install  ## Offline checks of modules/deployment: terraform fmt/validate/test (mocked AWS), checkov, actionlint
 	UV=$(UV) bash modules/deployment/checks/run.sh all
+
+# The inputs are environment variables (ENVIRONMENT, TF_STATE_BUCKET, TF_VAR_api_key, IMAGE_TAG, BUNDLE, ...):
+# modules/deployment/README.md, "Deploy, roll back, destroy".
+deploy: install  ## Build and push the API image, upload the bundle, terraform apply, smoke-test the URL (AWS)
+	$(BIN)/python -m clientml_deploy deploy
+
+rollback: install  ## Return the API to the previous image and bundle, then smoke-test it
+	$(BIN)/python -m clientml_deploy rollback
+
+destroy: install  ## Destroy the environment's stack
+	$(BIN)/python -m clientml_deploy destroy
 
 FAST_TIER := not (postgres or spark or airflow or slow or realdata or compose)
 

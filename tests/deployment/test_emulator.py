@@ -1,4 +1,4 @@
-"""The deployment's Terraform against an AWS emulator (moto on 127.0.0.1): ``apply``, a second ``plan`` that
+"""The deployment's Terraform against an AWS emulator (moto, HTTPS on 127.0.0.1): ``apply``, a second ``plan`` that
 finds nothing to change, what was created read back with boto3, then ``destroy`` back to empty.
 
 The tests run in file order on one stack (module fixture); the configuration is a copy of
@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from clientml_deploy.settings import DeploySettings, child_environment
 from clientml_deploy.terraform import Terraform, backend_config
-from clientml_testkit.aws_emulator import ACCOUNT_ID, REGION, STATE_BUCKET, Emulator, running_emulator
+from clientml_testkit.aws_emulator import ACCOUNT_ID, REGION, STATE_BUCKET, Emulator, plugin_dir, running_emulator
 from clientml_testkit.compose import Phases
-from clientml_testkit.fixtures import unavailable
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -47,22 +44,12 @@ class Stack:
         return arn
 
 
-def plugin_dir() -> Path:
-    """The AWS provider on disk (TF_PLUGIN_DIR, /opt/tf-plugins); the test is unavailable without it."""
-    directory = DeploySettings().tf_plugin_dir or Path("/opt/tf-plugins")
-    if shutil.which("terraform") is None or not (directory / "registry.terraform.io/hashicorp/aws").is_dir():
-        unavailable(f"terraform on PATH and the AWS provider under {directory} (TF_PLUGIN_DIR)")
-    return directory
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    directory = plugin_dir()
-    with running_emulator() as emulator:
+    directory, tmp = plugin_dir(), tmp_path_factory.mktemp("emulator")
+    with running_emulator(tmp) as emulator:
         environment = {**emulator.environment(child_environment()), "TF_VAR_api_key": API_KEY}
-        terraform = Terraform(
-            emulator.terraform_dir(tmp_path_factory.mktemp("emulator") / "terraform"), environment, directory
-        )
+        terraform = Terraform(emulator.terraform_dir(tmp / "terraform"), environment, directory)
         state_key = DeploySettings(environment="staging").state_key()
         with PHASES.phase("init"):
             terraform.init(backend_config(STATE_BUCKET, state_key, REGION))

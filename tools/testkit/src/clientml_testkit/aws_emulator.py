@@ -1,6 +1,8 @@
-"""The AWS emulator of the deployment tests: a moto server on a local address, with the gaps of its pinned
-version closed (:mod:`clientml_testkit.moto_patches`), and the CI-only ``emulator_override.tf`` that points
-a copy of ``modules/deployment/terraform`` at it.
+"""The AWS emulator of the deployment tests: a moto server on a local address, serving HTTPS only (the
+buckets' policies refuse plain HTTP, as on AWS) with a certificate of a throwaway CA (trustme), with the gaps
+of its pinned version closed (:mod:`clientml_testkit.moto_patches`), and the CI-only ``emulator_override.tf``
+that points a copy of ``modules/deployment/terraform`` at it. Every client trusts that CA through
+``AWS_CA_BUNDLE`` (boto3, Terraform's provider and its S3 backend), never the system's store.
 
 The production configuration is not changed: Terraform merges ``*_override.tf`` files into the
 configuration, so the copy's provider gets the emulator's endpoint for every service the configuration
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import ssl
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,11 +98,19 @@ class Emulator:
     """A running moto server: its endpoint, and how to reach it from boto3, Terraform and the deploy tool."""
 
     endpoint: str
+    # The CA that signed the emulator's certificate (PEM).
+    ca_bundle: Path
 
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:
-        """``base`` with the AWS SDKs pointed at the emulator (``AWS_ENDPOINT_URL``, test credentials)."""
+        """``base`` with the AWS SDKs pointed at the emulator (``AWS_ENDPOINT_URL``, its CA, test credentials)."""
         environment = {name: value for name, value in base.items() if name not in _AWS_VARIABLES_CLEARED}
-        return {**environment, **CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": REGION}
+        return {
+            **environment,
+            **CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_CA_BUNDLE": str(self.ca_bundle),
+            "AWS_REGION": REGION,
+        }
 
     def client(self, service: str) -> Any:
         """A boto3 client of the emulator."""
@@ -107,6 +119,7 @@ class Emulator:
         return boto3.client(
             service,
             endpoint_url=self.endpoint,
+            verify=str(self.ca_bundle),
             region_name=REGION,
             aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -124,20 +137,44 @@ class Emulator:
         return destination
 
 
+def plugin_dir() -> Path:
+    """The AWS provider on disk (``TF_PLUGIN_DIR``, default /opt/tf-plugins) for ``terraform init``; the
+    test is unavailable (skipped here, failed in CI) without it or without terraform on PATH."""
+    from clientml_deploy.settings import DeploySettings
+
+    from clientml_testkit.fixtures import unavailable
+
+    directory = DeploySettings().tf_plugin_dir or Path("/opt/tf-plugins")
+    if shutil.which("terraform") is None or not (directory / "registry.terraform.io/hashicorp/aws").is_dir():
+        unavailable(f"terraform on PATH and the AWS provider under {directory} (TF_PLUGIN_DIR)")
+    return directory
+
+
 @contextlib.contextmanager
-def running_emulator(host: str = LOOPBACK) -> Iterator[Emulator]:
-    """A patched moto server on ``host`` (a free port) with an empty state bucket, stopped on exit."""
-    from moto.server import ThreadedMotoServer
+def running_emulator(directory: Path, host: str = LOOPBACK) -> Iterator[Emulator]:
+    """A patched moto server on ``https://<host>:<a free port>`` with an empty state bucket, its CA's
+    certificate written into ``directory``; stopped on exit."""
+    import trustme
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     moto_patches.apply()
-    server = ThreadedMotoServer(ip_address=host, port=0)
-    server.start()
+    authority = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(host).configure_cert(tls)
+    ca_bundle = directory / "emulator-ca.pem"
+    authority.cert_pem.write_to_path(str(ca_bundle))
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server(host, 0, app, threaded=True, request_handler=MotoRequestHandler, ssl_context=tls)
+    thread = threading.Thread(target=server.serve_forever, name="aws-emulator", daemon=True)
+    thread.start()
     try:
-        bound, port = server.get_host_and_port()
-        emulator = Emulator(f"http://{bound}:{port}")
+        emulator = Emulator(f"https://{host}:{server.server_port}", ca_bundle)
         # moto keeps its data per process: an earlier emulator's resources are dropped first.
-        httpx.post(f"{emulator.endpoint}/moto-api/reset", timeout=30).raise_for_status()
+        trusted = ssl.create_default_context(cafile=str(ca_bundle))
+        httpx.post(f"{emulator.endpoint}/moto-api/reset", verify=trusted, timeout=30).raise_for_status()
         emulator.client("s3").create_bucket(Bucket=STATE_BUCKET)
         yield emulator
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join(timeout=30)

@@ -1,4 +1,4 @@
-"""Three gaps of moto 5.2.5's server that the deployment's Terraform runs into, closed in the emulator the
+"""Four gaps of moto 5.2.5's server that the deployment's Terraform runs into, closed in the emulator the
 tests start (:func:`clientml_testkit.aws_emulator.running_emulator`), each as AWS behaves. Pinned: they
 replace moto functions of exactly this version (the root dev group pins it), and refuse any other.
 
@@ -10,6 +10,14 @@ replace moto functions of exactly this version (the root dev group pins it), and
 3. S3 ``PutBucketLogging`` checks the target bucket's policy by comparing ARNs as plain strings, and fails
    with a 500 on a statement whose principal is ``"*"`` (our TLS-only deny). The policy is evaluated as
    IAM does: a principal object naming the logging service, wildcards in the resource.
+4. S3 object requests are checked against the bucket policy with no request context, a condition whose
+   operator moto lacks (``Bool``) counts as met, and a statement whose condition is not met counts as a
+   denial: our TLS-only deny (``aws:SecureTransport`` false) refuses every object read and write. The
+   emulator serves HTTPS only, so object requests are evaluated as AWS evaluates TLS requests: a statement
+   for any principal (``"*"``) applies when its action and resource match (wildcards) and its ``Bool``
+   conditions hold for ``aws:SecureTransport = true``; a condition on any other key, which the emulator
+   has no value for, does not hold. Statements for named principals are not evaluated (the callers are
+   the account's own credentials, allowed by IAM, as moto assumes too).
 
 Not patched: Application Auto Scaling has no ``ListTagsForResource``, which the provider calls on every
 read of a scalable target; the emulator run leaves autoscaling out (``omit_resources``) instead.
@@ -43,6 +51,7 @@ def apply() -> None:
     _keep_ecs_service_settings()
     _keep_group_rule_descriptions()
     _evaluate_logging_policy()
+    _evaluate_bucket_policies_over_tls()
     _applied = True
 
 
@@ -92,6 +101,39 @@ def _evaluate_logging_policy() -> None:
         return False
 
     FakeBucket._log_permissions_enabled_policy = staticmethod(allows_logging)  # type: ignore[method-assign]
+
+
+def _evaluate_bucket_policies_over_tls() -> None:
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    context = {"aws:SecureTransport": "true"}  # the emulator serves HTTPS only
+
+    def holds(conditions: dict[str, dict[str, Any]]) -> bool:
+        return all(
+            operator == "Bool" and key in context and context[key] in [str(v).lower() for v in _as_list(expected)]
+            for operator, pairs in conditions.items()
+            for key, expected in pairs.items()
+        )
+
+    def get_permission(self: Any, action: str, resource: str) -> PermissionResult:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        verdict = PermissionResult.NEUTRAL
+        for statement in _as_list(json.loads(self.policy.decode())["Statement"]):
+            applies = (
+                statement.get("Principal") == "*"
+                and any(fnmatch.fnmatchcase(action, a) for a in _as_list(statement["Action"]))
+                and any(fnmatch.fnmatchcase(resource, r) for r in _as_list(statement["Resource"]))
+                and holds(statement.get("Condition", {}))
+            )
+            if applies and statement["Effect"] == "Deny":
+                return PermissionResult.DENIED
+            if applies:
+                verdict = PermissionResult.PERMITTED
+        return verdict
+
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from clientml_deploy.aws import call, get_object
 from clientml_deploy.errors import DeployError
 from clientml_mle.manifest import read_bundle
-from clientml_mle.pointers import CHAMPION_FILE, MANIFEST_FILE, VERSION_PATTERN, BundleIntegrityError, read_pointer
+from clientml_mle.pointers import CHAMPION_FILE, MANIFEST_FILE, BundleIntegrityError, read_pointer
 
 CHAMPION = "champion"
 
@@ -65,7 +65,8 @@ class BundleBucket:
 
 
 def publish(bundle: str, models_dir: Path, bucket: BundleBucket) -> str:
-    """The version ``bundle`` names, in the bucket when this returns.
+    """The version ``bundle`` (``champion`` or a version: :class:`~clientml_deploy.settings.DeploySettings`
+    checks which) names, in the bucket when this returns.
 
     ``champion``: the local models directory's CHAMPION, uploaded and made the bucket's CHAMPION; else
     the bucket's CHAMPION. A version: uploaded from the models directory when it is there, else it must
@@ -88,9 +89,6 @@ def publish(bundle: str, models_dir: Path, bucket: BundleBucket) -> str:
                 f"{bucket.uri(CHAMPION_FILE)}; train a model, or set BUNDLE=<version>"
             )
         return champion
-    if not VERSION_PATTERN.match(bundle):
-        example = "20250101T120000.123456Z-3f2a9c1b7d4e"
-        raise DeployError(f"BUNDLE={bundle!r}: neither 'champion' nor a bundle version (such as {example})")
     if local is not None and (local / bundle / MANIFEST_FILE).is_file():
         bucket.upload(local / bundle)
     elif bucket.read(f"{bundle}/{MANIFEST_FILE}") is None:

@@ -30,9 +30,14 @@ def check_docker(environment: Mapping[str, str]) -> None:
 
 
 def build(reference: str, base_image: str | None, environment: Mapping[str, str]) -> None:
-    """``docker build`` of the API image, tagged ``reference`` (``<repository>:<tag>``)."""
+    """``docker build`` of the API image, tagged ``reference`` (``<repository>:<tag>``).
+
+    With BuildKit, which the Dockerfile's cache mount needs: ``DOCKER_BUILDKIT=1`` makes a CLI that would
+    fall back to the legacy builder use it, and one that lacks the buildx plugin say so.
+    """
     arguments = ["--build-arg", f"BASE_IMAGE={base_image}"] if base_image else []
-    _docker(["build", "-f", str(DOCKERFILE), "-t", reference, *arguments, str(ROOT)], environment)
+    command = ["build", "-f", str(DOCKERFILE), "-t", reference, *arguments, str(ROOT)]
+    _docker(command, {**environment, "DOCKER_BUILDKIT": "1"})
 
 
 def push(reference: str, ecr: Any, environment: Mapping[str, str]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from clientml_deploy.errors import DeployError
+from clientml_mle.pointers import VERSION_PATTERN
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -65,6 +66,13 @@ class DeploySettings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("bundle")
+    @classmethod
+    def _champion_or_version(cls, value: str) -> str:
+        if value != "champion" and not VERSION_PATTERN.match(value):
+            raise ValueError("neither 'champion' nor a bundle version (such as 20250101T120000.123456Z-3f2a9c1b7d4e)")
+        return value
 
     def state_key(self) -> str:
         """The state object's key: TF_STATE_KEY, else ``clientml/<environment>/terraform.tfstate``."""

@@ -61,7 +61,7 @@ rollback: install  ## Return the API to the previous image and bundle, then smok
 destroy: install  ## Destroy the environment's stack
 	$(BIN)/python -m clientml_deploy destroy
 
-FAST_TIER := not (postgres or spark or airflow or slow or realdata or compose)
+FAST_TIER := not (postgres or spark or airflow or slow or realdata or compose or docker)
 
 test-fast: install  ## The tests that need no service and are quick (no lint, no types): the edit loop
 	$(BIN)/pytest -m "$(FAST_TIER)" $(PYTEST_ARGS)

@@ -27,6 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[4]
 ENGINE_SCRIPT = ROOT / "tools" / "docker" / "engine.sh"
 STANDINS_SCRIPT = ROOT / "tools" / "docker" / "standins.sh"
+ENGINE_CLI = Path("/usr/bin/docker")  # the CLI of Debian's docker.io, which engine.sh installs
 STANDIN_IMAGES = {
     "BASE_IMAGE": "clientml-ci/python:3.11-slim-bookworm",
     "POSTGRES_IMAGE": "clientml-ci/postgres:15",
@@ -65,6 +66,19 @@ def docker_engine() -> Iterator[dict[str, str]]:
         yield _with_exports(env, started.stdout)
     finally:
         subprocess.run([str(ENGINE_SCRIPT), "stop"], env=env, check=False)
+
+
+def use_buildkit_cli(env: dict[str, str], directory: Path) -> None:
+    """Make ``docker build`` in ``env`` build with BuildKit (the API image's cache mount needs it): where
+    the CLI on PATH has no buildx plugin (this machine's Docker CLI 28), the engine package's own CLI
+    (``/usr/bin/docker`` of Debian's docker.io, the engine :func:`docker_engine` starts, whose builder
+    is BuildKit with ``DOCKER_BUILDKIT=1``) is put first on ``env``'s PATH, from ``directory``."""
+    buildx = subprocess.run(["docker", "buildx", "version"], env=env, capture_output=True, check=False)
+    if buildx.returncode == 0 or not ENGINE_CLI.is_file():
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "docker").symlink_to(ENGINE_CLI)
+    env["PATH"] = f"{directory}:{env.get('PATH', '')}"
 
 
 def use_standins(env: dict[str, str]) -> None:

@@ -19,7 +19,7 @@ DEMO_DIR ?= .demo
 DEMO_WAREHOUSE := duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
 MODELS_DIR ?= modules/ds/models
 
-.PHONY: help install lint typecheck test test-fast compose-test demo bench-etl bench-train bench-quality bench-serve clean
+.PHONY: help install lint typecheck test test-fast compose-test deploy-check deploy rollback destroy demo bench-etl bench-train bench-quality bench-serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ lint: install  ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy over every module
-	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src modules/ds/worlds/src tools/testkit/src
+	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src modules/ds/worlds/src modules/deployment/src tools/testkit/src
 
 test: install lint typecheck  ## The whole suite (lint, types, every test tier, then the compose test)
 	$(BIN)/pytest -m "not compose"
@@ -47,7 +47,21 @@ test: install lint typecheck  ## The whole suite (lint, types, every test tier, 
 compose-test: install  ## The docker-compose stack from scratch: up, hands-off run, retrain, faults, down
 	$(BIN)/pytest -m compose -s tests/compose $(PYTEST_ARGS)
 
-FAST_TIER := not (postgres or spark or airflow or slow or realdata or compose)
+deploy-check: install  ## Offline checks of modules/deployment: terraform fmt/validate/test (mocked AWS), checkov, actionlint
+	UV=$(UV) bash modules/deployment/checks/run.sh all
+
+# The inputs are environment variables (ENVIRONMENT, TF_STATE_BUCKET, TF_VAR_api_key, IMAGE_TAG, BUNDLE, ...):
+# modules/deployment/README.md, "Deploy, roll back, destroy".
+deploy: install  ## Build and push the API image, upload the bundle, terraform apply, smoke-test the URL (AWS)
+	$(BIN)/python -m clientml_deploy deploy
+
+rollback: install  ## Return the API to the previous image and bundle, then smoke-test it
+	$(BIN)/python -m clientml_deploy rollback
+
+destroy: install  ## Destroy the environment's stack
+	$(BIN)/python -m clientml_deploy destroy
+
+FAST_TIER := not (postgres or spark or airflow or slow or realdata or compose or docker)
 
 test-fast: install  ## The tests that need no service and are quick (no lint, no types): the edit loop
 	$(BIN)/pytest -m "$(FAST_TIER)" $(PYTEST_ARGS)

@@ -1,6 +1,6 @@
 """The architecture, checked statically (AST, nothing imported): dependencies point one way,
-``de`` <- ``mle`` <- ``ds`` <- the ``clientml`` CLI, every module declares the workspace packages it
-imports, and only ``clientml_de.settings`` touches the process environment.
+``de`` <- ``mle`` <- ``ds`` <- the ``clientml`` CLI (and ``mle`` <- the deploy tool), every module declares
+the workspace packages it imports, and only the settings modules touch the process environment.
 """
 
 from __future__ import annotations
@@ -21,9 +21,14 @@ LAYERS: dict[str, tuple[str, str, frozenset[str]]] = {
     "clientml_mle": ("modules/mle/src/clientml_mle", "modules/mle/pyproject.toml", frozenset({"clientml_ds", "clientml", *TOOLS})),
     "clientml_ds": ("modules/ds/src/clientml_ds", "modules/ds/pyproject.toml", frozenset({"clientml", *TOOLS})),
     "clientml": ("src/clientml", "pyproject.toml", frozenset({"clientml_testkit"})),
+    # The deploy tool (make deploy): on top of mle (bundle manifests), beside the system, never in it.
+    "clientml_deploy": ("modules/deployment/src/clientml_deploy", "modules/deployment/pyproject.toml", frozenset({"clientml_ds", "clientml", *TOOLS})),
 }  # fmt: skip
-# The one module allowed to read or write the process environment (CLIENTML_* settings, telemetry off, ...).
-ENVIRONMENT_OWNER = REPO / "modules/de/src/clientml_de/settings.py"
+# The modules allowed to read or write the process environment: the system's settings (CLIENTML_*,
+# telemetry off, ...) and the deploy tool's (ENVIRONMENT, TF_STATE_BUCKET, ... and its children's).
+ENVIRONMENT_OWNERS = frozenset(
+    {REPO / "modules/de/src/clientml_de/settings.py", REPO / "modules/deployment/src/clientml_deploy/settings.py"}
+)
 ENVIRONMENT_NAMES = frozenset({"environ", "environb", "getenv", "putenv", "unsetenv"})
 DYNAMIC_IMPORTS = frozenset({"import_module", "find_spec", "__import__"})
 
@@ -115,7 +120,7 @@ def test_only_the_settings_module_touches_the_environment() -> None:
         f"{path.relative_to(REPO)}:{line}"
         for directory in sorted({*REPO.glob("modules/*/src"), *REPO.glob("modules/*/*/src")})
         for path, tree in _sources(str(directory.relative_to(REPO)))
-        if path != ENVIRONMENT_OWNER
+        if path not in ENVIRONMENT_OWNERS
         for line in sorted(environment_uses(tree))
     ]
     assert not offenders, f"read the settings (clientml_de.settings), not the environment: {offenders}"

@@ -118,6 +118,15 @@ class Settings(BaseSettings):
     # `clientml serve` with several workers makes a temporary one and exports it to them.
     prometheus_multiproc_dir: Path | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
 
+    # --- serving a bundle kept in S3 (the deployed container: modules/deployment/README.md) -----------
+    # s3://bucket/prefix holding <prefix>/<version>/<the bundle's files> and <prefix>/CHAMPION (a version).
+    # Set: `clientml serve` first downloads the bundle named by `bundle` into models_dir, then serves it.
+    bundle_s3_uri: str | None = None
+    # "champion" (the version <prefix>/CHAMPION names when the server starts) or a bundle version.
+    bundle: str = "champion"
+    # AWS's own variable (no CLIENTML_ prefix; ECS sets it): the region of the bundle bucket's client.
+    aws_region: str | None = Field(default=None, validation_alias="AWS_REGION")
+
     # An empty variable means unset (compose passes `VAR: ${VAR:-}` through as ""; Path("") would be ".").
     @field_validator(
         "clients_source",
@@ -127,6 +136,8 @@ class Settings(BaseSettings):
         "mlflow_artifacts_dir",
         "monitor_report_dir",
         "prometheus_multiproc_dir",
+        "bundle_s3_uri",
+        "aws_region",
         mode="before",
     )
     @classmethod

@@ -150,6 +150,7 @@ def register(app: typer.Typer) -> None:
                 _fail(f"environment variable {api_key_env} (--api-key-env) is not set or empty")
         settings = get_settings()
         from clientml_mle.pointers import BundleIntegrityError
+        from clientml_mle.serve.fetch import BundleFetchError
         from clientml_mle.serve.server import run_server
 
         try:
@@ -161,5 +162,5 @@ def register(app: typer.Typer) -> None:
                 workers=workers or settings.workers,
                 api_key=api_key or settings.api_key_value(),
             )
-        except (BundleIntegrityError, FileNotFoundError) as exc:  # before uvicorn starts: nothing to serve
+        except (BundleIntegrityError, BundleFetchError, FileNotFoundError) as exc:  # before uvicorn: nothing to serve
             _fail(str(exc))

@@ -27,6 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[4]
 ENGINE_SCRIPT = ROOT / "tools" / "docker" / "engine.sh"
 STANDINS_SCRIPT = ROOT / "tools" / "docker" / "standins.sh"
+ENGINE_CLI = Path("/usr/bin/docker")  # the CLI of Debian's docker.io, which engine.sh installs
 STANDIN_IMAGES = {
     "BASE_IMAGE": "clientml-ci/python:3.11-slim-bookworm",
     "POSTGRES_IMAGE": "clientml-ci/postgres:15",
@@ -65,6 +66,19 @@ def docker_engine() -> Iterator[dict[str, str]]:
         yield _with_exports(env, started.stdout)
     finally:
         subprocess.run([str(ENGINE_SCRIPT), "stop"], env=env, check=False)
+
+
+def use_buildkit_cli(env: dict[str, str], directory: Path) -> None:
+    """Make ``docker build`` in ``env`` build with BuildKit (the API image's cache mount needs it): where
+    the CLI on PATH has no buildx plugin (this machine's Docker CLI 28), the engine package's own CLI
+    (``/usr/bin/docker`` of Debian's docker.io, the engine :func:`docker_engine` starts, whose builder
+    is BuildKit with ``DOCKER_BUILDKIT=1``) is put first on ``env``'s PATH, from ``directory``."""
+    buildx = subprocess.run(["docker", "buildx", "version"], env=env, capture_output=True, check=False)
+    if buildx.returncode == 0 or not ENGINE_CLI.is_file():
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "docker").symlink_to(ENGINE_CLI)
+    env["PATH"] = f"{directory}:{env.get('PATH', '')}"
 
 
 def use_standins(env: dict[str, str]) -> None:
@@ -143,9 +157,10 @@ def memory_peaks(env: Mapping[str, str], every_s: float = 3.0) -> Iterator[dict[
 
 @dataclass
 class Phases:
-    """Wall-clock duration of each named phase of a test, printed and kept in order."""
+    """Wall-clock duration of each named phase of a test, printed (``[<label>] <phase>: <s> s``) and kept in order."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    label: str = "compose-test"
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -155,7 +170,7 @@ class Phases:
             yield
         finally:
             self.seconds[name] = round(time.monotonic() - start, 1)
-            print(f"[compose-test] {name}: {self.seconds[name]:.1f} s", flush=True)
+            print(f"[{self.label}] {name}: {self.seconds[name]:.1f} s", flush=True)
 
 
 @dataclass

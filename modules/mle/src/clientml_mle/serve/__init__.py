@@ -8,7 +8,9 @@
   bundle (``compile_bundle``) and verified against it (``verify``: a ``VerifiedPredictor``) before the
   API turns ready, or stored in the bundle at training and verified again at load
   (:mod:`clientml_mle.serve.fastpath.stored`); :mod:`clientml_mle.serve.fastpath.forest`: the LightGBM
-  trees compiled with numba.
+  trees compiled with numba;
+- :func:`clientml_mle.serve.fetch.fetch_bundle`: the bundle to serve downloaded from S3 first (the deployed
+  container, ``CLIENTML_BUNDLE_S3_URI``).
 
 Nothing is imported here: the server's supervisor imports :mod:`clientml_mle.serve.config` alone.
 """

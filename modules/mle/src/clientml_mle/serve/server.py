@@ -49,15 +49,25 @@ def run_server(
     With ``workers > 1`` the Prometheus metrics run in multiprocess mode (a temporary directory unless
     ``PROMETHEUS_MULTIPROC_DIR`` names one, removed on exit) so that ``/metrics`` sums all workers.
 
+    With ``CLIENTML_BUNDLE_S3_URI`` set, the bundle ``CLIENTML_BUNDLE`` names is first downloaded from
+    that bucket into ``models_dir`` and ``CHAMPION`` pointed at it (:func:`~clientml_mle.serve.fetch.fetch_bundle`,
+    the deployed container's start), so the checks above apply to it before any worker starts.
+
     Raises:
-        FileNotFoundError: ``models_dir`` does not exist, or (not watching) holds no bundle.
+        FileNotFoundError: ``models_dir`` does not exist, or (not watching) holds no bundle; or the bucket
+            lacks the bundle to fetch.
         BundleIntegrityError: (a bundle's own directory, or not watching) the bundle is altered or
             incomplete, or a pointer names no bundle.
+        BundleFetchError: the bucket could not be read.
     """
     from clientml_de.settings import export_environment, get_settings
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    if settings.bundle_s3_uri:
+        from clientml_mle.serve.fetch import fetch_bundle
+
+        fetch_bundle(settings.bundle_s3_uri, settings.bundle, Path(models_dir), region=settings.aws_region)
     served = _served_path(Path(models_dir), settings.reload_poll_s)
     config = ServeConfig.from_settings(settings, served, warehouse_url=warehouse_url, api_key=api_key)
     log.info("serving on http://%s:%d with %d worker(s)", host, port, workers)

@@ -79,6 +79,11 @@ _DEPLOYED = "tests/deployment/test_deployed_container.py"
 COVERED: dict[str, Covered] = {
     "make demo": Covered("tests/test_demo.py::test_make_demo_on_a_small_drop", ('"demo"',)),
     "make test": Covered(".ci/run", ("make test",)),
+    "make docs-check": Covered(
+        "tests/docs/test_readme_commands.py::test_the_cheap_readme_commands_run_in_a_throwaway_copy",
+        ("docs_check.run_commands(",),
+        (("Makefile", "tools/docs_check/docs_check.py"),),
+    ),
     "make install": Covered(".ci/run", ("make test",), (("Makefile", "test: install"),)),
     "docker compose up --build -d": Covered(
         f"{_COMPOSE_TEST}::test_up_runs_the_three_dags_hands_off", ('stack.compose("up"',)

@@ -16,10 +16,12 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= .demo
+# Smaller in tests/test_demo.py, which runs this very target cheaply.
+DEMO_CLIENTS ?= 20000
 DEMO_WAREHOUSE := duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
 MODELS_DIR ?= modules/ds/models
 
-.PHONY: help install lint typecheck test test-fast compose-test deploy-check deploy rollback destroy demo bench-etl bench-train bench-quality bench-serve clean
+.PHONY: help install lint typecheck test test-fast docs-check compose-test deploy-check deploy rollback destroy demo bench-etl bench-train bench-quality bench-serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,7 +40,7 @@ lint: install  ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy over every module
-	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src modules/ds/worlds/src modules/deployment/src tools/testkit/src
+	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src modules/ds/worlds/src modules/deployment/src tools/testkit/src tools/docs_check
 
 test: install lint typecheck  ## The whole suite (lint, types, every test tier, then the compose test)
 	$(BIN)/pytest -m "not compose"
@@ -68,12 +70,12 @@ test-fast: install  ## The tests that need no service and are quick (no lint, no
 
 demo: install  ## The main job end to end: generate, ETL, the loop (train, score, drift), a shifted drop, serve
 	rm -rf $(DEMO_DIR)
-	$(BIN)/clientml generate --out $(DEMO_DIR)/data --clients 20000 --seed 7 --bad-rows 0.01
+	$(BIN)/clientml generate --out $(DEMO_DIR)/data --clients $(DEMO_CLIENTS) --seed 7 --bad-rows 0.01
 	@echo "== first drop: ETL, then the loop (no champion yet: monitor_drift asks, train_model trains, score_clients scores)"
 	$(BIN)/clientml pipeline --clients $(DEMO_DIR)/data/clients.csv --sales $(DEMO_DIR)/data/sales.csv \
 		--warehouse $(DEMO_WAREHOUSE) --models-dir $(MODELS_DIR) > $(DEMO_DIR)/pipeline-1.json
 	$(BIN)/python -m clientml.demo loop $(DEMO_DIR)/pipeline-1.json
-	$(BIN)/clientml generate --out $(DEMO_DIR)/shifted --clients 20000 --seed 7 --bad-rows 0.01 --shift activity
+	$(BIN)/clientml generate --out $(DEMO_DIR)/shifted --clients $(DEMO_CLIENTS) --seed 7 --bad-rows 0.01 --shift activity
 	@echo "== second drop, the clients buying half as often: drift, retraining, the champion gate decides"
 	$(BIN)/clientml pipeline --clients $(DEMO_DIR)/shifted/clients.csv --sales $(DEMO_DIR)/shifted/sales.csv \
 		--warehouse $(DEMO_WAREHOUSE) --models-dir $(MODELS_DIR) > $(DEMO_DIR)/pipeline-2.json
@@ -92,6 +94,9 @@ bench-quality: install  ## Model quality: gap to the best achievable on 4 worlds
 
 bench-serve: install  ## Serving benchmark: start-up, memory, our API vs a bare endpoint and mlflow (.bench/serve.md)
 	$(BIN)/python modules/mle/bench/bench_serve.py $(BENCH_ARGS)
+
+docs-check: install  ## Run README.md's cheap commands in a throwaway copy; check each heavy one's named test
+	$(BIN)/python tools/docs_check/docs_check.py
 
 clean:  ## Remove generated state (keeps .venv)
 	rm -rf $(DEMO_DIR) .clientml .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,10 @@ _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchBucket"})
 
 
 def client(service: str, region: str) -> Any:
-    return boto3.client(service, region_name=region, config=_CONFIG)
+    """A client of a new session: credentials are resolved from the environment now, not from the ones
+    ``boto3``'s module-level default session cached at its first use (in one process the environment can change
+    between commands, e.g. a test's)."""
+    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)
 
 
 def call(what: str, action: Callable[[], T]) -> T:

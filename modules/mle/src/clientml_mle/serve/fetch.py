@@ -101,7 +101,8 @@ def _client(region: str | None) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", region_name=region, config=Config(retries=_RETRIES))
+    # A new session: credentials from the environment of now, not those boto3's default session cached.
+    return boto3.session.Session().client("s3", region_name=region, config=Config(retries=_RETRIES))
 
 
 def _get(client: Any, bucket: str, key: str) -> bytes:

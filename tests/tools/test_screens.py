@@ -48,5 +48,5 @@ def test_error_text_fails_even_on_a_full_page(text: str) -> None:
 
 
 def test_check_page_names_the_page() -> None:
-    with pytest.raises(PageError, match="^api-docs.png: HTTP status 500"):
+    with pytest.raises(PageError, match=r"^api-docs\.png: HTTP status 500"):
         check_page("api-docs.png", 500, "", _png(draw_text=True))

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import swagger_ui
-from clientml_testkit.screens import check_page
+from clientml_testkit.screens import PageError, check_page
 from playwright.sync_api import BrowserContext, Locator, Page, Response, Route, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -67,11 +68,18 @@ class Camera:
 
     page: Page
     out: Path
+    # The picture being taken, for the failure message when the page misbehaves between open() and shoot().
+    current: str = "the first page"
 
-    def open(self, url: str, *, wait_for_text: str | None = None, wait_for: str | None = None) -> int | None:
-        """Go to ``url`` and wait until ``wait_for_text`` (text) or ``wait_for`` (a selector) shows; its status."""
-        response: Response | None = self.page.goto(url, wait_until="domcontentloaded")
-        self.wait(wait_for_text=wait_for_text, wait_for=wait_for)
+    def open(self, name: str, url: str, *, wait_for_text: str | None = None, wait_for: str | None = None) -> int | None:
+        """Go to ``url`` for the picture ``name`` and wait until ``wait_for_text`` (text) or ``wait_for`` (a
+        selector) shows; its status. A page that does not load or never shows it fails naming the picture."""
+        self.current = name
+        try:
+            response: Response | None = self.page.goto(url, wait_until="domcontentloaded")
+            self.wait(wait_for_text=wait_for_text, wait_for=wait_for)
+        except PlaywrightError as exc:
+            raise PageError(f"{name}: {url}: {exc.message.splitlines()[0]}") from exc
         return response.status if response is not None else None
 
     def wait(self, *, wait_for_text: str | None = None, wait_for: str | None = None) -> None:

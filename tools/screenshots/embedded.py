@@ -16,6 +16,7 @@ from typing import Any
 
 from clientml_de.pipeline import embedded_airflow_env
 from clientml_de.settings import process_environment
+from clientml_mle.features import unlabeled_rows
 from clientml_testkit.servers import LOOPBACK, free_port, serving
 
 from screenshots.system import AIRFLOW_ADMIN, System
@@ -82,7 +83,9 @@ def embedded_system(work: Path, clients: int) -> Iterator[System]:
     }
     summary_file = work / "pipeline.json"
     # A run already in --work is reused (the Makefile clears it): it lets the pages be retaken in a minute.
-    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.exists() else _pipeline(work, clients, env)
+    summary = (
+        json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.exists() else _pipeline(work, clients, env)
+    )
     airflow_port, mlflow_port, api_port = free_port(), free_port(), free_port()
     password = secrets.token_urlsafe(12)
     logs = work / "logs"
@@ -130,14 +133,15 @@ def embedded_system(work: Path, clients: int) -> Iterator[System]:
                 ready_streak=3,
             )
         )
+        process_data = [run["run_id"] for run in summary["dag_runs"] if run["dag_id"] == "process_data"]
+        unlabeled = unlabeled_rows(env["CLIENTML_WAREHOUSE_URL"]).sort_values("client_id")
         yield System(
             airflow=f"http://{LOOPBACK}:{airflow_port}",
             airflow_password=password,
             mlflow=f"http://{LOOPBACK}:{mlflow_port}",
-            mlflow_tracking_uri=f"http://{LOOPBACK}:{mlflow_port}",
             api=f"http://{LOOPBACK}:{api_port}",
-            api_key=None,
             models_dir=work / "models",
             drift_report=Path(summary["loop"]["drift"][-1]["report_path"]),
-            warehouse_url=env["CLIENTML_WAREHOUSE_URL"],
+            process_data_run=str(process_data[-1]),
+            client_id=str(unlabeled.iloc[0]["client_id"]),
         )

@@ -1,4 +1,4 @@
-"""What the pages are photographed from: the running system's URLs and the files its runs wrote."""
+"""What the pages are photographed from: the running system's URLs and what its first runs left."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ AIRFLOW_ADMIN = "admin"
 class System:
     airflow: str
     airflow_password: str
+    # MLflow's UI, which is also the tracking server the pages look the champion's run up on.
     mlflow: str
-    mlflow_tracking_uri: str
     api: str
-    api_key: str | None
     # The bundles (each with its evaluation report) and the champion pointer.
     models_dir: Path
     drift_report: Path
-    warehouse_url: str
+    # The successful process_data run whose graph is shown, and an unlabeled client to predict for.
+    process_data_run: str
+    client_id: str

@@ -25,8 +25,8 @@ ERROR_TEXTS = (
     "Forbidden",
     "Failed to fetch",
     "ERR_CONNECTION_REFUSED",
-    "This site can’t be reached",
-    "This page isn’t working",
+    "ERR_EMPTY_RESPONSE",
+    "HTTP ERROR",
 )
 # A page is blank when nearly every pixel has the most common colour: a white page with a spinner has well
 # under 1% of others, the smallest real page here (a JSON answer of a few lines) several percent.

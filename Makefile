@@ -19,7 +19,7 @@ DEMO_DIR ?= .demo
 DEMO_WAREHOUSE := duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
 MODELS_DIR ?= modules/ds/models
 
-.PHONY: help install lint typecheck test test-fast compose-test deploy-check deploy rollback destroy demo bench-etl bench-train bench-quality bench-serve clean
+.PHONY: help install lint typecheck test test-fast compose-test deploy-check deploy rollback destroy demo screenshots bench-etl bench-train bench-quality bench-serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ lint: install  ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy over every module
-	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src modules/ds/worlds/src modules/deployment/src tools/testkit/src
+	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src modules/ds/worlds/src modules/deployment/src tools/testkit/src tools/screenshots
 
 test: install lint typecheck  ## The whole suite (lint, types, every test tier, then the compose test)
 	$(BIN)/pytest -m "not compose"
@@ -81,6 +81,12 @@ demo: install  ## The main job end to end: generate, ETL, the loop (train, score
 	$(BIN)/clientml score --warehouse $(DEMO_WAREHOUSE) --models-dir $(MODELS_DIR) --out $(DEMO_DIR)/scores.csv
 	$(BIN)/python -m clientml.demo serve --models-dir $(MODELS_DIR) --warehouse $(DEMO_WAREHOUSE)
 
+# Not part of `make test` (minutes: the system up, then a browser). SCREENSHOTS_ARGS: e.g. --system embedded,
+# --no-deployed (no Docker), --standins (the stand-in base images, no Docker Hub); `python -m screenshots -h`.
+screenshots: install  ## Bring the system up, photograph its pages into docs/screenshots/ (slow; not in make test)
+	rm -rf .screenshots
+	PYTHONPATH=tools $(BIN)/python -m screenshots $(SCREENSHOTS_ARGS)
+
 bench-etl: install  ## ETL benchmark: 100k and 1M clients on DuckDB and PostgreSQL vs a pandas reference
 	$(BIN)/python modules/de/bench/bench_etl.py $(BENCH_ARGS)
 
@@ -94,4 +100,4 @@ bench-serve: install  ## Serving benchmark: start-up, memory, our API vs a bare 
 	$(BIN)/python modules/mle/bench/bench_serve.py $(BENCH_ARGS)
 
 clean:  ## Remove generated state (keeps .venv)
-	rm -rf $(DEMO_DIR) .clientml .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(DEMO_DIR) .clientml .screenshots .pytest_cache .mypy_cache .ruff_cache

@@ -6,53 +6,17 @@ champion, the API and the first drift report are there; ``down --volumes`` after
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from clientml_testkit.compose import ROOT, Stack, use_standins, wait_for
-from clientml_testkit.servers import free_port
+from clientml_testkit.compose import Stack, stack_settings, use_standins, wait_for
 
 from screenshots.system import System
 
 PROJECT = "clientml-screenshots"
-# The UIs are published on loopback only; Airflow on the README's port.
-AIRFLOW_PORT = "8082"
 UP_TIMEOUT_S = 900.0
-PASSWORDS = (
-    "POSTGRES_PASSWORD",
-    "WAREHOUSE_DB_PASSWORD",
-    "AIRFLOW_DB_PASSWORD",
-    "MLFLOW_DB_PASSWORD",
-    "AIRFLOW_ADMIN_PASSWORD",
-    "AIRFLOW_JWT_SECRET",
-)
-
-
-def _settings(work: Path, clients: int) -> dict[str, str]:
-    """The stack's .env: .env.example's values with fresh secrets, folders under ``work``, free ports."""
-    example = dict(
-        line.split("=", 1)
-        for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    folders = {
-        name: work / name.removeprefix("CLIENTML_").removesuffix("_DIR").lower()
-        for name in ("CLIENTML_SOURCES_DIR", "CLIENTML_MODELS_DIR", "CLIENTML_REPORTS_DIR")
-    }
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    return {
-        **example,
-        **{name: secrets.token_hex(12) for name in PASSWORDS},
-        **{name: str(folder) for name, folder in folders.items()},
-        "CLIENTML_SAMPLE_CLIENTS": str(clients),
-        "AIRFLOW_PORT": AIRFLOW_PORT,
-        "MLFLOW_PORT": str(free_port()),
-        "API_PORT": str(free_port()),
-    }
 
 
 def _succeeded(stack: Stack, dag_id: str) -> dict[str, Any] | None:
@@ -72,7 +36,7 @@ def compose_system(work: Path, clients: int, docker: dict[str, str], standins: b
     """``docker compose up`` from the repository's compose file; yields once the first loop has run."""
     if standins:
         use_standins(docker)
-    stack = Stack.create(docker, work / ".env", _settings(work, clients))
+    stack = Stack.create(docker, work / ".env", stack_settings(work, clients))
     stack.project = PROJECT
     try:
         stack.compose("build", timeout_s=1800)

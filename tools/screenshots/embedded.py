@@ -90,49 +90,50 @@ def embedded_system(work: Path, clients: int) -> Iterator[System]:
     password = secrets.token_urlsafe(12)
     logs = work / "logs"
     with contextlib.ExitStack() as stack:
-        stack.enter_context(
-            serving(
+        servers = (
+            (
+                "airflow api-server",
                 [str(BIN / "airflow"), "api-server", "--host", LOOPBACK, "--port", str(airflow_port), "--workers", "1"],
-                port=airflow_port,
-                ready_path="/api/v2/monitor/health",
-                log=logs / "airflow-api-server.log",
-                env=_airflow_env(work, env, airflow_port, password),
-                name="airflow api-server",
-                timeout_s=SERVER_TIMEOUT_S,
-                ready_streak=3,
-            )
-        )
-        stack.enter_context(
-            serving(
+                airflow_port,
+                "/api/v2/monitor/health",
+                _airflow_env(work, env, airflow_port, password),
+            ),
+            (
+                "mlflow server",
                 [
                     *(str(BIN / "mlflow"), "server", "--host", LOOPBACK, "--port", str(mlflow_port), "--workers", "1"),
                     *("--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}"),
                     *("--artifacts-destination", str(state / "mlartifacts")),
                 ],
-                port=mlflow_port,
-                ready_path="/health",
-                log=logs / "mlflow-server.log",
-                env=env,
-                name="mlflow server",
-                timeout_s=SERVER_TIMEOUT_S,
-                ready_streak=3,
-            )
-        )
-        stack.enter_context(
-            serving(
+                mlflow_port,
+                "/health",
+                env,
+            ),
+            (
+                "clientml serve",
                 [
                     *(str(BIN / "clientml"), "serve", "--models-dir", str(work / "models")),
                     *("--warehouse", env["CLIENTML_WAREHOUSE_URL"], "--port", str(api_port)),
                 ],
-                port=api_port,
-                ready_path="/health/ready",
-                log=logs / "clientml-serve.log",
-                env=env,
-                name="clientml serve",
-                timeout_s=SERVER_TIMEOUT_S,
-                ready_streak=3,
-            )
+                api_port,
+                "/health/ready",
+                env,
+            ),
         )
+        for name, command, port, ready_path, server_env in servers:
+            log = logs / f"{name.replace(' ', '-')}.log"
+            stack.enter_context(
+                serving(
+                    command,
+                    port=port,
+                    ready_path=ready_path,
+                    log=log,
+                    env=server_env,
+                    name=name,
+                    timeout_s=SERVER_TIMEOUT_S,
+                    ready_streak=3,
+                )
+            )
         process_data = [run["run_id"] for run in summary["dag_runs"] if run["dag_id"] == "process_data"]
         unlabeled = unlabeled_rows(env["CLIENTML_WAREHOUSE_URL"]).sort_values("client_id")
         yield System(

@@ -26,6 +26,7 @@ IMAGE_TAG = "screenshots"
 def deployed_api(work: Path, models_dir: Path, docker: Mapping[str, str]) -> Iterator[tuple[str, str]]:
     """The champion of ``models_dir`` served by the emulated deployment: yields its URL and API key."""
     api_key = secrets.token_urlsafe(32)
+    work.mkdir(parents=True, exist_ok=True)  # the emulator writes its certificate there
     with contextlib.ExitStack() as stack:
         emulator = stack.enter_context(running_emulator(work, bridge_gateway(docker)))
         environment = {**emulator.environment({**child_environment(), **docker}), "TF_VAR_api_key": api_key}

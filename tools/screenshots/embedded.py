@@ -34,23 +34,27 @@ def _run(command: list[str], env: dict[str, str], stdout: Path | None = None) ->
 
 
 def _pipeline(work: Path, clients: int, env: dict[str, str]) -> dict[str, Any]:
-    """Small generated data through ``clientml pipeline`` (ETL, then the loop: monitor, train, score); its
-    summary."""
-    data, summary = work / "data", work / "pipeline.json"
-    _run([str(BIN / "clientml"), "generate", "--out", str(data), "--clients", str(clients), "--seed", SEED], env)
-    _run(
-        [
-            *(str(BIN / "clientml"), "pipeline", "--clients", str(data / "clients.csv")),
-            *("--sales", str(data / "sales.csv"), "--warehouse", env["CLIENTML_WAREHOUSE_URL"]),
-            *("--models-dir", str(work / "models"), "--airflow-home", str(work / "airflow")),
-        ],
-        env,
-        stdout=summary,
-    )
-    result: dict[str, Any] = json.loads(summary.read_text(encoding="utf-8"))
-    failed = [run["dag_id"] for run in result["dag_runs"] if run["state"] != "success"]
-    if failed:
-        raise RuntimeError(f"clientml pipeline: runs did not succeed: {failed}")
+    """Two small generated drops through ``clientml pipeline`` (ETL, then the loop: monitor, train, score), as
+    ``make demo`` does: the second one's clients buy half as often, so its drift report shows drift. The second
+    run's summary (the first one's is kept beside it)."""
+    for drop, shift in (("first", ()), ("shifted", ("--shift", "activity"))):
+        data, summary = work / drop, work / f"pipeline-{drop}.json"
+        generate = [str(BIN / "clientml"), "generate", "--out", str(data), "--clients", str(clients), "--seed", SEED]
+        _run([*generate, *shift], env)
+        _run(
+            [
+                *(str(BIN / "clientml"), "pipeline", "--clients", str(data / "clients.csv")),
+                *("--sales", str(data / "sales.csv"), "--warehouse", env["CLIENTML_WAREHOUSE_URL"]),
+                *("--models-dir", str(work / "models"), "--airflow-home", str(work / "airflow")),
+            ],
+            env,
+            stdout=summary,
+        )
+        result: dict[str, Any] = json.loads(summary.read_text(encoding="utf-8"))
+        failed = [run["dag_id"] for run in result["dag_runs"] if run["state"] != "success"]
+        if failed:
+            raise RuntimeError(f"clientml pipeline ({drop} drop): runs did not succeed: {failed}")
+    summary.rename(work / "pipeline.json")
     return result
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from clientml_testkit.compose import docker_engine
+from clientml_testkit.compose import docker_engine, use_standins
 from clientml_testkit.screens import PageError
 from playwright.sync_api import Error as PlaywrightError
 
@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager
-def _docker(wanted: bool, required: bool) -> Iterator[dict[str, str] | None]:
+def _docker(wanted: bool, required: bool, standins: bool) -> Iterator[dict[str, str] | None]:
     """A Docker engine's environment (stopped afterwards if started here), or None when not wanted or, unless
-    ``required``, when none can be started."""
+    ``required``, when none can be started; with ``standins``, the images build on the stand-in base images."""
     if not wanted:
         yield None
         return
@@ -45,17 +45,19 @@ def _docker(wanted: bool, required: bool) -> Iterator[dict[str, str] | None]:
         yield None
         return
     try:
+        if standins:
+            use_standins(docker)
         yield docker
     finally:
         engine.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
-def _system(kind: str, work: Path, clients: int, docker: dict[str, str] | None, standins: bool) -> Iterator[System]:
+def _system(kind: str, work: Path, clients: int, docker: dict[str, str] | None) -> Iterator[System]:
     if docker is not None and kind != "embedded":
         from screenshots.compose_stack import compose_system
 
-        with compose_system(work / "compose", clients, docker, standins) as system:
+        with compose_system(work / "compose", clients, docker) as system:
             yield system
     else:
         from screenshots.embedded import embedded_system
@@ -91,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     needs_docker = args.system == "compose" or args.deployed
     try:
         with (
-            _docker(args.system != "embedded" or args.deployed, needs_docker) as docker,
-            _system(args.system, work, args.clients, docker, args.standins) as system,
+            _docker(args.system != "embedded" or args.deployed, needs_docker, args.standins) as docker,
+            _system(args.system, work, args.clients, docker) as system,
         ):
             print(f"system up after {time.monotonic() - started:.0f} s", flush=True)
             with chromium() as browser:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from clientml_testkit.compose import Stack, stack_settings, use_standins, wait_for
+from clientml_testkit.compose import Stack, stack_settings, wait_for
 
 from screenshots.system import System
 
@@ -32,10 +32,8 @@ def _unlabeled_client(stack: Stack) -> str:
 
 
 @contextlib.contextmanager
-def compose_system(work: Path, clients: int, docker: dict[str, str], standins: bool) -> Iterator[System]:
+def compose_system(work: Path, clients: int, docker: dict[str, str]) -> Iterator[System]:
     """``docker compose up`` from the repository's compose file; yields once the first loop has run."""
-    if standins:
-        use_standins(docker)
     stack = Stack.create(docker, work / ".env", stack_settings(work, clients))
     stack.project = PROJECT
     try:

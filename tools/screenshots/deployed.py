@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from clientml_deploy.image import build
 from clientml_deploy.settings import DeploySettings, child_environment
 from clientml_deploy.terraform import Terraform, backend_config
 from clientml_testkit.aws_emulator import REGION, STATE_BUCKET, plugin_dir, running_emulator
+from clientml_testkit.compose import use_buildkit_cli
 from clientml_testkit.ecs_standin import TaskRunner, bridge_gateway
 
 ENVIRONMENT = "staging"
@@ -28,6 +30,9 @@ def deployed_api(work: Path, models_dir: Path, docker: Mapping[str, str]) -> Ite
     api_key = secrets.token_urlsafe(32)
     work.mkdir(parents=True, exist_ok=True)  # the emulator writes its certificate there
     with contextlib.ExitStack() as stack:
+        docker = dict(docker)
+        # The API image's cache mount needs BuildKit, which this engine's own CLI has (as in the test).
+        use_buildkit_cli(docker, Path(stack.enter_context(tempfile.TemporaryDirectory())) / "bin")
         emulator = stack.enter_context(running_emulator(work, bridge_gateway(docker)))
         environment = {**emulator.environment({**child_environment(), **docker}), "TF_VAR_api_key": api_key}
         terraform = Terraform(emulator.terraform_dir(work / "terraform"), environment, plugin_dir())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -28,7 +29,9 @@ IMAGE_TAG = "screenshots"
 def deployed_api(work: Path, models_dir: Path, docker: Mapping[str, str]) -> Iterator[tuple[str, str]]:
     """The champion of ``models_dir`` served by the emulated deployment: yields its URL and API key."""
     api_key = secrets.token_urlsafe(32)
-    work.mkdir(parents=True, exist_ok=True)  # the emulator writes its certificate there
+    # A fresh folder: the emulator writes its certificate there, Terraform's copy goes there (no earlier state).
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     with contextlib.ExitStack() as stack:
         docker = dict(docker)
         # The API image's cache mount needs BuildKit, which this engine's own CLI has (as in the test).

@@ -21,7 +21,7 @@ DEMO_CLIENTS ?= 20000
 DEMO_WAREHOUSE := duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
 MODELS_DIR ?= modules/ds/models
 
-.PHONY: help install lint typecheck test test-fast docs-check compose-test deploy-check deploy rollback destroy demo bench-etl bench-train bench-quality bench-serve clean
+.PHONY: help install lint typecheck test test-fast docs-check compose-test deploy-check deploy rollback destroy demo screenshots bench-etl bench-train bench-quality bench-serve clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,7 +40,7 @@ lint: install  ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy over every module
-	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src modules/ds/worlds/src modules/deployment/src tools/testkit/src tools/docs_check
+	$(BIN)/mypy src tests modules/de/src modules/de/synthetic/src modules/mle/src modules/ds/src modules/ds/worlds/src modules/deployment/src tools/testkit/src tools/docs_check tools/screenshots
 
 test: install lint typecheck  ## The whole suite (lint, types, every test tier, then the compose test)
 	$(BIN)/pytest -m "not compose"
@@ -83,6 +83,12 @@ demo: install  ## The main job end to end: generate, ETL, the loop (train, score
 	$(BIN)/clientml score --warehouse $(DEMO_WAREHOUSE) --models-dir $(MODELS_DIR) --out $(DEMO_DIR)/scores.csv
 	$(BIN)/python -m clientml.demo serve --models-dir $(MODELS_DIR) --warehouse $(DEMO_WAREHOUSE)
 
+# Not part of `make test` (minutes: the system up, then a browser). SCREENSHOTS_ARGS: e.g. --system embedded,
+# --no-deployed (no Docker), --standins (the stand-in base images, no Docker Hub); `python -m screenshots -h`.
+screenshots: install  ## Bring the system up, photograph its pages into docs/screenshots/ (slow; not in make test)
+	rm -rf .screenshots
+	PYTHONPATH=tools $(BIN)/python -m screenshots $(SCREENSHOTS_ARGS)
+
 bench-etl: install  ## ETL benchmark: 100k and 1M clients on DuckDB and PostgreSQL vs a pandas reference
 	$(BIN)/python modules/de/bench/bench_etl.py $(BENCH_ARGS)
 
@@ -99,4 +105,4 @@ docs-check: install  ## Run README.md's cheap commands in a throwaway copy; chec
 	$(BIN)/python tools/docs_check/docs_check.py
 
 clean:  ## Remove generated state (keeps .venv)
-	rm -rf $(DEMO_DIR) .clientml .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(DEMO_DIR) .clientml .screenshots .pytest_cache .mypy_cache .ruff_cache

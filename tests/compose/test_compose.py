@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import secrets
 import shutil
 import subprocess
 import sys
@@ -31,11 +30,11 @@ from clientml_testkit.compose import (
     docker_engine,
     memory_now,
     memory_peaks,
+    stack_settings,
     use_standins,
     wait_for,
 )
 from clientml_testkit.fixtures import IN_CI
-from clientml_testkit.servers import free_port
 
 pytestmark = pytest.mark.compose
 
@@ -46,47 +45,14 @@ PHASES = Phases()
 FIGURES: dict[str, Any] = {"phases_s": PHASES.seconds}
 
 
-def _settings(tmp: Path) -> dict[str, str]:
-    """The stack's .env: fresh secrets, its own sources and models folders, free ports (Airflow on 8082)."""
-    settings = {
-        name: secrets.token_hex(12)
-        for name in (
-            "POSTGRES_PASSWORD",
-            "WAREHOUSE_DB_PASSWORD",
-            "AIRFLOW_DB_PASSWORD",
-            "MLFLOW_DB_PASSWORD",
-            "AIRFLOW_ADMIN_PASSWORD",
-            "AIRFLOW_JWT_SECRET",
-        )
-    }
-    example = dict(
-        line.split("=", 1)
-        for line in (ROOT / ".env.example").read_text().splitlines()
-        if "=" in line and line[0] != "#"
-    )
-    return {
-        **settings,
-        "AIRFLOW_FERNET_KEY": example["AIRFLOW_FERNET_KEY"],
-        "CLIENTML_SOURCES_DIR": str(tmp / "sources"),
-        "CLIENTML_MODELS_DIR": str(tmp / "models"),
-        "CLIENTML_REPORTS_DIR": str(tmp / "reports"),
-        "CLIENTML_SAMPLE_CLIENTS": str(FIRST_CLIENTS),
-        "AIRFLOW_PORT": "8082",
-        "MLFLOW_PORT": str(free_port()),
-        "API_PORT": str(free_port()),
-    }
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("compose")
-    for folder in ("sources", "models", "reports"):
-        (tmp / folder).mkdir()
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(_write_figures)
         with PHASES.phase("engine"):
             env = cleanup.enter_context(docker_engine())
-        stack = Stack.create(env, tmp / ".env", _settings(tmp))
+        stack = Stack.create(env, tmp / ".env", stack_settings(tmp, FIRST_CLIENTS))
         cleanup.callback(lambda: stack.compose("down", "--volumes", "--timeout", "20", check=False))
         with PHASES.phase("base images"):
             if IN_CI or env.get("CLIENTML_COMPOSE_STANDINS") == "1":

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shlex
 import subprocess
 import threading
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from clientml_testkit.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[4]
 ENGINE_SCRIPT = ROOT / "tools" / "docker" / "engine.sh"
@@ -50,6 +53,40 @@ def _with_exports(env: dict[str, str], script_output: str) -> dict[str, str]:
                 name, _, value = pair.partition("=")
                 env[name] = value
     return env
+
+
+def stack_settings(directory: Path, sample_clients: int) -> dict[str, str]:
+    """A stack's .env: fresh secrets, its own sources, models and reports folders under ``directory`` (made
+    here), the first drop's sample size, free ports (Airflow on 8082, the README's)."""
+    settings = {
+        name: secrets.token_hex(12)
+        for name in (
+            "POSTGRES_PASSWORD",
+            "WAREHOUSE_DB_PASSWORD",
+            "AIRFLOW_DB_PASSWORD",
+            "MLFLOW_DB_PASSWORD",
+            "AIRFLOW_ADMIN_PASSWORD",
+            "AIRFLOW_JWT_SECRET",
+        )
+    }
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and line[0] != "#"
+    )
+    for folder in ("sources", "models", "reports"):
+        (directory / folder).mkdir(parents=True, exist_ok=True)
+    return {
+        **settings,
+        "AIRFLOW_FERNET_KEY": example["AIRFLOW_FERNET_KEY"],
+        "CLIENTML_SOURCES_DIR": str(directory / "sources"),
+        "CLIENTML_MODELS_DIR": str(directory / "models"),
+        "CLIENTML_REPORTS_DIR": str(directory / "reports"),
+        "CLIENTML_SAMPLE_CLIENTS": str(sample_clients),
+        "AIRFLOW_PORT": "8082",
+        "MLFLOW_PORT": str(free_port()),
+        "API_PORT": str(free_port()),
+    }
 
 
 @contextlib.contextmanager

@@ -110,6 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     except PageError as exc:
         print(f"make screenshots: {exc}", file=sys.stderr)
         return 1
+    except subprocess.CalledProcessError as exc:
+        # The system did not come up (e.g. an image build without Docker Hub): what the command said, not a traceback.
+        output = (exc.stderr or exc.stdout or "").strip().splitlines()[-20:]
+        print(
+            f"make screenshots: {' '.join(map(str, exc.cmd))} failed ({exc.returncode}):",
+            *output,
+            sep="\n",
+            file=sys.stderr,
+        )
+        print("(on a machine without Docker Hub: make screenshots SCREENSHOTS_ARGS=--standins)", file=sys.stderr)
+        return 1
     print(f"screenshots taken in {time.monotonic() - started:.0f} s", flush=True)
     return 0
 

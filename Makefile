@@ -19,7 +19,9 @@ DEMO_DIR ?= .demo
 # Smaller in tests/test_demo.py, which runs this very target cheaply.
 DEMO_CLIENTS ?= 20000
 DEMO_WAREHOUSE := duckdb:///$(abspath $(DEMO_DIR))/warehouse.duckdb
-MODELS_DIR ?= modules/ds/models
+# The demo keeps everything it writes in DEMO_DIR (bundles, MLflow, Airflow's state, drift reports): it never
+# mixes with the compose stack's modules/ds/models, and each run starts from nothing.
+MODELS_DIR ?= $(DEMO_DIR)/models
 
 .PHONY: help install lint typecheck test test-fast docs-check compose-test deploy-check deploy rollback destroy demo screenshots bench-etl bench-train bench-quality bench-serve clean
 
@@ -68,6 +70,7 @@ FAST_TIER := not (postgres or spark or airflow or slow or realdata or compose or
 test-fast: install  ## The tests that need no service and are quick (no lint, no types): the edit loop
 	$(BIN)/pytest -m "$(FAST_TIER)" $(PYTEST_ARGS)
 
+demo: export CLIENTML_STATE_DIR ?= $(abspath $(DEMO_DIR))/state
 demo: install  ## The main job end to end: generate, ETL, the loop (train, score, drift), a shifted drop, serve
 	rm -rf $(DEMO_DIR)
 	$(BIN)/clientml generate --out $(DEMO_DIR)/data --clients $(DEMO_CLIENTS) --seed 7 --bad-rows 0.01

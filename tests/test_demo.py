@@ -2,8 +2,8 @@
 
 Cheap on purpose (it runs in ``make test``): 1,500 clients instead of 20,000 (``DEMO_CLIENTS``) and mle's
 baseline trainer (``CLIENTML_TRAINER=default``, seconds instead of the ds search's minutes; the ds trainer in
-the loop is tested in modules/ds). Its directories are the test's own, so the checkout's ``.demo``,
-``.clientml`` and ``modules/ds/models`` are left alone.
+the loop is tested in modules/ds). Its directories are the test's own, so the checkout's ``.demo`` is left
+alone.
 """
 
 from __future__ import annotations

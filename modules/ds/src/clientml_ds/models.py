@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+from clientml_mle.bundle import untrusted_types as bundle_untrusted_types
 from clientml_mle.estimators import ENCODE_STEP, MODEL_STEP, lgbm_pipeline, make_encoder
 from clientml_mle.schema import FeatureSpec
 from sklearn.base import clone
@@ -106,10 +107,8 @@ def untrusted_types(pipeline: Pipeline, sample: pd.DataFrame, labels: Any, trust
     A bundle is loaded with :data:`clientml_mle.bundle.TRUSTED_TYPES` by scoring and serving; a candidate
     needing more is not deployable there (until that list is extended, which is a reviewed code change).
     """
-    import skops.io as sio
-
     fitted = clone(pipeline)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted.fit(sample, labels)
-    return sorted(set(sio.get_untrusted_types(data=sio.dumps(fitted))) - trusted)
+    return bundle_untrusted_types(fitted, trusted)

@@ -136,21 +136,33 @@ def _json_safe(value: Any) -> Any:
 
 @contextlib.contextmanager
 def _quiet_module_scan() -> Iterator[None]:
-    """Silence the FutureWarnings of other libraries' deprecated module attributes while skops looks up which
-    module a function belongs to: like pickle's ``whichmodule`` it calls ``getattr(module, name)`` on every
-    loaded module, and in a process that has imported Airflow each such lookup on one of Airflow's deprecated
-    aliases warns (thousands of lines per load in ``clientml pipeline``), though nothing of Airflow is used."""
+    """Silence the FutureWarnings of other libraries' deprecated module attributes while skops (writing,
+    auditing or loading) looks up which module a function without ``__module__`` (e.g. a scipy ufunc) belongs
+    to: like pickle's ``whichmodule`` it calls ``getattr(module, name)`` on every loaded module, and in a
+    process that has imported Airflow each such lookup on one of Airflow's deprecated aliases warns
+    (thousands of lines per training in ``clientml pipeline``), though nothing of Airflow is used."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         yield
 
 
-def _dump_skops(obj: Any, what: str, trusted: frozenset[str]) -> bytes:
+def _dumps(obj: Any) -> tuple[bytes, list[str]]:
     import skops.io as sio
 
     with _quiet_module_scan():
         data: bytes = sio.dumps(obj)
-    untrusted = sorted(set(sio.get_untrusted_types(data=data)) - trusted)
+        return data, sorted(set(sio.get_untrusted_types(data=data)))
+
+
+def untrusted_types(obj: Any, trusted: frozenset[str]) -> list[str]:
+    """The types of ``obj``, serialised as a bundle stores it (skops), that a loader trusting ``trusted``
+    refuses (sorted names; empty when it loads)."""
+    return sorted(set(_dumps(obj)[1]) - trusted)
+
+
+def _dump_skops(obj: Any, what: str, trusted: frozenset[str]) -> bytes:
+    data, types = _dumps(obj)
+    untrusted = sorted(set(types) - trusted)
     if untrusted:
         raise UntrustedModelError(
             f"{what} contains types the bundle loader does not trust: {untrusted}; use supported "
@@ -162,11 +174,11 @@ def _dump_skops(obj: Any, what: str, trusted: frozenset[str]) -> bytes:
 def _load_skops(data: bytes, rel: str, trusted: frozenset[str]) -> Any:
     import skops.io as sio
 
-    untrusted = sorted(set(sio.get_untrusted_types(data=data)))
-    refused = [t for t in untrusted if t not in trusted]
-    if refused:
-        raise UntrustedModelError(f"{rel}: refusing to load untrusted types {refused}")
     with _quiet_module_scan():
+        untrusted = sorted(set(sio.get_untrusted_types(data=data)))
+        refused = [t for t in untrusted if t not in trusted]
+        if refused:
+            raise UntrustedModelError(f"{rel}: refusing to load untrusted types {refused}")
         return sio.loads(data, trusted=untrusted)
 
 

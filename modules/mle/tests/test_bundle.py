@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -255,3 +257,22 @@ def test_save_validates_inputs(tmp_path: Path) -> None:
     metrics_with_nan = {"roc_auc": float("nan"), "nested": {"x": np.float64(1.5)}}
     path = save_bundle(tmp_path, _tiny_model(), SPECS, 0.5, metrics_with_nan, TRAINING_DATA, "x")
     assert load_bundle(path).manifest.metrics == {"roc_auc": None, "nested": {"x": 1.5}}
+
+
+_SKOPS_BESIDE_AIRFLOW = """
+import airflow.serialization.serde, airflow.utils.timezone  # modules with deprecated aliases, as in a DAG task
+import numpy as np
+from clientml_mle.bundle import untrusted_types
+from sklearn.linear_model import LogisticRegression
+model = LogisticRegression().fit(np.random.default_rng(0).random((20, 2)), [0, 1] * 10)
+print(untrusted_types(model, frozenset()))
+"""
+
+
+@pytest.mark.airflow
+def test_skops_is_quiet_beside_airflow() -> None:
+    # skops finds the module of each function without __module__ (scipy's ufuncs, at its first import too) by
+    # getattr on every loaded module: beside Airflow's deprecated aliases that printed ~1,160 warnings per
+    # training process in the loop.
+    result = subprocess.run([sys.executable, "-c", _SKOPS_BESIDE_AIRFLOW], capture_output=True, text=True, check=True)
+    assert "is deprecated" not in result.stderr + result.stdout

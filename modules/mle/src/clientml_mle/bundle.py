@@ -147,9 +147,9 @@ def _quiet_module_scan() -> Iterator[None]:
 
 
 def _dumps(obj: Any) -> tuple[bytes, list[str]]:
-    import skops.io as sio
-
     with _quiet_module_scan():
+        import skops.io as sio  # its first import scans too (the modules of scipy's ufuncs)
+
         data: bytes = sio.dumps(obj)
         return data, sorted(set(sio.get_untrusted_types(data=data)))
 
@@ -172,9 +172,9 @@ def _dump_skops(obj: Any, what: str, trusted: frozenset[str]) -> bytes:
 
 
 def _load_skops(data: bytes, rel: str, trusted: frozenset[str]) -> Any:
-    import skops.io as sio
-
     with _quiet_module_scan():
+        import skops.io as sio  # its first import scans too (the modules of scipy's ufuncs)
+
         untrusted = sorted(set(sio.get_untrusted_types(data=data)))
         refused = [t for t in untrusted if t not in trusted]
         if refused:

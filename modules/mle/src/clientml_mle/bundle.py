@@ -146,23 +146,23 @@ def _quiet_module_scan() -> Iterator[None]:
         yield
 
 
-def _dumps(obj: Any) -> tuple[bytes, list[str]]:
+def _dumps(obj: Any, trusted: frozenset[str]) -> tuple[bytes, list[str]]:
+    """``obj`` serialised with skops, and the sorted names of its types a loader trusting ``trusted`` refuses."""
     with _quiet_module_scan():
         import skops.io as sio  # its first import scans too (the modules of scipy's ufuncs)
 
         data: bytes = sio.dumps(obj)
-        return data, sorted(set(sio.get_untrusted_types(data=data)))
+        return data, sorted(set(sio.get_untrusted_types(data=data)) - trusted)
 
 
 def untrusted_types(obj: Any, trusted: frozenset[str]) -> list[str]:
     """The types of ``obj``, serialised as a bundle stores it (skops), that a loader trusting ``trusted``
     refuses (sorted names; empty when it loads)."""
-    return sorted(set(_dumps(obj)[1]) - trusted)
+    return _dumps(obj, trusted)[1]
 
 
 def _dump_skops(obj: Any, what: str, trusted: frozenset[str]) -> bytes:
-    data, types = _dumps(obj)
-    untrusted = sorted(set(types) - trusted)
+    data, untrusted = _dumps(obj, trusted)
     if untrusted:
         raise UntrustedModelError(
             f"{what} contains types the bundle loader does not trust: {untrusted}; use supported "

@@ -18,6 +18,7 @@ the load balancer.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import shlex
 import subprocess
@@ -46,15 +47,30 @@ class UnsupportedTaskDefinitionError(ValueError):
 
 
 def bridge_gateway(docker_env: Mapping[str, str]) -> str:
-    """The address of this host on Docker's default bridge: where a container reaches a server of the host."""
+    """The IPv4 address of this host on Docker's default bridge: where a container reaches a server of the host.
+
+    A fresh engine's ``bridge`` network may list only its subnet, without a gateway (dockerd 20.10 on an empty
+    data root does); the gateway is then the subnet's first host address, the address Docker's default IPAM
+    driver gives the bridge (Docker docs, "Bridge network driver": ``--bip``/``--fixed-cidr``; libnetwork's
+    ``ipams/default``). Raises RuntimeError naming the network when it has no IPv4 subnet at all.
+    """
     result = subprocess.run(
-        ["docker", "network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"],
+        ["docker", "network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"],
         env=dict(docker_env),
         capture_output=True,
         text=True,
         check=True,
     )
-    return result.stdout.strip()
+    return gateway_of(json.loads(result.stdout) or [])
+
+
+def gateway_of(ipam_config: list[dict[str, str]]) -> str:
+    """The IPv4 gateway of a Docker network from its ``IPAM.Config`` entries (see :func:`bridge_gateway`)."""
+    for entry in ipam_config:
+        subnet = ipaddress.ip_network(entry.get("Subnet") or "::/128", strict=False)
+        if subnet.version == 4:
+            return entry.get("Gateway") or str(next(subnet.hosts()))
+    raise RuntimeError(f"Docker's bridge network has no IPv4 subnet (IPAM.Config: {ipam_config})")
 
 
 @dataclass

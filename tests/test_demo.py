@@ -35,7 +35,7 @@ def test_make_demo_on_a_small_drop(tmp_path: Path) -> None:
     output = result.stdout
     assert result.returncode == 0, (output + result.stderr)[-6000:]
     # The first drop has no champion: the loop trains one and scores with it.
-    assert "train_model: trained version" in output, output
+    assert "train_model: trained bundle" in output, output
     assert "predictions: 0 rows" not in output.split("== second drop")[0], output
     # The demo's last step: one prediction from the served champion, and its model.
     answer = output[output.index("POST http://127.0.0.1:") :]

@@ -254,7 +254,7 @@ def test_a_manual_retrain_request_is_handled_by_the_trainer(stack: Stack) -> Non
         query = f"SELECT outcome FROM retrain_requests WHERE request_id = '{request_id}' AND handled_at IS NOT NULL"
         outcome = wait_for("the manual request handled", lambda: _sql(stack, query) or None, 600, poll_s=5)
     # The same content as the last training: a manual request trains anyway, and the gate decides.
-    assert outcome.startswith("trained version "), outcome
+    assert outcome.startswith("trained bundle "), outcome
     assert len(_bundles(stack)) == len(bundles) + 1
 
 

@@ -63,6 +63,7 @@ def test_champion_gate_both_ways(
     assert decision.previous_champion == "2" and decision.new_version == "3"
     # The champion was re-scored on the same test rows (same seed, same split) as when it was trained.
     assert decision.champion_roc_auc == pytest.approx(strong.evaluation.roc_auc)
+    assert f"registered version 2, bundle {strong.version}" in decision.reason, "both names of the champion"
     assert _champion(tracker) == "2"
 
     # LATEST is the newest bundle; CHAMPION the one the gate promoted.

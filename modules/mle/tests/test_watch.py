@@ -112,7 +112,7 @@ def test_requests_train_only_when_there_is_something_to_learn_or_a_user_asks(
     watcher.poll()  # new content: trained, and the pending request is marked handled with the outcome
     (version,) = list_versions(models)
     assert trainer.calls == 1 and pending_requests(url) == []
-    assert _handled(url)["no_reference"].startswith(f"trained version {version}")
+    assert _handled(url)["no_reference"].startswith(f"trained bundle {version}")
 
     watcher.poll()  # nothing pending, nothing changed: the training frame is not even read
     assert len(reads) == 1
@@ -132,7 +132,7 @@ def test_requests_train_only_when_there_is_something_to_learn_or_a_user_asks(
     request_retraining(url, Source.MANUAL, "asked for by hand")
     restarted.poll()  # a manual request trains even on the same content
     assert trainer.calls == 2 and len(list_versions(models)) == 2 and pending_requests(url) == []
-    assert _handled(url)["manual"].startswith("trained version ")
+    assert _handled(url)["manual"].startswith("trained bundle ")
 
 
 @pytest.mark.parametrize(

@@ -182,10 +182,10 @@ def describe_training(summary: Mapping[str, Any]) -> tuple[str, bool | None, str
     decision = (summary.get("tracking") or {}).get("decision") or {}
     version = summary.get("version")
     if not decision:
-        return f"trained version {version} (tracking off: no champion decision)", None, None
+        return f"trained bundle {version} (tracking off: no champion decision)", None, None
     promoted = bool(decision.get("promoted"))
     verdict = "promoted" if promoted else "not promoted"
-    return f"trained version {version}, {verdict}: {decision.get('reason')}", promoted, decision.get("reason")
+    return f"trained bundle {version}, {verdict}: {decision.get('reason')}", promoted, decision.get("reason")
 
 
 @dataclass(frozen=True)

@@ -116,12 +116,15 @@ def decide(
     incompatibility: str | None,
     new_version: str | None,
     force: bool = False,
+    champion_bundle: str | None = None,
 ) -> ChampionDecision:
-    """Apply the champion rule (see the module docstring)."""
+    """Apply the champion rule (see the module docstring). ``champion_version`` is the champion's registered
+    version number, ``champion_bundle`` its bundle id (both named in the reason)."""
     promoted, reason = _rule(
         new_roc_auc,
         new_roc_auc_ci95_low,
         champion=champion_version,
+        champion_bundle=champion_bundle,
         champion_auc=champion_roc_auc,
         incompatibility=incompatibility,
         force=force,
@@ -142,22 +145,26 @@ def _rule(
     new_low: float,
     *,
     champion: str | None,
+    champion_bundle: str | None,
     champion_auc: float | None,
     incompatibility: str | None,
     force: bool,
 ) -> tuple[bool, str]:
     if champion is None:
         return True, "no champion yet: the first version becomes champion"
+    # Registered version numbers (MLflow's) and bundle ids (the models directory's) are both named, so
+    # that neither is mistaken for the other.
+    who = f"registered version {champion}" + (f", bundle {champion_bundle}" if champion_bundle else "")
     if force:
-        return True, f"forced promotion over champion version {champion}"
+        return True, f"forced promotion over the champion ({who})"
     if incompatibility is not None or champion_auc is None:
         why = incompatibility or "the champion could not be scored"
-        return False, f"not comparable with champion version {champion}: {why}; use force to promote"
+        return False, f"not comparable with the champion ({who}): {why}; use force to promote"
 
     def comparison(op: str) -> str:
         return (
-            f"ROC-AUC 95% lower bound {new_low:.4f} {op} champion version {champion}'s ROC-AUC "
-            f"{champion_auc:.4f} on the same evaluation rows (new ROC-AUC {new_auc:.4f})"
+            f"ROC-AUC 95% lower bound {new_low:.4f} {op} the champion's ROC-AUC {champion_auc:.4f} on the same "
+            f"evaluation rows (new ROC-AUC {new_auc:.4f}; champion: {who})"
         )
 
     if np.isfinite(new_low) and new_low >= champion_auc:
@@ -233,7 +240,8 @@ class MlflowTracker:
 
     def _score_champion(
         self, eval_frame: pd.DataFrame, eval_labels: np.ndarray
-    ) -> tuple[str | None, float | None, str | None]:
+    ) -> tuple[Any | None, float | None, str | None]:
+        """The champion's registered version (or None), its ROC-AUC on the rows, and why it has none."""
         champion = self.champion_version()
         if champion is None:
             return None, None, None
@@ -241,12 +249,12 @@ class MlflowTracker:
             try:
                 bundle = self.load_champion_bundle(champion, Path(tmp))
             except Exception as exc:
-                return str(champion.version), None, f"its bundle could not be loaded ({exc})"
+                return champion, None, f"its bundle could not be loaded ({exc})"
             problem = schema_problem(bundle.manifest.features, eval_frame)
             if problem is not None:
-                return str(champion.version), None, problem
+                return champion, None, problem
             proba = bundle.predict_proba(eval_frame)
-        return str(champion.version), float(roc_auc_score(eval_labels, proba)), None
+        return champion, float(roc_auc_score(eval_labels, proba)), None
 
     def gate(
         self,
@@ -274,7 +282,8 @@ class MlflowTracker:
             decision = decide(
                 new_roc_auc=new_roc_auc,
                 new_roc_auc_ci95_low=new_roc_auc_ci95_low,
-                champion_version=champion,
+                champion_version=None if champion is None else str(champion.version),
+                champion_bundle=None if champion is None else (champion.tags or {}).get("bundle_version"),
                 champion_roc_auc=champion_auc,
                 incompatibility=problem,
                 new_version=new_version,
@@ -283,7 +292,13 @@ class MlflowTracker:
             if decision.promoted:
                 self.client.set_registered_model_alias(self.model_name, CHAMPION_ALIAS, new_version)
                 set_pointer(bundle_dir.parent, bundle_dir.name, CHAMPION_FILE)
-        log.info("model %s version %s: %s", self.model_name, new_version, decision.reason)
+        log.info(
+            "model %s registered version %s (bundle %s): %s",
+            self.model_name,
+            new_version,
+            bundle_dir.name,
+            decision.reason,
+        )
         return decision
 
     def record(

@@ -274,7 +274,7 @@ class Watcher:
         short = fingerprint[:12]
         already = None
         if unchanged:
-            how = f"trained version {self.status.last_version}" if self._content_state == State.IDLE else "it failed"
+            how = f"trained bundle {self.status.last_version}" if self._content_state == State.IDLE else "it failed"
             already = f"this trainer handled this content already ({how})"
         elif version is not None:
             already = f"bundle {version} was trained on this content"

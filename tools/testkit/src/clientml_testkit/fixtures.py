@@ -17,6 +17,7 @@ test also fails the run: CI must run every test.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
@@ -187,3 +188,25 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+# The loggers that the CLI (root, via logging.basicConfig) and the API (serve/logging.py's dictConfig) give
+# handlers of their own.
+_CONFIGURED_LOGGERS = ("", "clientml_mle", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Each test leaves these loggers' handlers and levels as it found them.
+
+    A command run in-process by ``CliRunner`` configures logging on the runner's stream, which is closed when
+    the command returns: without this, every later record (from a later test, or a server's watcher thread)
+    printed "--- Logging error --- ValueError: I/O operation on closed file".
+    """
+    loggers = [logging.getLogger(name) for name in _CONFIGURED_LOGGERS]
+    saved = [(logger, list(logger.handlers), logger.level, logger.propagate) for logger in loggers]
+    yield
+    for logger, handlers, level, propagate in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -95,11 +95,17 @@ def _served_path(models_dir: Path, reload_poll_s: float) -> Path:
     if reload_poll_s > 0 and not (models_dir / MANIFEST_FILE).is_file():
         if not models_dir.is_dir():
             raise FileNotFoundError(f"{models_dir}: no such models directory or bundle")
-        log.info("serving the champion of %s, its pointer reread every %g s", models_dir, reload_poll_s)
+        log.info(
+            "serving the bundle %s's CHAMPION pointer names (LATEST's until a champion exists), reread every %g s",
+            models_dir,
+            reload_poll_s,
+        )
         return models_dir.resolve()
     bundle_dir = resolve_bundle_dir(models_dir, serving_pointer(models_dir)[0])
     manifest = verify_bundle(bundle_dir)
-    log.info("serving model %s %s (not watched: a new champion needs a restart)", manifest.name, manifest.version)
+    log.info(
+        "serving model %s %s (not watched: serving another bundle needs a restart)", manifest.name, manifest.version
+    )
     # The workers load exactly the verified version, even if a pointer moves meanwhile.
     return bundle_dir.resolve()
 

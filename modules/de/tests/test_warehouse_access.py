@@ -165,3 +165,28 @@ def test_read_only_spark_refuses_writes_before_starting_spark(tmp_path: Path) ->
     with pytest.raises(WarehouseError, match="opened read-only"):
         warehouse.replace_table("copy", ibis.table({"a": "int64"}, name="t"))
     assert "session" not in warehouse.__dict__ and not (tmp_path / "spark").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("duckdb:/wh.duckdb", "is malformed"),  # a slash missing: once taken as the path "duckdb:/wh.duckdb"
+        ("duckdb:wh.duckdb", "is malformed"),
+        ("duckdb://", "has no file path"),
+        ("mysql://host/db", "unknown scheme 'mysql'"),
+    ],
+)
+def test_a_malformed_warehouse_url_is_named(
+    url: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WarehouseError, match=message) as raised:
+        connect(url)
+    assert repr(url) in str(raised.value)
+    assert list(tmp_path.iterdir()) == [], "nothing is created for a malformed URL"
+
+
+def test_a_missing_file_says_the_urls_path_is_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WarehouseError, match=r"/nowhere\.duckdb does not exist .*path is absolute"):
+        connect("duckdb:///nowhere.duckdb", read_only=True).con  # noqa: B018 (the connection opens on first use)

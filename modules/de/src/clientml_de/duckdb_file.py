@@ -53,7 +53,10 @@ def open_duckdb(path: Path, read_only: bool, timeout_s: float) -> Any:
             holder's PID and program), or it does not exist and ``read_only`` is set.
     """
     if read_only and not path.is_file():
-        raise WarehouseError(f"warehouse file {path} does not exist (nothing has been loaded into it yet)")
+        raise WarehouseError(
+            f"warehouse file {path} does not exist (nothing has been loaded into it yet; "
+            "a duckdb:/// URL's path is absolute, e.g. duckdb:///$PWD/warehouse.duckdb)"
+        )
 
     def waiting(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

@@ -1,6 +1,7 @@
 """The warehouse is a URL; this module turns it into an Ibis connection plus atomic, bulk writes.
 
-- ``duckdb:///path/to/file.duckdb``: the embedded default;
+- ``duckdb:///path/to/file.duckdb``: the embedded default (the path is absolute: ``duckdb:///`` and ``duckdb:////``
+  both start at ``/``);
 - ``postgresql://user:password@host:port/db``: the full system (loads use ``COPY``);
 - ``spark:///path/to/dir``: Apache Spark with a Hive metastore kept in that directory (master from
   ``CLIENTML_SPARK_MASTER``, ``local[*]`` by default; a cluster URL for users who outgrow one machine, with
@@ -218,6 +219,10 @@ class DuckDBWarehouse(Warehouse):
         self, url: str, read_only: bool = False, lock_timeout_s: float = 60.0, budget: Budget | None = None
     ) -> None:
         super().__init__(url, read_only, budget)
+        if not url.startswith("duckdb://"):
+            # urlparse accepts "duckdb:/file" and "duckdb:file"; taken as paths they would name a file
+            # under a directory called "duckdb:".
+            raise WarehouseError(f"warehouse URL {url!r} is malformed (expected duckdb:///absolute/path/file.duckdb)")
         path = url.removeprefix("duckdb://")
         if not path or path == "/":
             raise WarehouseError(f"warehouse URL {url!r} has no file path (expected duckdb:///path/file.duckdb)")

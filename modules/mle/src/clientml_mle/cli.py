@@ -17,7 +17,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 _WAREHOUSE_HELP = "duckdb:///file.duckdb, postgresql://..., spark:///dir (default: CLIENTML_WAREHOUSE_URL)"
-_MODELS_HELP = "Directory of model bundles and the LATEST pointer (default: CLIENTML_MODELS_DIR)"
+_MODELS_HELP = "Directory of model bundles and their CHAMPION and LATEST pointers (default: CLIENTML_MODELS_DIR)"
 # `clientml monitor`'s exit code when drift is found (0: none; 1: an error), for scripts.
 DRIFT_EXIT_CODE = 3
 

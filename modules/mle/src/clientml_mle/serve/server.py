@@ -96,7 +96,7 @@ def _served_path(models_dir: Path, reload_poll_s: float) -> Path:
         if not models_dir.is_dir():
             raise FileNotFoundError(f"{models_dir}: no such models directory or bundle")
         log.info(
-            "serving the bundle %s's CHAMPION pointer names (LATEST's until a champion exists), reread every %g s",
+            "following the CHAMPION pointer of %s (LATEST until a model passes the champion gate), reread every %g s",
             models_dir,
             reload_poll_s,
         )
